@@ -6,19 +6,19 @@ Docs: https://mri-dino.github.io/mri_dino/augment.html.md"""
 
 # %% auto #0
 __all__ = ['roi_as_box', 'sample_crop_boxes', 'rotation_matrices', 'crop_affines', 'crop_corners', 'IntensityAugment',
-           'transform', 'drop_modalities', 'blur_probabilities', 'denormalize', 'MultiViewCrops', 'points_in_boxes',
-           'augment_batch']
+           'MultiViewCrops', 'points_in_boxes', 'augment_batch']
 
-# %% ../nbs/05_augment.ipynb #90a160fc
+# %% ../nbs/05_augment.ipynb #1974d256
 import math
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from fastcore.basics import patch
 from fastcore.meta import delegates
 
-# %% ../nbs/05_augment.ipynb #364709fc
+# %% ../nbs/05_augment.ipynb #24277593
 def roi_as_box(roi_box, # the sample's `roi_box`: (start..., stop...) flat or as a (2, d) pair, or None
                image_size:Sequence[int], # spatial size of the image, (H, W) or (D, H, W)
               ) -> Tensor|None: # (2, d) float64 (start, stop) clipped to the image, or None when missing, empty or outside
@@ -30,13 +30,11 @@ def roi_as_box(roi_box, # the sample's `roi_box`: (start..., stop...) flat or as
         raise ValueError(f"roi_box must hold {2 * d} numbers (start and stop of {d} axes), got {list(box.shape)}: {roi_box!r}")
     box = box.reshape(2, d)
     if not torch.isfinite(box).all(): return None
-    extent = torch.tensor(image_size, dtype=torch.float64)
-    box = torch.stack([box[0].clamp(0, None), torch.minimum(box[1], extent)])
-    box[0] = torch.minimum(box[0], extent)
-    if (box[1] - box[0] <= 0).any(): return None
-    return box
+    start, stop = box[0].clamp(min=0), torch.minimum(box[1], torch.tensor(image_size, dtype=torch.float64))
+    if (stop - start <= 0).any(): return None
+    return torch.stack([start, stop])
 
-# %% ../nbs/05_augment.ipynb #c9b5dab3
+# %% ../nbs/05_augment.ipynb #d700817b
 def _draw(shape, generator=None, device=None) -> Tensor:
     "Uniform [0, 1) float64 numbers drawn with `generator` (on its own device), moved to `device`"
     own_device = generator.device if generator is not None else device
@@ -46,7 +44,7 @@ def _uniform(low, high, shape, generator=None, device=None) -> Tensor:
     "Uniform numbers in [low, high)"
     return low + (high - low) * _draw(shape, generator, device)
 
-# %% ../nbs/05_augment.ipynb #c6cb9344
+# %% ../nbs/05_augment.ipynb #45d8cd9b
 def sample_crop_boxes(n:int, # number of crops
                       image_size:Sequence[int], # spatial size of the image, (H, W) or (D, H, W)
                       scale:Sequence[float], # (min, max) fraction of the image area (volume) a crop covers
@@ -74,7 +72,7 @@ def sample_crop_boxes(n:int, # number of crops
     pivot = torch.where(guided[:, None], point, pivot)
     return start, size, pivot, guided
 
-# %% ../nbs/05_augment.ipynb #3cd30edf
+# %% ../nbs/05_augment.ipynb #07b9bab2
 def rotation_matrices(angles:Tensor, # radians: (n,) for 2D, (n, 3) for 3D (about spatial axes 0, 1, 2)
                      ) -> Tensor: # (n, d, d) rotations in image-axis order
     "Rotation matrices acting on coordinates in the image's axis order"
@@ -115,7 +113,7 @@ def crop_corners(start:Tensor, # (n, d) crop box start
     corners = start[:, None] + size[:, None] * bits
     return pivot[:, None] + (corners - pivot[:, None]) @ rotation.transpose(1, 2)
 
-# %% ../nbs/05_augment.ipynb #9f45f188
+# %% ../nbs/05_augment.ipynb #5bb5656c
 _INTENSITY_AUGS = ('color_jittering', 'rc', 'color_jittering+rc', 'none')
 
 def _check_prob(value, name):
@@ -135,7 +133,7 @@ def _per_channel(value, name, channels, device):
     if value.numel() != channels: raise ValueError(f"{name} has {value.numel()} values for {channels} channels")
     return value
 
-# %% ../nbs/05_augment.ipynb #f89470a3
+# %% ../nbs/05_augment.ipynb #73d97a7a
 class IntensityAugment:
     "MRI-friendly intensity transforms drawn independently for every view and modality, normalisation and modality dropout; works on any batch (N, C, *spatial) on any device"
     def __init__(self,
@@ -159,9 +157,10 @@ class IntensityAugment:
                  normalize_mean:float|Sequence[float]=0.5, # subtracted after the transforms; one number or one per channel
                  normalize_std:float|Sequence[float]=0.25, # divides after the transforms; one number or one per channel
                 ):
+        params = dict(locals()); del params['self']
         if intensity_aug not in _INTENSITY_AUGS: raise ValueError(f"intensity_aug must be one of {_INTENSITY_AUGS}, got {intensity_aug!r}")
         for name in ('brightness_contrast_prob', 'rc_prob', 'gamma_prob', 'bias_field_prob', 'noise_prob', 'modality_dropout_prob'):
-            _check_prob(locals()[name], name)
+            _check_prob(params[name], name)
         blur = (blur_prob,) * 3 if isinstance(blur_prob, (int, float)) else tuple(blur_prob)
         if len(blur) != 3: raise ValueError(f"blur_prob must be one number or three (first global, other globals, locals), got {blur_prob!r}")
         self.blur_probs = tuple(_check_prob(p, 'blur_prob') for p in blur)
@@ -172,15 +171,15 @@ class IntensityAugment:
         if not all(int(k) == k and k % 2 == 1 for k in rc_kernel_sizes) or not len(rc_kernel_sizes):
             raise ValueError(f"rc_kernel_sizes must be odd integers, got {rc_kernel_sizes!r}")
         if (torch.as_tensor(normalize_std) <= 0).any(): raise ValueError(f"normalize_std must be positive, got {normalize_std!r}")
-        self.config = {k: v for k, v in locals().items() if k not in ('self', 'blur', 'name')}
-        self.__dict__.update(self.config)
+        self.config = params
+        self.__dict__.update(params)
         self.color_jittering = 'color_jittering' in intensity_aug
         self.random_convolution = intensity_aug.endswith('rc')
         self._basis_cache = {}
 
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config.items())})"
 
-# %% ../nbs/05_augment.ipynb #2f0fcb75
+# %% ../nbs/05_augment.ipynb #af1d8137
 @torch.no_grad()
 def _select(x:Tensor, prob, generator, present:Tensor) -> Tensor:
     "(N, C) bool: which present (view, modality) pairs a transform applies to"
@@ -188,7 +187,8 @@ def _select(x:Tensor, prob, generator, present:Tensor) -> Tensor:
     if prob.ndim == 1: prob = prob[:, None]
     return (_draw(x.shape[:2], generator, x.device) < prob) & present
 
-def _bias_field_basis(self, spatial, device, dtype):
+@patch
+def _bias_field_basis(self:IntensityAugment, spatial, device, dtype):
     "Monomials of the normalised coordinates up to `bias_field_order`, without the constant: (T, *spatial)"
     key = (tuple(spatial), self.bias_field_order, device, dtype)
     if key not in self._basis_cache:
@@ -230,30 +230,28 @@ def _spatial_mean(x): return x.flatten(1).mean(1).view(-1, *[1] * (x.ndim - 1))
 def _spatial_std(x): return x.flatten(1).std(1).view(-1, *[1] * (x.ndim - 1))
 def _column(v, x): return v.to(x.dtype).view(-1, *[1] * (x.ndim - 1))
 
-IntensityAugment._bias_field_basis = _bias_field_basis
-
-# %% ../nbs/05_augment.ipynb #21d9e388
-@torch.no_grad()
-def _bias_field(self, items, generator):
+# %% ../nbs/05_augment.ipynb #cc217eed
+@patch
+def _bias_field(self:IntensityAugment, items:Tensor, generator) -> Tensor:
     basis = self._bias_field_basis(items.shape[1:], items.device, items.dtype)
     coefficients = _uniform(-self.bias_field_coefficients, self.bias_field_coefficients, (len(items), len(basis)), generator, items.device)
     field = (coefficients.to(items.dtype) @ basis.flatten(1)).exp_().view(items.shape)
     return items.mul_(field.div_(_spatial_mean(field)))
 
-@torch.no_grad()
-def _gamma(self, items, generator):
+@patch
+def _gamma(self:IntensityAugment, items:Tensor, generator) -> Tensor:
     gamma = _uniform(*self.gamma_range, len(items), generator, items.device)
     return items.clamp_(min=0).log_().mul_(_column(gamma, items)).exp_()   # x ** gamma, twice as fast; 0 stays 0
 
-@torch.no_grad()
-def _brightness_contrast(self, items, generator):
+@patch
+def _brightness_contrast(self:IntensityAugment, items:Tensor, generator) -> Tensor:
     contrast = _column(_uniform(1 - self.contrast, 1 + self.contrast, len(items), generator, items.device), items)
     gain = _column(_uniform(1 - self.brightness, 1 + self.brightness, len(items), generator, items.device), items)
     mean = _spatial_mean(items)
     return items.mul_(contrast * gain).add_(mean * (1 - contrast) * gain)   # ((x - mean) * contrast + mean) * gain
 
-@torch.no_grad()
-def _random_convolution(self, items, generator):
+@patch
+def _random_convolution(self:IntensityAugment, items:Tensor, generator) -> Tensor:
     d, n = items.ndim - 1, len(items)
     sizes = torch.tensor(self.rc_kernel_sizes, device=items.device)[(_draw(n, generator, items.device) * len(self.rc_kernel_sizes)).long()]
     largest = int(max(self.rc_kernel_sizes))
@@ -276,8 +274,8 @@ def _random_convolution(self, items, generator):
     mix = _column(_draw(n, generator, items.device), items)
     return mix * items + (1 - mix) * convolved
 
-@torch.no_grad()
-def _blur(self, items, generator):
+@patch
+def _blur(self:IntensityAugment, items:Tensor, generator) -> Tensor:
     sigma = _uniform(self.min_blur_radius, self.max_blur_radius, len(items), generator, items.device).to(items.dtype)
     half = max(1, math.ceil(3 * float(sigma.max())))
     offsets = torch.arange(-half, half + 1, device=items.device, dtype=items.dtype)
@@ -286,15 +284,14 @@ def _blur(self, items, generator):
     for axis in range(items.ndim - 1): items = _filter_along(items, kernels, axis)
     return items
 
-@torch.no_grad()
-def _noise(self, items, generator):
+@patch
+def _noise(self:IntensityAugment, items:Tensor, generator) -> Tensor:
     std = _uniform(*self.noise_std_range, len(items), generator, items.device)
     own = generator.device if generator is not None else items.device
     return items.addcmul_(torch.randn(items.shape, generator=generator, device=own).to(items.device, items.dtype), _column(std, items))
 
-for _f in (_bias_field, _gamma, _brightness_contrast, _random_convolution, _blur, _noise): setattr(IntensityAugment, _f.__name__, _f)
-
-# %% ../nbs/05_augment.ipynb #aa1021df
+# %% ../nbs/05_augment.ipynb #e4840407
+@patch
 @torch.no_grad()
 def transform(self:IntensityAugment,
               views:Tensor, # (N, C, *spatial) views with intensities in [0, 1]
@@ -323,6 +320,7 @@ def transform(self:IntensityAugment,
     x.sub_(mean.view(shape)).div_(std.view(shape))
     return x.mul_(present.view(*present.shape, *[1] * (x.ndim - 2)))
 
+@patch
 @torch.no_grad()
 def drop_modalities(self:IntensityAugment,
                     modality_mask:Tensor, # (N, C) bool, True where present
@@ -339,12 +337,14 @@ def drop_modalities(self:IntensityAugment,
         keep[lost_all, survivor[lost_all]] = True
     return keep
 
+@patch
 @torch.no_grad()
 def __call__(self:IntensityAugment, views, modality_mask, blur_prob=None, generator=None):
     "Modality dropout, then `transform`: returns (normalised views, modality mask)"
     keep = self.drop_modalities(modality_mask, generator)
     return self.transform(views, keep, blur_prob, generator), keep
 
+@patch
 def blur_probabilities(self:IntensityAugment,
                        kind:str, # 'global' or 'local'
                        number:int, # number of views of that kind per sample
@@ -355,6 +355,7 @@ def blur_probabilities(self:IntensityAugment,
     per_view = [first if i == 0 else other for i in range(number)] if kind == 'global' else [local] * number
     return torch.tensor(per_view, dtype=torch.float64).repeat_interleave(batch_size)
 
+@patch
 def denormalize(self:IntensityAugment, views:Tensor) -> Tensor:
     "Normalised views (N, C, *spatial) back to [0, 1] intensities, for display"
     mean = _per_channel(self.normalize_mean, 'normalize_mean', views.shape[1], views.device)
@@ -362,9 +363,7 @@ def denormalize(self:IntensityAugment, views:Tensor) -> Tensor:
     shape = (1, -1) + (1,) * (views.ndim - 2)
     return views * std.view(shape) + mean.view(shape)
 
-for _f in (transform, drop_modalities, __call__, blur_probabilities, denormalize): setattr(IntensityAugment, _f.__name__, _f)
-
-# %% ../nbs/05_augment.ipynb #de7909f5
+# %% ../nbs/05_augment.ipynb #8b087a54
 def _sizes(value, d, name):
     size = (value,) * d if isinstance(value, int) else tuple(int(v) for v in value)
     if len(size) != d or min(size) < 1: raise ValueError(f"{name} must be a positive int or {d} of them, got {value!r}")
@@ -378,7 +377,7 @@ def _downsample(image:Tensor) -> Tensor:
     if any(pad): image = F.pad(image[None], pad, mode='replicate')[0]
     return (F.avg_pool2d if d == 2 else F.avg_pool3d)(image[None], 2)[0]
 
-# %% ../nbs/05_augment.ipynb #f262e4a1
+# %% ../nbs/05_augment.ipynb #6f2a37cd
 class MultiViewCrops:
     "DINOv2-style multi-view augmentation of a multi-modal sample: global and local crops, one spatial transform per view for all modalities, intensity transforms per modality"
     @delegates(IntensityAugment)
@@ -400,22 +399,22 @@ class MultiViewCrops:
                  antialias:bool=True, # sample shrinking crops from an average-pooled copy of the image
                  batch_intensity:bool=False, # leave the intensity transforms and normalisation to `augment_batch` on the collated batch
                  **kwargs):
-        crop_from_tumor_foreground = float(crop_from_tumor_foreground)
-        for name in ('crop_from_tumor_foreground', 'flip_prob', 'rotate_prob'): _check_prob(locals()[name], name)
+        params = dict(locals()); del params['self'], params['kwargs']
+        params['crop_from_tumor_foreground'] = float(crop_from_tumor_foreground)
+        for name in ('crop_from_tumor_foreground', 'flip_prob', 'rotate_prob'): _check_prob(params[name], name)
         _check_range(global_crops_scale, 'global_crops_scale', low=1e-6, high=1)
         _check_range(local_crops_scale, 'local_crops_scale', low=1e-6, high=1)
         _check_range(crops_aspect_ratio, 'crops_aspect_ratio', low=1e-6)
         if roi_fallback not in ('center', 'random'): raise ValueError(f"roi_fallback must be 'center' or 'random', got {roi_fallback!r}")
         if interpolation not in ('bilinear', 'nearest', 'bicubic'): raise ValueError(f"interpolation must be 'bilinear', 'nearest' or 'bicubic', got {interpolation!r}")
         if global_crops_number < 1 or local_crops_number < 0: raise ValueError(f"need at least one global crop and no negative number of local crops, got {global_crops_number}, {local_crops_number}")
-        own = {k: v for k, v in locals().items() if k not in ('self', 'kwargs', 'name', '__class__')}
         self.intensity = IntensityAugment(**kwargs)
-        self.__dict__.update(own)
-        self.config = {**own, **self.intensity.config}
+        self.__dict__.update(params)
+        self.config = {**params, **self.intensity.config}
 
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config.items())})"
 
-# %% ../nbs/05_augment.ipynb #e26f90e2
+# %% ../nbs/05_augment.ipynb #3e8934a3
 def _affine_grid(theta:Tensor, # (n, d, d + 1) affine maps, as for `F.affine_grid`
                  size:Sequence[int], # spatial output size, (H, W) or (D, H, W)
                 ) -> Tensor: # (n, *size, d) sampling grid
@@ -442,6 +441,7 @@ def _check_sample(sample) -> tuple[Tensor, Tensor]:
     if not mask.bool().any(): raise ValueError(f"sample {study!r}: no modality is present (modality_mask is all False)")
     return image.float(), mask.bool()
 
+@patch
 def _resample(self:MultiViewCrops, image, start, size, pivot, rotation, flips, out_size):
     "Resample views (n, C, *out_size) of `image`, each from the pyramid level its zoom asks for"
     n, d = start.shape
@@ -463,6 +463,7 @@ def _resample(self:MultiViewCrops, image, start, size, pivot, rotation, flips, o
         views.index_copy_(0, chosen.nonzero()[:, 0], sampled)
     return views
 
+@patch
 def _crops(self:MultiViewCrops, image, kind, roi, generator):
     "One kind of views of `image`: (views (n, C, *size), corners, guided)"
     d = image.ndim - 1
@@ -481,20 +482,23 @@ def _crops(self:MultiViewCrops, image, kind, roi, generator):
     views = self._resample(image, start, size, pivot, rotation, flips, out_size)
     return views, crop_corners(start, size, pivot, rotation), guided
 
-MultiViewCrops._resample, MultiViewCrops._crops = _resample, _crops
-
-# %% ../nbs/05_augment.ipynb #deb32741
-def _call(self:MultiViewCrops,
+# %% ../nbs/05_augment.ipynb #b6b89634
+@patch
+@torch.no_grad()
+def __call__(self:MultiViewCrops,
           sample:dict, # a Sample: `image` (C, H, W) or (C, D, H, W) in [0, 1], `modality_mask` (C,), `roi_box`, `study_id`
           generator:torch.Generator|None=None, # random generator (None: torch's global one, seeded per DataLoader worker)
          ) -> dict: # the views, their modality masks and crop boxes (see below)
     "Global and local views of one sample"
     image, present = _check_sample(sample)
-    roi = roi_as_box(sample.get('roi_box'), image.shape[1:])
+    study = sample.get('study_id')
+    if image.ndim == 4 and self.interpolation == 'bicubic': raise ValueError(f"sample {study!r}: bicubic interpolation is 2D only")
+    try: roi = roi_as_box(sample.get('roi_box'), image.shape[1:])
+    except ValueError as e: raise ValueError(f"sample {study!r}: {e}") from None
     if roi is None and self.roi_fallback == 'center':
         extent = torch.tensor(image.shape[1:], dtype=torch.float64)
         roi = torch.stack([extent / 4, extent * 3 / 4])
-    out = dict(study_id=sample.get('study_id'), modality_mask=present, roi_box=sample.get('roi_box'),
+    out = dict(study_id=study, modality_mask=present, roi_box=sample.get('roi_box'), guide_box=roi,
                normalized=not self.batch_intensity)
     for kind in ('global', 'local'):
         views, corners, guided = self._crops(image, kind, roi, generator)
@@ -506,9 +510,7 @@ def _call(self:MultiViewCrops,
         out[f'{kind}_boxes'], out[f'{kind}_roi_guided'] = corners, guided
     return out
 
-MultiViewCrops.__call__ = _call
-
-# %% ../nbs/05_augment.ipynb #1d80e92a
+# %% ../nbs/05_augment.ipynb #490bcd0c
 def points_in_boxes(points:Tensor, # (n, d) points in pixel-edge coordinates
                     corners:Tensor, # (n, 2**d, d) crop corners from `crop_corners` (or a view's `*_boxes`)
                     tolerance:float=1e-6, # slack, in units of the box's sides
@@ -520,7 +522,7 @@ def points_in_boxes(points:Tensor, # (n, d) points in pixel-edge coordinates
     local = torch.linalg.solve(edges.double(), (points - origin).double()[..., None])[..., 0]
     return ((local >= -tolerance) & (local <= 1 + tolerance)).all(1)
 
-# %% ../nbs/05_augment.ipynb #e8e38fa7
+# %% ../nbs/05_augment.ipynb #2ddc06a4
 def augment_batch(batch:dict, # a collated batch with `normalized` False: `global_crops`, `local_crops` and their modality masks
                   intensity:IntensityAugment|MultiViewCrops, # the recipe (its `intensity` part is used)
                   generator:torch.Generator|None=None, # random generator (None: torch's global one)
