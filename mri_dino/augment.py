@@ -8,7 +8,7 @@ Docs: https://mri-dino.github.io/mri_dino/augment.html.md"""
 __all__ = ['roi_as_box', 'sample_crop_boxes', 'rotation_matrices', 'crop_affines', 'crop_corners', 'IntensityAugment',
            'MultiViewCrops', 'points_in_boxes', 'augment_batch']
 
-# %% ../nbs/05_augment.ipynb #d8fc27f6
+# %% ../nbs/05_augment.ipynb #ca092de1
 import math
 from typing import Sequence
 
@@ -18,7 +18,7 @@ from torch import Tensor
 from fastcore.basics import patch
 from fastcore.meta import delegates
 
-# %% ../nbs/05_augment.ipynb #71ebb4d3
+# %% ../nbs/05_augment.ipynb #bb77ca56
 def roi_as_box(roi_box, # the sample's `roi_box`: (start..., stop...) flat or as a (2, d) pair, or None
                image_size:Sequence[int], # spatial size of the image, (H, W) or (D, H, W)
               ) -> Tensor|None: # (2, d) float64 (start, stop) clipped to the image, or None when missing, empty or outside
@@ -34,7 +34,7 @@ def roi_as_box(roi_box, # the sample's `roi_box`: (start..., stop...) flat or as
     if (stop - start <= 0).any(): return None
     return torch.stack([start, stop])
 
-# %% ../nbs/05_augment.ipynb #f592286b
+# %% ../nbs/05_augment.ipynb #0eab6b82
 def _draw(shape, generator=None, device=None) -> Tensor:
     "Uniform [0, 1) float64 numbers drawn with `generator` (on its own device), moved to `device`"
     own_device = generator.device if generator is not None else device
@@ -44,7 +44,7 @@ def _uniform(low, high, shape, generator=None, device=None) -> Tensor:
     "Uniform numbers in [low, high)"
     return low + (high - low) * _draw(shape, generator, device)
 
-# %% ../nbs/05_augment.ipynb #59e43157
+# %% ../nbs/05_augment.ipynb #acc1845a
 def sample_crop_boxes(n:int, # number of crops
                       image_size:Sequence[int], # spatial size of the image, (H, W) or (D, H, W)
                       scale:Sequence[float], # (min, max) fraction of the image area (volume) a crop covers
@@ -72,7 +72,7 @@ def sample_crop_boxes(n:int, # number of crops
     pivot = torch.where(guided[:, None], point, pivot)
     return start, size, pivot, guided
 
-# %% ../nbs/05_augment.ipynb #cbaa54b6
+# %% ../nbs/05_augment.ipynb #0a6e468d
 def rotation_matrices(angles:Tensor, # radians: (n,) for 2D, (n, 3) for 3D (about spatial axes 0, 1, 2)
                      ) -> Tensor: # (n, d, d) rotations in image-axis order
     "Rotation matrices acting on coordinates in the image's axis order"
@@ -115,7 +115,7 @@ def crop_corners(start:Tensor, # (n, d) crop box start
     corners = start[:, None] + size[:, None] * bits.to(start.dtype)
     return pivot[:, None] + (corners - pivot[:, None]) @ rotation.transpose(1, 2)
 
-# %% ../nbs/05_augment.ipynb #c9b9598a
+# %% ../nbs/05_augment.ipynb #74ef7590
 _INTENSITY_AUGS = ('color_jittering', 'rc', 'color_jittering+rc', 'none')
 
 def _check_prob(value, name):
@@ -135,7 +135,7 @@ def _per_channel(value, name, channels, device):
     if value.numel() != channels: raise ValueError(f"{name} has {value.numel()} values for {channels} channels")
     return value
 
-# %% ../nbs/05_augment.ipynb #0d9a0230
+# %% ../nbs/05_augment.ipynb #42ac7307
 class IntensityAugment:
     "MRI-friendly intensity transforms drawn independently for every view and modality, normalisation and modality dropout; works on any batch (N, C, *spatial) on any device"
     def __init__(self,
@@ -181,7 +181,7 @@ class IntensityAugment:
 
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config.items())})"
 
-# %% ../nbs/05_augment.ipynb #359520cf
+# %% ../nbs/05_augment.ipynb #4498b4e1
 @torch.no_grad()
 def _select(x:Tensor, prob, generator, present:Tensor) -> Tensor:
     "(N, C) bool: which present (view, modality) pairs a transform applies to"
@@ -234,7 +234,7 @@ def _spatial_std(x):   # by hand: torch's std is ~10x slower on CPU
     return (flat - flat.mean(1, keepdim=True)).square_().mean(1).sqrt_().view(-1, *[1] * (x.ndim - 1))
 def _column(v, x): return v.to(x.dtype).view(-1, *[1] * (x.ndim - 1))
 
-# %% ../nbs/05_augment.ipynb #2408a90c
+# %% ../nbs/05_augment.ipynb #0f295319
 @patch
 def _bias_field(self:IntensityAugment, items:Tensor, generator) -> Tensor:
     basis = self._bias_field_basis(items.shape[1:], items.device, items.dtype)
@@ -294,7 +294,7 @@ def _noise(self:IntensityAugment, items:Tensor, generator) -> Tensor:
     own = generator.device if generator is not None else items.device
     return items.addcmul_(torch.randn(items.shape, generator=generator, device=own).to(items.device, items.dtype), _column(std, items))
 
-# %% ../nbs/05_augment.ipynb #f0978596
+# %% ../nbs/05_augment.ipynb #f311e1ac
 @patch
 @torch.no_grad()
 def transform(self:IntensityAugment,
@@ -371,7 +371,7 @@ def denormalize(self:IntensityAugment, views:Tensor) -> Tensor:
     shape = (1, -1) + (1,) * (views.ndim - 2)
     return views * std.view(shape) + mean.view(shape)
 
-# %% ../nbs/05_augment.ipynb #d481bd59
+# %% ../nbs/05_augment.ipynb #d32b192c
 def _sizes(value, d, name):
     size = (value,) * d if isinstance(value, int) else tuple(int(v) for v in value)
     if len(size) != d or min(size) < 1: raise ValueError(f"{name} must be a positive int or {d} of them, got {value!r}")
@@ -385,7 +385,7 @@ def _downsample(image:Tensor) -> Tensor:
     if any(pad): image = F.pad(image[None], pad, mode='replicate')[0]
     return (F.avg_pool2d if d == 2 else F.avg_pool3d)(image[None], 2)[0]
 
-# %% ../nbs/05_augment.ipynb #97b72bc8
+# %% ../nbs/05_augment.ipynb #9b701cbd
 class MultiViewCrops:
     "DINOv2-style multi-view augmentation of a multi-modal sample: global and local crops, one spatial transform per view for all modalities, intensity transforms per modality"
     @delegates(IntensityAugment)
@@ -422,7 +422,7 @@ class MultiViewCrops:
 
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config.items())})"
 
-# %% ../nbs/05_augment.ipynb #3aca2bfc
+# %% ../nbs/05_augment.ipynb #dc90aba1
 def _affine_grid(theta:Tensor, # (n, d, d + 1) affine maps, as for `F.affine_grid`
                  size:Sequence[int], # spatial output size, (H, W) or (D, H, W)
                 ) -> Tensor: # (n, *size, d) sampling grid
@@ -490,7 +490,7 @@ def _crops(self:MultiViewCrops, image, kind, roi, generator):
     views = self._resample(image, start, size, pivot, rotation, flips, out_size)
     return views, crop_corners(start, size, pivot, rotation, flips), guided
 
-# %% ../nbs/05_augment.ipynb #529a4ae1
+# %% ../nbs/05_augment.ipynb #e2d477ad
 @patch
 @torch.no_grad()
 def __call__(self:MultiViewCrops,
@@ -518,7 +518,7 @@ def __call__(self:MultiViewCrops,
         out[f'{kind}_boxes'], out[f'{kind}_roi_guided'] = corners, guided
     return out
 
-# %% ../nbs/05_augment.ipynb #d4959e59
+# %% ../nbs/05_augment.ipynb #99c4d6bf
 def points_in_boxes(points:Tensor, # (n, d) points in pixel-edge coordinates
                     corners:Tensor, # (n, 2**d, d) crop corners from `crop_corners` (or a view's `*_boxes`)
                     tolerance:float=1e-6, # slack, in units of the box's sides
@@ -530,7 +530,7 @@ def points_in_boxes(points:Tensor, # (n, d) points in pixel-edge coordinates
     local = torch.linalg.solve(edges.double(), (points - origin).double()[..., None])[..., 0]
     return ((local >= -tolerance) & (local <= 1 + tolerance)).all(1)
 
-# %% ../nbs/05_augment.ipynb #a95f86f6
+# %% ../nbs/05_augment.ipynb #02edff73
 def augment_batch(batch:dict, # a collated batch with `normalized` False: `global_crops`, `local_crops` and their modality masks
                   intensity:IntensityAugment|MultiViewCrops, # the recipe (its `intensity` part is used)
                   generator:torch.Generator|None=None, # random generator (None: torch's global one)

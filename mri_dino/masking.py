@@ -7,7 +7,7 @@ Docs: https://mri-dino.github.io/mri_dino/masking.html.md"""
 # %% auto #0
 __all__ = ['BlockMaskGenerator', 'torch_seeded_rng', 'sample_masks', 'collate_views']
 
-# %% ../nbs/06_masking.ipynb #bf102051
+# %% ../nbs/06_masking.ipynb #5b489ba2
 import math
 import random
 from typing import Sequence
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-# %% ../nbs/06_masking.ipynb #21e811d3
+# %% ../nbs/06_masking.ipynb #53bce0d9
 class BlockMaskGenerator:
     "Masks on a patch grid built from random blocks (rectangles in 2D, boxes in 3D) until a target number of patches is masked"
     def __init__(self,
@@ -67,7 +67,7 @@ class BlockMaskGenerator:
             count += added
         return mask
 
-# %% ../nbs/06_masking.ipynb #a74a84dd
+# %% ../nbs/06_masking.ipynb #9db89864
 def torch_seeded_rng(generator:torch.Generator|None=None) -> random.Random:
     "A fast `random.Random` seeded from torch's RNG (so DataLoader workers, seeded by torch, differ)"
     return random.Random(int(torch.randint(0, 2 ** 62, (1,), generator=generator)))
@@ -101,7 +101,7 @@ def sample_masks(n_rows:int, # number of global crops in the batch
     masks = torch.from_numpy(masks[order])
     return (masks if n_channels else masks[:, 0]), upperbound
 
-# %% ../nbs/06_masking.ipynb #41145276
+# %% ../nbs/06_masking.ipynb #519edbd5
 def _stack_views(samples, key):
     "Stack the per-sample lists of views view-major: all samples' view 0, then all samples' view 1, ..."
     counts = {len(s[key]) for s in samples}
@@ -118,7 +118,7 @@ def _stack_views(samples, key):
         shapes = sorted({tuple(s[key][0].shape) for s in samples})
         raise ValueError(f"samples' {key} differ in shape, {shapes} (study_ids {[s.get('study_id') for s in samples]})") from e
 
-# %% ../nbs/06_masking.ipynb #624544bb
+# %% ../nbs/06_masking.ipynb #57be82e9
 def collate_views(samples:Sequence[dict], # outputs of `MultiViewCrops`, one per sample
                   patch_size:int|Sequence[int]=14, # ViT patch size (one per spatial axis allowed)
                   mask_ratio_min_max:Sequence[float]=(0.1, 0.5), # (min, max) fraction of a masked global crop's patches that are masked
