@@ -8,9 +8,9 @@ Docs: https://mri-dino.github.io/mri_dino/preprocess.html.md"""
 __all__ = ['CANONICAL_AXES', 'DTYPES', 'CACHE_VERSION', 'to_canonical', 'regrid', 'grid_to_source', 'resample',
            'intensity_window', 'normalize', 'bounding_box', 'foreground_mask', 'quantize', 'dequantize',
            'prepare_study', 'write_json', 'study_file_name', 'settings_hash', 'write_cached_study', 'CachedStudy',
-           'load_cached_study']
+           'load_cached_study', 'index_row', 'write_index', 'read_index', 'verify_cache']
 
-# %% ../nbs/03_preprocess.ipynb #feb60b38
+# %% ../nbs/03_preprocess.ipynb #eb66791c
 import hashlib
 import json
 import math
@@ -22,9 +22,10 @@ from typing import Sequence
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 
-# %% ../nbs/03_preprocess.ipynb #8a6e0af0
+# %% ../nbs/03_preprocess.ipynb #c5b76412
 CANONICAL_AXES = ('I', 'P', 'L')   # direction in which d, h, w increase
 
 def to_canonical(data:np.ndarray, # (i, j, k) array in the file's voxel order
@@ -37,7 +38,7 @@ def to_canonical(data:np.ndarray, # (i, j, k) array in the file's voxel order
     reoriented = nib.orientations.apply_orientation(data, transform)
     return reoriented, affine @ nib.orientations.inv_ornt_aff(transform, data.shape)
 
-# %% ../nbs/03_preprocess.ipynb #df184c4f
+# %% ../nbs/03_preprocess.ipynb #9e3add8b
 def regrid(affine:np.ndarray, # (4, 4) voxel -> world of a grid
            shape:Sequence[int], # its shape
            spacing:Sequence[float]|None=None, # new voxel size along each axis (mm); None keeps the grid
@@ -55,7 +56,7 @@ def regrid(affine:np.ndarray, # (4, 4) voxel -> world of a grid
     new[:3, 3] = corner + new[:3, :3] @ np.full(3, 0.5)
     return new, new_shape
 
-# %% ../nbs/03_preprocess.ipynb #bbac1e17
+# %% ../nbs/03_preprocess.ipynb #f59b3854
 def grid_to_source(grid_affine:np.ndarray, source_affine:np.ndarray) -> np.ndarray: # (4, 4) grid voxel -> source voxel
     return np.linalg.inv(source_affine) @ grid_affine
 
@@ -80,7 +81,7 @@ def resample(data:np.ndarray, # (i, j, k) source array
     return ndimage.affine_transform(source, matrix, offset, output_shape=tuple(grid_shape), order=order,
                                     mode='constant', cval=fill, prefilter=False).astype(np.float32)
 
-# %% ../nbs/03_preprocess.ipynb #f0da161f
+# %% ../nbs/03_preprocess.ipynb #a8027d66
 def intensity_window(data:np.ndarray, # a volume (any shape)
                      low:float=0.5, # lower percentile
                      high:float=99.5, # upper percentile
@@ -108,7 +109,7 @@ def normalize(data:np.ndarray, # a volume
     scaled = (np.asarray(data, np.float32) - np.float32(lower)) / np.float32(max(upper - lower, 1e-12))
     return np.clip(np.nan_to_num(scaled, nan=0.0), 0.0, 1.0)
 
-# %% ../nbs/03_preprocess.ipynb #4c2e63bb
+# %% ../nbs/03_preprocess.ipynb #e688d3cb
 def bounding_box(mask:np.ndarray, # boolean array
                 ) -> list[int]|None: # flat half-open [starts..., stops...], or None when the mask is empty
     "The smallest box holding every True voxel"
@@ -128,7 +129,7 @@ def foreground_mask(image:np.ndarray, # (C, D, H, W) normalised image in [0, 1]
     if not channels: return np.zeros(image.shape[1:], bool)
     return np.mean(channels, axis=0) > threshold
 
-# %% ../nbs/03_preprocess.ipynb #5b91b938
+# %% ../nbs/03_preprocess.ipynb #8034ad8a
 DTYPES = {'uint8': np.uint8, 'float16': np.float16}
 
 def quantize(image:np.ndarray, # float array in [0, 1]
@@ -188,7 +189,7 @@ def prepare_study(volumes:dict, # modality -> volume (`.data` (i, j, k) and `.af
                 roi_box=roi_box, warnings=warnings)
     return quantize(image, dtype), roi_mask, meta
 
-# %% ../nbs/03_preprocess.ipynb #cbdb8afb
+# %% ../nbs/03_preprocess.ipynb #02c9566d
 CACHE_VERSION = 1
 
 def _atomic_write(write, path:Path):
@@ -222,7 +223,7 @@ def study_file_name(study_id:str) -> str:
     if safe == study_id: return safe
     return f"{safe[:80]}-{hashlib.sha1(study_id.encode()).hexdigest()[:8]}"
 
-# %% ../nbs/03_preprocess.ipynb #567aa7ad
+# %% ../nbs/03_preprocess.ipynb #bd0a0a62
 def settings_hash(settings:dict) -> str:
     "A short stable hash of the preprocessing settings"
     return hashlib.sha1(json.dumps(settings, sort_keys=True, default=_json_default).encode()).hexdigest()[:16]
@@ -248,7 +249,7 @@ def write_cached_study(cache_dir:str|Path, # the cache folder
     write_json(meta, json_path)
     return json_path
 
-# %% ../nbs/03_preprocess.ipynb #bc8fb2be
+# %% ../nbs/03_preprocess.ipynb #d5c35167
 class CachedStudy:
     "A cached study: `image` (C, D, H, W) and `roi` (D, H, W) memory-mapped (or loaded), `meta` its JSON"
     def __init__(self, json_path:str|Path, mmap:bool=True):
@@ -271,3 +272,86 @@ def load_cached_study(cache_dir:str|Path, # the cache folder
                      ) -> CachedStudy:
     "Open one cached study"
     return CachedStudy(Path(cache_dir) / 'studies' / f'{study_file_name(study_id)}.json', mmap)
+
+# %% ../nbs/03_preprocess.ipynb #498cf900
+def _box_text(box): return '' if box is None else ' '.join(str(int(v)) for v in box)
+
+def _parse_box(text):
+    if text is None or (isinstance(text, float) and math.isnan(text)) or str(text).strip() == '': return None
+    return [int(v) for v in str(text).split()]
+
+def index_row(meta:dict) -> dict:
+    "One index row from a study's metadata"
+    row = dict(study_id=meta['study_id'], file=meta['file'], roi_file=meta.get('roi_file') or '', dtype=meta['dtype'],
+               channels=meta['shape'][0], depth=meta['shape'][1], height=meta['shape'][2], width=meta['shape'][3],
+               spacing_d=meta['spacing'][0], spacing_h=meta['spacing'][1], spacing_w=meta['spacing'][2], reference=meta['reference'])
+    row.update({f'present_{m}': bool(p) for m, p in zip(meta['modalities'], meta['present'])})
+    row.update(foreground_box=_box_text(meta.get('foreground_box')), roi_box=_box_text(meta.get('roi_box')))
+    for key, value in (meta.get('labels') or {}).items():
+        if key not in row: row[key] = value
+    return row
+
+def _study_jsons(cache_dir:Path) -> list[Path]:
+    return sorted(p for p in (Path(cache_dir) / 'studies').glob('*.json') if not p.name.startswith('.'))
+
+def _write_csv(frame:pd.DataFrame, path:Path):
+    _atomic_write(lambda file: file.write(frame.to_csv(index=False).encode()), path)
+
+def write_index(cache_dir:str|Path, # the cache folder
+               ) -> pd.DataFrame: # the index, as written to index.csv
+    "Rebuild index.csv from the complete studies of the cache"
+    rows = []
+    for path in _study_jsons(cache_dir):
+        try: meta = json.loads(path.read_text())
+        except (OSError, ValueError): continue
+        if _array_matches(Path(cache_dir), meta): rows.append(index_row(meta))
+    index = pd.DataFrame(rows)
+    if len(index): index = index.sort_values('study_id', kind='stable')
+    _write_csv(index, Path(cache_dir) / 'index.csv')
+    return index
+
+def read_index(cache_dir:str|Path, # the cache folder
+              ) -> pd.DataFrame: # index `study_id`; boxes as lists; `attrs['cache_dir']` and `attrs['modalities']`
+    "The cache's index"
+    path = Path(cache_dir) / 'index.csv'
+    if not path.exists(): raise FileNotFoundError(f"{path}: no index (run mri_dino_preprocess, or write_index)")
+    try: index = pd.read_csv(path, dtype={'study_id': str}, keep_default_na=False, na_values=[''])
+    except pd.errors.EmptyDataError: index = pd.DataFrame(columns=['study_id'])
+    index = index.set_index('study_id')
+    for column in ('foreground_box', 'roi_box'):
+        if column in index: index[column] = [_parse_box(v) for v in index[column]]
+    if 'roi_file' in index: index['roi_file'] = index['roi_file'].fillna('')
+    index.attrs['cache_dir'] = str(Path(cache_dir))
+    index.attrs['modalities'] = [c[len('present_'):] for c in index.columns if c.startswith('present_')]
+    return index
+
+def _array_matches(cache_dir:Path, meta:dict) -> bool:
+    "Whether the study's array on disk is the one its JSON describes (size and modification time)"
+    try: stat = (cache_dir / meta['file']).stat()
+    except (OSError, KeyError): return False
+    return stat.st_size == meta.get('array_bytes') and stat.st_mtime_ns == meta.get('array_mtime_ns')
+
+# %% ../nbs/03_preprocess.ipynb #3b81d323
+def verify_cache(cache_dir:str|Path, # the cache folder
+                 full:bool=False, # also read every array through (slow: reads the whole cache)
+                ) -> list[str]: # problems, one line each
+    "Check a cache for missing, truncated or inconsistent studies"
+    cache_dir, problems = Path(cache_dir), []
+    try: index = read_index(cache_dir)
+    except FileNotFoundError as error: return [str(error)]
+    jsons = {p.stem: p for p in _study_jsons(cache_dir)}
+    for study_id in index.index:
+        path = jsons.get(study_file_name(study_id))
+        if path is None: problems.append(f"{study_id}: in index.csv but has no JSON"); continue
+        try:
+            meta = json.loads(path.read_text())
+            if not _array_matches(cache_dir, meta): problems.append(f"{study_id}: {meta['file']} is not the array its JSON describes"); continue
+            image = np.load(cache_dir / meta['file'], mmap_mode='r')
+            if list(image.shape) != meta['shape'] or str(image.dtype) != meta['dtype']:
+                problems.append(f"{study_id}: array {image.shape} {image.dtype}, JSON says {meta['shape']} {meta['dtype']}")
+            if meta.get('roi_file'):
+                roi = np.load(cache_dir / meta['roi_file'], mmap_mode='r')
+                if roi.shape != image.shape[1:]: problems.append(f"{study_id}: ROI {roi.shape} does not match the image {image.shape}")
+            if full: np.asarray(image).sum()
+        except Exception as error: problems.append(f"{study_id}: {type(error).__name__}: {error}")
+    return problems
