@@ -10,7 +10,7 @@ __all__ = ['CANONICAL_AXES', 'DTYPES', 'CACHE_VERSION', 'to_canonical', 'regrid'
            'prepare_study', 'write_json', 'study_file_name', 'settings_hash', 'write_cached_study', 'CachedStudy',
            'load_cached_study', 'index_row', 'write_index', 'read_index', 'verify_cache']
 
-# %% ../nbs/03_preprocess.ipynb #eb66791c
+# %% ../nbs/03_preprocess.ipynb #5d09816b
 import hashlib
 import json
 import math
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-# %% ../nbs/03_preprocess.ipynb #c5b76412
+# %% ../nbs/03_preprocess.ipynb #12f88a69
 CANONICAL_AXES = ('I', 'P', 'L')   # direction in which d, h, w increase
 
 def to_canonical(data:np.ndarray, # (i, j, k) array in the file's voxel order
@@ -38,7 +38,7 @@ def to_canonical(data:np.ndarray, # (i, j, k) array in the file's voxel order
     reoriented = nib.orientations.apply_orientation(data, transform)
     return reoriented, affine @ nib.orientations.inv_ornt_aff(transform, data.shape)
 
-# %% ../nbs/03_preprocess.ipynb #9e3add8b
+# %% ../nbs/03_preprocess.ipynb #2e472fa4
 def regrid(affine:np.ndarray, # (4, 4) voxel -> world of a grid
            shape:Sequence[int], # its shape
            spacing:Sequence[float]|None=None, # new voxel size along each axis (mm); None keeps the grid
@@ -56,7 +56,7 @@ def regrid(affine:np.ndarray, # (4, 4) voxel -> world of a grid
     new[:3, 3] = corner + new[:3, :3] @ np.full(3, 0.5)
     return new, new_shape
 
-# %% ../nbs/03_preprocess.ipynb #f59b3854
+# %% ../nbs/03_preprocess.ipynb #9d94a552
 def grid_to_source(grid_affine:np.ndarray, source_affine:np.ndarray) -> np.ndarray: # (4, 4) grid voxel -> source voxel
     return np.linalg.inv(source_affine) @ grid_affine
 
@@ -76,12 +76,16 @@ def resample(data:np.ndarray, # (i, j, k) source array
         ratio = np.abs(matrix).max(1)     # source voxels per grid step, along each source axis
         sigma = np.sqrt(np.clip(ratio ** 2 - 1, 0, None)) / 2
         if (sigma > 0.1).any(): source = ndimage.gaussian_filter(source, np.where(sigma > 0.1, sigma, 0), mode='nearest')
-    identity = np.allclose(matrix, np.eye(3), atol=1e-6) and np.allclose(offset, np.rint(offset), atol=1e-6)
-    if identity and tuple(grid_shape) == source.shape and np.allclose(offset, 0, atol=1e-6): return source.copy()
-    return ndimage.affine_transform(source, matrix, offset, output_shape=tuple(grid_shape), order=order,
+    matrix = np.where(np.abs(matrix - np.rint(matrix)) < 1e-9, np.rint(matrix), matrix)   # aligned grids map exactly
+    offset = np.where(np.abs(offset - np.rint(offset)) < 1e-9, np.rint(offset), offset)
+    if np.array_equal(matrix, np.eye(3)) and not offset.any() and tuple(grid_shape) == source.shape: return source.copy()
+    # one voxel of edge padding: a grid point on (or a rounding error beyond) the source's outermost voxel centres
+    # takes the edge value instead of `fill` (scipy's 'constant' mode treats anything past the centres as outside)
+    padded = np.pad(source, 1, mode='edge')
+    return ndimage.affine_transform(padded, matrix, offset + 1, output_shape=tuple(grid_shape), order=order,
                                     mode='constant', cval=fill, prefilter=False).astype(np.float32)
 
-# %% ../nbs/03_preprocess.ipynb #a8027d66
+# %% ../nbs/03_preprocess.ipynb #d06b128e
 def intensity_window(data:np.ndarray, # a volume (any shape)
                      low:float=0.5, # lower percentile
                      high:float=99.5, # upper percentile
@@ -109,7 +113,7 @@ def normalize(data:np.ndarray, # a volume
     scaled = (np.asarray(data, np.float32) - np.float32(lower)) / np.float32(max(upper - lower, 1e-12))
     return np.clip(np.nan_to_num(scaled, nan=0.0), 0.0, 1.0)
 
-# %% ../nbs/03_preprocess.ipynb #e688d3cb
+# %% ../nbs/03_preprocess.ipynb #8b1beff3
 def bounding_box(mask:np.ndarray, # boolean array
                 ) -> list[int]|None: # flat half-open [starts..., stops...], or None when the mask is empty
     "The smallest box holding every True voxel"
@@ -129,7 +133,7 @@ def foreground_mask(image:np.ndarray, # (C, D, H, W) normalised image in [0, 1]
     if not channels: return np.zeros(image.shape[1:], bool)
     return np.mean(channels, axis=0) > threshold
 
-# %% ../nbs/03_preprocess.ipynb #8034ad8a
+# %% ../nbs/03_preprocess.ipynb #a5e80d50
 DTYPES = {'uint8': np.uint8, 'float16': np.float16}
 
 def quantize(image:np.ndarray, # float array in [0, 1]
@@ -189,7 +193,7 @@ def prepare_study(volumes:dict, # modality -> volume (`.data` (i, j, k) and `.af
                 roi_box=roi_box, warnings=warnings)
     return quantize(image, dtype), roi_mask, meta
 
-# %% ../nbs/03_preprocess.ipynb #02c9566d
+# %% ../nbs/03_preprocess.ipynb #b9caa85b
 CACHE_VERSION = 1
 
 def _atomic_write(write, path:Path):
@@ -223,7 +227,7 @@ def study_file_name(study_id:str) -> str:
     if safe == study_id: return safe
     return f"{safe[:80]}-{hashlib.sha1(study_id.encode()).hexdigest()[:8]}"
 
-# %% ../nbs/03_preprocess.ipynb #bd0a0a62
+# %% ../nbs/03_preprocess.ipynb #793f89be
 def settings_hash(settings:dict) -> str:
     "A short stable hash of the preprocessing settings"
     return hashlib.sha1(json.dumps(settings, sort_keys=True, default=_json_default).encode()).hexdigest()[:16]
@@ -249,7 +253,7 @@ def write_cached_study(cache_dir:str|Path, # the cache folder
     write_json(meta, json_path)
     return json_path
 
-# %% ../nbs/03_preprocess.ipynb #d5c35167
+# %% ../nbs/03_preprocess.ipynb #93a2ce60
 class CachedStudy:
     "A cached study: `image` (C, D, H, W) and `roi` (D, H, W) memory-mapped (or loaded), `meta` its JSON"
     def __init__(self, json_path:str|Path, mmap:bool=True):
@@ -273,7 +277,7 @@ def load_cached_study(cache_dir:str|Path, # the cache folder
     "Open one cached study"
     return CachedStudy(Path(cache_dir) / 'studies' / f'{study_file_name(study_id)}.json', mmap)
 
-# %% ../nbs/03_preprocess.ipynb #498cf900
+# %% ../nbs/03_preprocess.ipynb #74956b3c
 def _box_text(box): return '' if box is None else ' '.join(str(int(v)) for v in box)
 
 def _parse_box(text):
@@ -331,7 +335,7 @@ def _array_matches(cache_dir:Path, meta:dict) -> bool:
     except (OSError, KeyError): return False
     return stat.st_size == meta.get('array_bytes') and stat.st_mtime_ns == meta.get('array_mtime_ns')
 
-# %% ../nbs/03_preprocess.ipynb #3b81d323
+# %% ../nbs/03_preprocess.ipynb #48873bdd
 def verify_cache(cache_dir:str|Path, # the cache folder
                  full:bool=False, # also read every array through (slow: reads the whole cache)
                 ) -> list[str]: # problems, one line each
