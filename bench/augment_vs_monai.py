@@ -105,33 +105,33 @@ def rate(run, seconds:float) -> tuple[float, float]:
     while time.process_time() - cpu < seconds: run(); count += 1
     return count / (time.process_time() - cpu), count / (time.perf_counter() - wall)
 
-def vit_small_step(batch:int, steps:int=1, threads:int|None=None):
-    "Seconds and FLOPs of one DINOv2-style training step of ViT-S/14 at `batch` (teacher on the global crops, student on all crops, DINO and iBOT heads, AdamW, EMA)"
-    import timm
+def vit_small_step(batch:int, steps:int=1):
+    "Seconds and FLOPs of one DINOv2-style training step of ViT-S/14 (mri_dino.vit) at `batch`: teacher on the global crops, student on all crops with iBOT masks, DINO and iBOT heads of 65536 prototypes, AdamW, EMA"
     from torch.utils.flop_counter import FlopCounterMode
+    from mri_dino.vit import vit_small
     from mri_dino.losses import DINOHead
-    if threads: torch.set_num_threads(threads)
     torch.manual_seed(0)
-    def backbone(): return timm.create_model('vit_small_patch14_dinov2', pretrained=False, img_size=224, num_classes=0,
-                                             dynamic_img_size=True, dynamic_img_pad=True)
-    student = torch.nn.ModuleDict(dict(backbone=backbone(), dino_head=DINOHead(384), ibot_head=DINOHead(384)))
+    student = torch.nn.ModuleDict(dict(backbone=vit_small(img_size=224, patch_size=14, in_chans=3),
+                                       dino_head=DINOHead(384), ibot_head=DINOHead(384)))
     teacher = copy.deepcopy(student).requires_grad_(False)
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4)
     recipe = MultiViewCrops()
     sample = dict(image=torch.rand(3, 256, 256), modality_mask=torch.ones(3, dtype=torch.bool), roi_box=None, study_id='s')
     data = collate_views([recipe(sample) for _ in range(batch)], patch_size=14)
     globals_, locals_, masks = data['global_crops'], data['local_crops'], data['masks']
+    present_global, present_local = data['global_modality_mask'], data['local_modality_mask']
     def step():
         with torch.no_grad():
-            tokens = teacher['backbone'].forward_features(globals_)                 # (2B, 1 + N, 384)
-            teacher_cls = teacher['dino_head'](tokens[:, 0]).softmax(-1)
-            teacher_patches = teacher['ibot_head'](tokens[:, 1:][masks]).softmax(-1)
-        student_global = student['backbone'].forward_features(globals_)             # (the mask token is left out)
-        student_local = student['backbone'].forward_features(locals_)
-        cls = torch.cat([student_global[:, 0], student_local[:, 0]])
+            out = teacher['backbone'].forward_features(globals_, present_global)
+            teacher_cls = teacher['dino_head'](out['x_norm_clstoken']).softmax(-1)
+            teacher_patches = teacher['ibot_head'](out['x_norm_patchtokens'][masks]).softmax(-1)
+        global_out = student['backbone'].forward_features(globals_, present_global, masks)
+        local_out = student['backbone'].forward_features(locals_, present_local)        # 96² -> 6 x 6 patches
+        cls = torch.cat([global_out['x_norm_clstoken'], local_out['x_norm_clstoken']])
         logits = student['dino_head'](cls).log_softmax(-1)
-        patches = student['ibot_head'](student_global[:, 1:][masks]).log_softmax(-1)
-        loss = -(logits[:len(teacher_cls)] * teacher_cls).sum(-1).mean() - (patches * teacher_patches).sum(-1).mean()
+        patches = student['ibot_head'](global_out['x_norm_patchtokens'][masks]).log_softmax(-1)
+        target = teacher_cls.view(2, batch, -1).mean(0)                                # (B, K): stands in for DINO's pairing
+        loss = -(logits.view(-1, batch, logits.shape[-1]) * target).sum(-1).mean() - (patches * teacher_patches).sum(-1).mean()
         optimizer.zero_grad(set_to_none=True); loss.backward(); optimizer.step()
         with torch.no_grad():
             for t, s in zip(teacher.parameters(), student.parameters()): t.lerp_(s, 0.004)
@@ -177,7 +177,7 @@ def main():
     seconds, flops = vit_small_step(args.step_batch)
     per_sample = flops / args.step_batch
     step_64 = seconds * 64 / args.step_batch
-    print(f"\nViT-S/14 DINOv2-style step (timm backbone, DINO + iBOT heads of 65536 prototypes, AdamW, EMA):")
+    print(f"\nViT-S/14 DINOv2-style step (mri_dino.vit, DINO + iBOT heads of 65536 prototypes, AdamW, EMA):")
     print(f"  {per_sample / 1e9:.0f} GFLOP per sample, {64 * per_sample / 1e12:.1f} TFLOP per step at batch 64")
     print(f"  CPU ({threads} threads): {seconds:.1f} s per step at batch {args.step_batch}, about {step_64:.0f} s at batch 64;"
           f" one worker makes the step's 64 samples in {64 / ours_rate:.2f} s")
