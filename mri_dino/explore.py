@@ -8,7 +8,7 @@ Docs: https://mri-dino.github.io/mri_dino/explore.html.md"""
 __all__ = ['study_arrays', 'centre_slice', 'show_study', 'views_of_sample', 'show_views', 'augmentation_parameters',
            'FloatTriple', 'CropExplorer', 'crop_explorer']
 
-# %% ../nbs/07_explore.ipynb #25e7f26b
+# %% ../nbs/07_explore.ipynb #0dafe5ad
 import contextlib
 import html
 import inspect
@@ -31,7 +31,7 @@ from fastcore.docments import docments
 from .augment import MultiViewCrops, IntensityAugment, roi_as_box, augment_batch, _INTENSITY_AUGS
 from .masking import collate_views
 
-# %% ../nbs/07_explore.ipynb #bf524129
+# %% ../nbs/07_explore.ipynb #e9e3f809
 def _as_numpy(x, what:str) -> np.ndarray:
     "A numpy array from a tensor, an array or a Volume-like object (one with `.data`)"
     if not isinstance(x, (np.ndarray, Tensor)) and hasattr(x, 'data'): x = x.data
@@ -97,7 +97,7 @@ def study_arrays(study, # a Sample dict (`image`, `modality_mask`, `roi_box`, `s
     mask = _roi_mask(roi, spatial, study_id) if roi is not None else (_box_mask(box, spatial, study_id) if box is not None else None)
     return image, names, present, mask, study_id
 
-# %% ../nbs/07_explore.ipynb #7961936c
+# %% ../nbs/07_explore.ipynb #25a96394
 def centre_slice(image:np.ndarray, # (C, D, H, W) volume
                  axis:int=0, # spatial axis the slices cut (0: D, 1: H, 2: W)
                  roi:np.ndarray|None=None, # (D, H, W) bool ROI mask, or None
@@ -154,7 +154,7 @@ def show_study(study, # a Sample dict, an array (C, H, W) / (C, D, H, W), a list
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_explore.ipynb #8c217058
+# %% ../nbs/07_explore.ipynb #8c7975ca
 def _stack(views) -> Tensor:
     "A list of views (or a stacked tensor) as one tensor; an empty one for no views"
     if isinstance(views, Tensor): return views
@@ -275,7 +275,7 @@ def show_views(views, # a `MultiViewCrops` output, a list of them, or a batch fr
                  (f" · {legend}" if 'composite' in rows and n_channels > 1 else ''), fontsize=10)
     return fig
 
-# %% ../nbs/07_explore.ipynb #6981d154
+# %% ../nbs/07_explore.ipynb #2f863cf6
 def _parameters(function, drop=()) -> dict:
     "Keyword parameters of `function` with their defaults, minus `drop`"
     return {name: p.default for name, p in inspect.signature(function).parameters.items()
@@ -319,7 +319,7 @@ def _read_config(config) -> dict: # {key: value} over the sections `crops`, `aug
     if isinstance(config.get('student'), Mapping) and 'patch_size' in config['student']: flat['patch_size'] = config['student']['patch_size']
     return flat
 
-# %% ../nbs/07_explore.ipynb #767ea602
+# %% ../nbs/07_explore.ipynb #4744d261
 _CHOICES = dict(intensity_aug=_INTENSITY_AUGS, roi_fallback=('center', 'random'), interpolation=('bilinear', 'nearest', 'bicubic'))
 
 _SLIDERS = dict(   # key: (kind, min, max, step); ranges widen to hold the starting value
@@ -399,7 +399,7 @@ def _control(name:str, value, tooltip:str, spatial_dims:int):
     text = yaml.safe_dump(_plain(value), default_flow_style=True).strip().removesuffix('...').strip()
     return widgets.Text(value=text, **common), yaml.safe_load
 
-# %% ../nbs/07_explore.ipynb #ed0ffd2f
+# %% ../nbs/07_explore.ipynb #ca554b3d
 def _starting_values(given:dict) -> tuple[dict, dict]: # section -> keys, and key -> starting value
     "The explorer's keys by section and their starting values: the recipe's defaults overridden by `given` (checked by building the recipe)"
     defaults = augmentation_parameters()
@@ -476,7 +476,7 @@ class CropExplorer(widgets.VBox):
     def _changed(self, change):
         if not self._held: self.redraw()
 
-# %% ../nbs/07_explore.ipynb #cfe4df0c
+# %% ../nbs/07_explore.ipynb #63326167
 @patch
 @contextlib.contextmanager
 def hold(self:CropExplorer):
@@ -536,7 +536,7 @@ def redraw(self:CropExplorer):
     self.status.value = (f"{len(views['global_crops'])} global + {len(views['local_crops'])} local views · "
                          f"{masked} of {len(batch['masks'])} global crops masked · drawn in {time.perf_counter() - started:.2f} s")
 
-# %% ../nbs/07_explore.ipynb #312376d4
+# %% ../nbs/07_explore.ipynb #f6f7fb3e
 def crop_explorer(sample_or_dataset, # a Sample dict, or a dataset of them (a slider picks the sample)
                   config=None, # starting values: a config with sections `crops`, `augment`, `ibot` (dict, OmegaConf, YAML file), or a flat dict
                   **kwargs, # passed to `CropExplorer`: patch_size, seed, channels, names, dpi
