@@ -3,11 +3,13 @@
 Both models are built with the same size, patch 14, LayerScale 1e-5, no registers, 3 input
 channels (`stack` fusion), and run on the same input batch; timm's weights are copied into ours
 first (the parameter names are the same), so the script also checks that both compute the same
-function. The steps of the two models are interleaved, so a machine shared with other work slows
-both alike; the best (least disturbed) step time is reported with the ratio ours / timm (below 1: ours faster),
-in wall-clock and in process CPU time.
+function (`max |diff|` of the normalised tokens). The steps of the two models are interleaved,
+alternating which goes first, so a machine shared with other work slows both alike; the best
+(least disturbed) step time is reported with the ratio ours / timm (below 1: ours faster), in
+wall-clock and in process CPU time. On a busy shared CPU, take the ratios with a grain of salt
+and raise --iters.
 
-    PYTHONPATH=. python bench/vit_vs_timm.py                       # CPU: ViT-S/14 and ViT-B/14, batch 4 at 224 (~3 min)
+    PYTHONPATH=. python bench/vit_vs_timm.py                       # CPU: ViT-S/14 and ViT-B/14, batch 4 at 224 (2-4 min on 2 busy cores)
     PYTHONPATH=. python bench/vit_vs_timm.py --batch 64 --iters 20 # CUDA: bf16 autocast, with images per second
 
 Not a test: timm is a benchmark-only dependency (`pip install mri_dino[bench]`).
@@ -61,7 +63,9 @@ def main():
     parser.add_argument('--iters', type=int, default=2, help='timed steps per model')
     parser.add_argument('--warmup', type=int, default=1, help='untimed steps per model first')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--threads', type=int, default=0, help='CPU threads (0: torch default)')
     args = parser.parse_args()
+    if args.threads: torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     autocast = device.type == 'cuda'                 # bf16 on a GPU, float32 on the CPU
     torch.manual_seed(0)
@@ -79,7 +83,8 @@ def main():
         ours.train(); timm_model.train()
         times = {'ours': [], 'timm': []}
         for i in range(args.warmup + args.iters):
-            for name, step, model in (('ours', ours_step, ours), ('timm', timm_step, timm_model)):
+            pair = [('ours', ours_step, ours), ('timm', timm_step, timm_model)]
+            for name, step, model in (pair if i % 2 == 0 else pair[::-1]):      # alternate who goes first
                 seconds = timed(step, model, x, device, autocast)
                 if i >= args.warmup: times[name].append(seconds)
         ours_time, timm_time = (min(t for t, _ in times[name]) for name in ('ours', 'timm'))
