@@ -10,7 +10,7 @@ __all__ = ['TISSUES', 'TISSUE_CODES', 'SEQUENCE_GRIDS', 'LAYOUT_FILES', 'lesion_
            'PhantomStudy', 'make_phantom_study', 'save_nifti', 'write_phantom_study', 'assign_folds',
            'make_phantom_dataset', 'world_to_voxel', 'mri_dino_phantom']
 
-# %% ../nbs/01_phantom.ipynb #eb8aa09d
+# %% ../nbs/01_phantom.ipynb #fab4b10e
 import math
 import os
 import tempfile
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from fastcore.script import call_parse
 
-# %% ../nbs/01_phantom.ipynb #3cc3e548
+# %% ../nbs/01_phantom.ipynb #ac57f60f
 TISSUES = pd.DataFrame([
     # name,            t2w,  adc,  s0, texture
     ('air',              0,    0,    0, 0.00),
@@ -49,7 +49,7 @@ def lesion_adc(grade:int, # ISUP grade group, 1-5
     "Lesion ADC by grade: lower for a higher grade"
     return 1150.0 - 130.0 * grade
 
-# %% ../nbs/01_phantom.ipynb #7df1efd5
+# %% ../nbs/01_phantom.ipynb #eb64086b
 def _quadric(points, centre, radii):
     "Sum of squared normalised distances: <= 1 inside the ellipsoid (an infinite radius makes a cylinder)"
     return sum(((points[..., axis] - centre[axis]) / radii[axis]) ** 2 for axis in range(3) if np.isfinite(radii[axis]))
@@ -62,7 +62,7 @@ def _rotation(angles_deg):
     rz = np.array([[math.cos(az), -math.sin(az), 0], [math.sin(az), math.cos(az), 0], [0, 0, 1]])
     return rz @ ry @ rx
 
-# %% ../nbs/01_phantom.ipynb #a9d558c3
+# %% ../nbs/01_phantom.ipynb #bcb3abf0
 @dataclass
 class PhantomAnatomy:
     "One study's anatomy: tissue, texture and bias at any world point (mm, RAS+)"
@@ -93,7 +93,7 @@ class PhantomAnatomy:
     def in_prostate(self, world:np.ndarray) -> np.ndarray: # (...,) bool: inside the gland
         return _quadric(self.to_anatomy(world), np.zeros(3), self.prostate) <= 1
 
-# %% ../nbs/01_phantom.ipynb #e327e759
+# %% ../nbs/01_phantom.ipynb #f14c2e69
 def _paint(labels, inside, tissue): labels[inside] = TISSUE_CODES[tissue]
 
 def _bone(labels, points, centre, radii, cortex=3.0):
@@ -147,7 +147,7 @@ def anatomy_tissues(anatomy:PhantomAnatomy, # the study's anatomy
         _paint(labels, _quadric(a, [x, y, z], [r, r, r]) <= 1, 'lesion')
     return labels
 
-# %% ../nbs/01_phantom.ipynb #2acc93f5
+# %% ../nbs/01_phantom.ipynb #27658238
 def anatomy_texture(anatomy:PhantomAnatomy, world:np.ndarray) -> np.ndarray: # (...,) zero-mean, unit-scale field
     "Smooth random texture at world points"
     a = anatomy.to_anatomy(world)
@@ -161,7 +161,7 @@ def anatomy_bias(anatomy:PhantomAnatomy, world:np.ndarray, coefficients:np.ndarr
     return np.exp(coefficients[0] * x + coefficients[1] * y + coefficients[2] * z
                   + coefficients[3] * x * x + coefficients[4] * y * y + coefficients[5] * x * y)
 
-# %% ../nbs/01_phantom.ipynb #a2539f0e
+# %% ../nbs/01_phantom.ipynb #7a129a9b
 def _generators(seed, index):
     anatomy, noise = np.random.SeedSequence([seed, index]).spawn(2)
     return np.random.default_rng(anatomy), np.random.default_rng(noise)
@@ -203,7 +203,7 @@ def draw_anatomy(rng:np.random.Generator, # the study's anatomy generator
         anatomy.lesion_zone = zone
     return anatomy
 
-# %% ../nbs/01_phantom.ipynb #da13aa99
+# %% ../nbs/01_phantom.ipynb #a9557c8b
 SEQUENCE_GRIDS = {
     't2w': dict(spacing=(0.5, 0.5, 3.0), fov=(140.0, 140.0, 84.0), axes=(-1, -1, 1), tilt=12.0, jitter=5.0),
     'dwi': dict(spacing=(2.0, 2.0, 3.6), fov=(200.0, 200.0, 86.4), axes=(-1, 1, 1), tilt=0.0, jitter=10.0),
@@ -231,7 +231,7 @@ def voxel_world(affine:np.ndarray, # (4, 4) voxel -> world
     index = np.stack(np.meshgrid(*[np.arange(n, dtype=float) + o for n, o in zip(shape, offset)], indexing='ij'), -1)
     return index @ affine[:3, :3].T + affine[:3, 3]
 
-# %% ../nbs/01_phantom.ipynb #8aa1dd90
+# %% ../nbs/01_phantom.ipynb #52c9e87c
 def _subvoxel_offsets(spacing, step=1.0):
     counts = [max(1, math.ceil(s / step)) for s in spacing]
     axes = [(np.arange(c) + 0.5) / c - 0.5 for c in counts]
@@ -246,7 +246,7 @@ def _average(function, affine, shape, spacing):
             total[name] = total[name] + value if name in total else value
     return {name: value / len(offsets) for name, value in total.items()}
 
-# %% ../nbs/01_phantom.ipynb #cd821a2f
+# %% ../nbs/01_phantom.ipynb #bea268a8
 def _tissue_values(anatomy, labels, texture, column):
     "A tissue property at points of tissue `labels`, modulated by the `texture` field"
     values = TISSUES[column].to_numpy(float)
@@ -274,7 +274,7 @@ def _rician(rng, signal, sigma):
 
 def _int16(data): return np.clip(np.rint(data), 0, np.iinfo(np.int16).max).astype(np.int16)
 
-# %% ../nbs/01_phantom.ipynb #8374c383
+# %% ../nbs/01_phantom.ipynb #a427a36b
 @dataclass
 class PhantomImage:
     "One volume of a phantom study: the (i, j, k) array and its voxel -> world (mm, RAS+) affine"
@@ -291,7 +291,7 @@ class PhantomStudy:
     label:dict
     anatomy:PhantomAnatomy
 
-# %% ../nbs/01_phantom.ipynb #93256742
+# %% ../nbs/01_phantom.ipynb #1fbc67d6
 def make_phantom_study(seed:int=0, # dataset seed
                        index:int=0, # study number within the dataset
                        study_id:str|None=None, # the study's id (default `patient_<index + 1>`)
@@ -338,7 +338,7 @@ def make_phantom_study(seed:int=0, # dataset seed
                  prostate_volume_ml=float(4 / 3 * math.pi * np.prod(anatomy.prostate * scale) / 1000))
     return PhantomStudy(label['patient_id'], images, label, anatomy)
 
-# %% ../nbs/01_phantom.ipynb #60564c0d
+# %% ../nbs/01_phantom.ipynb #12a49ddf
 LAYOUT_FILES = {
     'prostate': {'t2w': 'ax_t2wi.nii.gz', 'adc': 'ax_adc.nii.gz', 'dwi': 'ax_dwi_b{b}.nii.gz', 'roi': 'roi_Prostate.nii.gz'},
     'web': {'t2w': 't2w/volume.nii.gz', 'adc': 'adc/volume.nii.gz', 'dwi': 'dwi/volume.nii.gz', 'roi': 'roi/volume.nii.gz'},
@@ -388,7 +388,7 @@ def write_phantom_study(study:PhantomStudy, # the study to write
         written.append(save_nifti(image, folder / relative))
     return written
 
-# %% ../nbs/01_phantom.ipynb #819e7109
+# %% ../nbs/01_phantom.ipynb #b9ede4db
 def _write_csv(frame:pd.DataFrame, path:Path, **kwargs):
     _atomic_write(lambda temporary: frame.to_csv(temporary, **kwargs), path)
 
@@ -431,7 +431,7 @@ def make_phantom_dataset(out:str|Path, # output folder (created; existing studie
             _write_csv(pd.DataFrame({'patient_id': labels.index[labels.split == split]}), out / 'split' / f'{split}.csv', index=False)
     return labels
 
-# %% ../nbs/01_phantom.ipynb #974e498e
+# %% ../nbs/01_phantom.ipynb #53dff95e
 def world_to_voxel(affine:np.ndarray, # (4, 4) voxel -> world
                    world:np.ndarray, # (..., 3) world points, mm
                   ) -> np.ndarray: # (..., 3) fractional voxel indices
@@ -439,7 +439,7 @@ def world_to_voxel(affine:np.ndarray, # (4, 4) voxel -> world
     inverse = np.linalg.inv(affine)
     return np.asarray(world, float) @ inverse[:3, :3].T + inverse[:3, 3]
 
-# %% ../nbs/01_phantom.ipynb #d0fb7d78
+# %% ../nbs/01_phantom.ipynb #2596fd51
 @call_parse
 def mri_dino_phantom(out:str, # output folder
                      n:int=6, # number of studies
