@@ -8,8 +8,9 @@ Docs: https://mri-dino.github.io/mri_dino/explore.html.md"""
 __all__ = ['study_arrays', 'centre_slice', 'show_study', 'views_of_sample', 'show_views', 'augmentation_parameters',
            'FloatTriple', 'CropExplorer', 'crop_explorer']
 
-# %% ../nbs/07_explore.ipynb #a82dde3e
+# %% ../nbs/07_explore.ipynb #fc51d54e
 import contextlib
+import html
 import inspect
 import io
 import time
@@ -24,12 +25,13 @@ import yaml
 import ipywidgets as widgets
 import traitlets
 from IPython.display import Image
+from fastcore.basics import patch
 from fastcore.docments import docments
 
 from .augment import MultiViewCrops, IntensityAugment, roi_as_box, augment_batch, _INTENSITY_AUGS
 from .masking import collate_views
 
-# %% ../nbs/07_explore.ipynb #1c20dac1
+# %% ../nbs/07_explore.ipynb #39684521
 def _as_numpy(x, what:str) -> np.ndarray:
     "A numpy array from a tensor, an array or a Volume-like object (one with `.data`)"
     if not isinstance(x, (np.ndarray, Tensor)) and hasattr(x, 'data'): x = x.data
@@ -95,7 +97,7 @@ def study_arrays(study, # a Sample dict (`image`, `modality_mask`, `roi_box`, `s
     mask = _roi_mask(roi, spatial, study_id) if roi is not None else (_box_mask(box, spatial, study_id) if box is not None else None)
     return image, names, present, mask, study_id
 
-# %% ../nbs/07_explore.ipynb #5845d96a
+# %% ../nbs/07_explore.ipynb #bb623625
 def centre_slice(image:np.ndarray, # (C, D, H, W) volume
                  axis:int=0, # spatial axis the slices cut (0: D, 1: H, 2: W)
                  roi:np.ndarray|None=None, # (D, H, W) bool ROI mask, or None
@@ -152,7 +154,7 @@ def show_study(study, # a Sample dict, an array (C, H, W) / (C, D, H, W), a list
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_explore.ipynb #a01528c1
+# %% ../nbs/07_explore.ipynb #6c17a360
 def _stack(views) -> Tensor:
     "A list of views (or a stacked tensor) as one tensor; an empty one for no views"
     if isinstance(views, Tensor): return views
@@ -273,7 +275,7 @@ def show_views(views, # a `MultiViewCrops` output, a list of them, or a batch fr
                  (f" · {legend}" if 'composite' in rows and n_channels > 1 else ''), fontsize=10)
     return fig
 
-# %% ../nbs/07_explore.ipynb #a715754d
+# %% ../nbs/07_explore.ipynb #f2942fd3
 def _parameters(function, drop=()) -> dict:
     "Keyword parameters of `function` with their defaults, minus `drop`"
     return {name: p.default for name, p in inspect.signature(function).parameters.items()
@@ -317,7 +319,7 @@ def _read_config(config) -> dict: # {key: value} over the sections `crops`, `aug
     if isinstance(config.get('student'), Mapping) and 'patch_size' in config['student']: flat['patch_size'] = config['student']['patch_size']
     return flat
 
-# %% ../nbs/07_explore.ipynb #b3cfaa19
+# %% ../nbs/07_explore.ipynb #99b8ac67
 _CHOICES = dict(intensity_aug=_INTENSITY_AUGS, roi_fallback=('center', 'random'), interpolation=('bilinear', 'nearest', 'bicubic'))
 
 _SLIDERS = dict(   # key: (kind, min, max, step); ranges widen to hold the starting value
@@ -361,35 +363,42 @@ class FloatTriple(widgets.HBox):
             for slider, v in zip(self.sliders, change['new']): slider.value = float(v)
         finally: self._syncing = False
 
-def _control(name:str, value, tooltip:str, spatial_dims:int):
-    "A widget for config key `name` starting at `value`, and the function from its `.value` to the setting"
-    common = dict(description=name, tooltip=tooltip, style=_STYLE, layout=_WIDE)
+def _special_control(name:str, value, common:dict, spatial_dims:int):
+    "The widget and parser of a key with its own kind of control, or None"
     if name in _CHOICES: return widgets.Dropdown(options=list(_CHOICES[name]), value=value, **common), str
     if name == 'blur_prob':
         triple = (value,) * 3 if isinstance(value, (int, float)) else tuple(value)
-        return FloatTriple(triple, description=name, tooltip=tooltip), lambda v: [float(x) for x in v]
+        return FloatTriple(triple, description=name, tooltip=common['tooltip']), lambda v: [float(x) for x in v]
     if name == 'rc_kernel_sizes':
         options = sorted(set(_KERNEL_SIZES) | {int(k) for k in value})
         return widgets.SelectMultiple(options=options, value=tuple(int(k) for k in value), rows=3, **common), lambda v: sorted(int(k) for k in v)
     if name == 'flip_axes':
-        labels = ['W', 'H', 'D'][:spatial_dims]
-        options = [(f'{label} ({-1 - i})', -1 - i) for i, label in enumerate(labels)]
+        options = [(f'{label} ({-1 - i})', -1 - i) for i, label in enumerate(['W', 'H', 'D'][:spatial_dims])]
         chosen = tuple(sorted({int(a) - spatial_dims if int(a) >= 0 else int(a) for a in value}, reverse=True))
         return widgets.SelectMultiple(options=options, value=chosen, rows=spatial_dims, **common), lambda v: sorted(v, reverse=True)
     if isinstance(value, bool) and name != 'crop_from_tumor_foreground': return widgets.Checkbox(value=value, indent=False, **common), bool
-    if name.endswith('_prob') or name.endswith('_probability'): spec = ('float', 0.0, 1.0, 0.05)
-    else: spec = _SLIDERS.get(name)
-    if spec is not None:
-        kind, low, high, step = spec
-        try:
-            if kind == 'range' and isinstance(value, (list, tuple)) and len(value) == 2:
-                low, high = min(low, float(value[0])), max(high, float(value[1]))
-                return widgets.FloatRangeSlider(value=[float(v) for v in value], min=low, max=high, step=step, **common), lambda v: [float(x) for x in v]
-            if kind == 'int' and isinstance(value, int):
-                return widgets.IntSlider(value=value, min=min(low, value), max=max(high, value), step=step, **common), int
-            if kind == 'float' and isinstance(value, (int, float)):
-                return widgets.FloatSlider(value=float(value), min=min(low, value), max=max(high, value), step=step, **common), float
-        except traitlets.TraitError: pass
+    kind, low, high, step = ('float', 0.0, 1.0, 0.05) if name.endswith(('_prob', '_probability')) else _SLIDERS.get(name, (None,) * 4)
+    if kind == 'range' and isinstance(value, (list, tuple)) and len(value) == 2:
+        low, high = min(low, float(value[0])), max(high, float(value[1]))
+        return widgets.FloatRangeSlider(value=[float(v) for v in value], min=low, max=high, step=step, **common), lambda v: [float(x) for x in v]
+    if kind == 'int' and isinstance(value, int):
+        return widgets.IntSlider(value=value, min=min(low, value), max=max(high, value), step=step, **common), int
+    if kind == 'float' and isinstance(value, (int, float)):
+        return widgets.FloatSlider(value=float(value), min=min(low, value), max=max(high, value), step=step, **common), float
+    return None
+
+def _control(name:str, # the config key
+             value, # its starting value
+             tooltip:str, # its documentation
+             spatial_dims:int, # 2 or 3 (the flip axes offered)
+            ) -> tuple: # the widget, and the function from its `.value` to the setting
+    "A widget for config key `name`: a slider, range slider, dropdown, checkbox or selection where the key's kind is known, else a text box"
+    common = dict(description=name, tooltip=tooltip, style=_STYLE, layout=_WIDE)
+    try:
+        special = _special_control(name, value, common, spatial_dims)
+        if special is not None: return special
+    except (traitlets.TraitError, TypeError, ValueError): pass     # a value the usual control cannot hold: a text box below
+    if isinstance(value, bool): return widgets.Checkbox(value=value, indent=False, **common), bool
     if isinstance(value, float): return widgets.FloatText(value=value, **common), float
     if isinstance(value, int): return widgets.IntText(value=value, **common), int
     if isinstance(value, str): return widgets.Text(value=value, **common), str
@@ -397,7 +406,18 @@ def _control(name:str, value, tooltip:str, spatial_dims:int):
     text = yaml.safe_dump(_plain(value), default_flow_style=True).strip().removesuffix('...').strip()
     return widgets.Text(value=text, **common), yaml.safe_load
 
-# %% ../nbs/07_explore.ipynb #e03b19a7
+# %% ../nbs/07_explore.ipynb #b5cdc29c
+def _starting_values(given:dict) -> tuple[dict, dict]: # section -> keys, and key -> starting value
+    "The explorer's keys by section and their starting values: the recipe's defaults overridden by `given` (checked by building the recipe)"
+    defaults = augmentation_parameters()
+    known = {k for part in defaults.values() for k in part}
+    unknown = sorted(k for k in given if k not in known)
+    if unknown: raise ValueError(f"config: unknown augmentation keys {unknown}; known keys: {sorted(known)}")
+    recipe = MultiViewCrops(**{k: v for k, v in given.items() if k not in defaults['ibot']})
+    start = {k: recipe.config[k] for k in (*defaults['crops'], *defaults['augment'])}
+    start.update({k: given.get(k, default) for k, default in defaults['ibot'].items()})
+    return {section: list(part) for section, part in defaults.items()}, start
+
 class CropExplorer(widgets.VBox):
     "An ipywidgets panel: a control for every augmentation key, the views of one sample redrawn on every change, and the YAML of the settings"
     def __init__(self,
@@ -406,119 +426,124 @@ class CropExplorer(widgets.VBox):
                  patch_size:int|None=None, # ViT patch size for the iBOT masks (None: the config's `student.patch_size`, else 14)
                  seed:int=0, # starting seed of the random draws
                  channels:str='composite', # starting display: 'composite' or 'each'
-                 names:Sequence[str]|None=None, # modality names for the picture
+                 names:Sequence[str]|None=None, # modality names for the picture (None: the sample's `modalities`, else 'channel i')
                  dpi:int=72, # resolution of the redrawn figure
                 ):
-        self.source = source
+        self.source, self.names, self.dpi = source, names, dpi
         self.is_dataset = not isinstance(source, Mapping)
         if (not self.is_dataset and 'image' not in source) or \
            (self.is_dataset and not (hasattr(source, '__len__') and hasattr(source, '__getitem__') and len(source) > 0)):
             raise ValueError("crop_explorer needs a Sample dict (with 'image') or a non-empty dataset of them")
         given = _read_config(config)
-        self.patch_size = int(patch_size or given.pop('patch_size', None) or 14)
+        self.patch_size = int(patch_size or given.get('patch_size') or 14)
         given.pop('patch_size', None)
-        defaults = augmentation_parameters()
-        known = {k for part in defaults.values() for k in part}
-        unknown = sorted(k for k in given if k not in known)
-        if unknown: raise ValueError(f"config: unknown augmentation keys {unknown}; known keys: {sorted(known)}")
-        recipe = MultiViewCrops(**{k: v for k, v in given.items() if k in defaults['crops'] or k in defaults['augment']})
-        start = {section: {k: (recipe.config[k] if section != 'ibot' else given.get(k, default))
-                           for k, default in part.items()} for section, part in defaults.items()}
-        self.names, self.dpi, self.sections = names, dpi, {s: list(part) for s, part in defaults.items()}
-        spatial_dims = self._sample(0)['image'].ndim - 1 if self.is_dataset else torch.as_tensor(source['image']).ndim - 1
+        self.sections, start = _starting_values(given)
+        spatial_dims = torch.as_tensor(self._sample(0)['image']).ndim - 1
         tooltips = {**docments(MultiViewCrops.__init__), **docments(IntensityAugment.__init__), **docments(collate_views)}
         self.controls, self._parsers = {}, {}
-        for section, part in start.items():
-            for name, value in part.items():
-                self.controls[name], self._parsers[name] = _control(name, value, tooltips.get(name) or '', spatial_dims)
-        self.controls['seed'] = widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description='seed', layout=widgets.Layout(width='160px'),
-                                                       style={'description_width': '40px'})
-        self.controls['channels'] = widgets.Dropdown(options=['composite', 'each'], value=channels, description='show',
-                                                     layout=widgets.Layout(width='170px'), style={'description_width': '40px'})
-        if self.is_dataset:
-            self.controls['sample_index'] = widgets.IntSlider(value=0, min=0, max=len(source) - 1, description='sample',
-                                                              style={'description_width': '50px'})
-        self.next_seed_button = widgets.Button(description='new draw', tooltip='seed + 1', layout=widgets.Layout(width='90px'))
-        self.next_seed_button.on_click(lambda _: setattr(self.controls['seed'], 'value', self.controls['seed'].value + 1))
-        self.yaml_button = widgets.Button(description='print YAML', button_style='info', layout=widgets.Layout(width='110px'))
-        self.yaml_button.on_click(lambda _: self.print_yaml())
-        self.status, self.output, self.yaml_output = widgets.HTML(), widgets.Output(), widgets.Output()
-        tabs = widgets.Tab(children=[widgets.GridBox([self.controls[k] for k in keys],
-                                                     layout=widgets.Layout(grid_template_columns='repeat(2, minmax(0, 1fr))'))
-                                     for keys in self.sections.values()], titles=list(self.sections))
-        top = [self.controls['seed'], self.next_seed_button, self.controls['channels']]
-        if self.is_dataset: top.append(self.controls['sample_index'])
-        super().__init__([widgets.HBox(top + [self.yaml_button]), tabs, self.status, self.output, self.yaml_output])
-        self.figure, self.views, self.batch, self.png, self.error, self.redraws, self._held = None, None, None, None, None, 0, 0
+        for name, value in start.items():
+            self.controls[name], self._parsers[name] = _control(name, value, tooltips.get(name) or '', spatial_dims)
+        super().__init__(self._layout(seed, channels))
+        self.figure = self.views = self.batch = self.png = self.error = None
+        self.redraws, self._held = 0, 0
         for control in self.controls.values(): control.observe(self._changed, 'value')
         self.redraw()
 
+    def _layout(self, seed, channels) -> list:
+        "The panel's rows: seed, display, sample and YAML button; the tabs of controls; status; figure; YAML"
+        small = lambda width, label: dict(layout=widgets.Layout(width=width), style={'description_width': label})
+        self.controls['seed'] = widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description='seed', **small('160px', '40px'))
+        self.controls['channels'] = widgets.Dropdown(options=['composite', 'each'], value=channels, description='show', **small('170px', '40px'))
+        top = [self.controls['seed']]
+        self.next_seed_button = widgets.Button(description='new draw', tooltip='seed + 1', layout=widgets.Layout(width='90px'))
+        self.next_seed_button.on_click(lambda _: setattr(self.controls['seed'], 'value', self.controls['seed'].value + 1))
+        top += [self.next_seed_button, self.controls['channels']]
+        if self.is_dataset:
+            self.controls['sample_index'] = widgets.IntSlider(value=0, min=0, max=len(self.source) - 1, description='sample',
+                                                              style={'description_width': '50px'})
+            top.append(self.controls['sample_index'])
+        self.yaml_button = widgets.Button(description='print YAML', button_style='info', layout=widgets.Layout(width='110px'))
+        self.yaml_button.on_click(lambda _: self.print_yaml())
+        grid = widgets.Layout(grid_template_columns='repeat(2, minmax(0, 1fr))')
+        tabs = widgets.Tab(children=[widgets.GridBox([self.controls[k] for k in keys], layout=grid) for keys in self.sections.values()],
+                           titles=list(self.sections))
+        self.status, self.output, self.yaml_output = widgets.HTML(), widgets.Output(), widgets.Output()
+        return [widgets.HBox(top + [self.yaml_button]), tabs, self.status, self.output, self.yaml_output]
+
     def _sample(self, index:int) -> dict:
-        sample = self.source[index]
+        sample = self.source[index] if self.is_dataset else self.source
         if not (isinstance(sample, Mapping) and 'image' in sample): raise ValueError(f"dataset item {index} is not a Sample dict (with 'image'), got {type(sample).__name__}")
         return sample
 
     @property
     def sample(self) -> dict:
         "The sample on show"
-        return self._sample(self.controls['sample_index'].value) if self.is_dataset else self.source
+        return self._sample(self.controls['sample_index'].value if self.is_dataset else 0)
 
     def _changed(self, change):
         if not self._held: self.redraw()
 
-    @contextlib.contextmanager
-    def hold(self):
-        "Change several controls with one redraw at the end: `with panel.hold(): ...`"
-        self._held += 1
-        try: yield self
-        finally:
-            self._held -= 1
-            if not self._held: self.redraw()
+# %% ../nbs/07_explore.ipynb #97f15afd
+@patch
+@contextlib.contextmanager
+def hold(self:CropExplorer):
+    "Change several controls with one redraw at the end: `with panel.hold(): ...`"
+    self._held += 1
+    try: yield self
+    finally:
+        self._held -= 1
+        if not self._held: self.redraw()
 
-    def settings(self) -> dict: # {'crops': {...}, 'augment': {...}, 'ibot': {...}}, plain lists and numbers
-        "The chosen settings by config section, as the YAML holds them"
-        return {section: {name: _plain(self._parsers[name](self.controls[name].value)) for name in names}
-                for section, names in self.sections.items()}
+@patch
+def settings(self:CropExplorer) -> dict: # {'crops': {...}, 'augment': {...}, 'ibot': {...}}, plain lists and numbers
+    "The chosen settings by config section, as the YAML holds them"
+    return {section: {name: _plain(self._parsers[name](self.controls[name].value)) for name in names}
+            for section, names in self.sections.items()}
 
-    def to_yaml(self) -> str:
-        "The settings as YAML, sections `crops`, `augment` and `ibot`"
-        return yaml.safe_dump(self.settings(), sort_keys=False, default_flow_style=None)
+@patch
+def to_yaml(self:CropExplorer) -> str:
+    "The settings as YAML, sections `crops`, `augment` and `ibot`"
+    return yaml.safe_dump(self.settings(), sort_keys=False, default_flow_style=None)
 
-    def print_yaml(self):
-        "Show the YAML below the panel (the button does this)"
-        self.yaml_output.outputs = ()
-        self.yaml_output.append_stdout(self.to_yaml())
+@patch
+def print_yaml(self:CropExplorer):
+    "Show the YAML below the panel (what the *print YAML* button does)"
+    self.yaml_output.outputs = ()
+    self.yaml_output.append_stdout(self.to_yaml())
 
-    def recipe(self) -> MultiViewCrops:
-        "A `MultiViewCrops` with the chosen settings"
-        settings = self.settings()
-        return MultiViewCrops(**settings['crops'], **settings['augment'])
+@patch
+def recipe(self:CropExplorer) -> MultiViewCrops:
+    "A `MultiViewCrops` with the chosen settings"
+    settings = self.settings()
+    return MultiViewCrops(**settings['crops'], **settings['augment'])
 
-    def redraw(self):
-        "Draw the views of the sample with the chosen settings and seed (runs on every change)"
-        started = time.perf_counter()
-        try:
-            settings, recipe = self.settings(), self.recipe()
-            generator = torch.Generator().manual_seed(int(self.controls['seed'].value))
-            views = recipe(self.sample, generator=generator)
-            batch = collate_views([views], patch_size=self.patch_size, generator=generator, **settings['ibot'])
-            if recipe.batch_intensity: batch = augment_batch(batch, recipe, generator)
-            figure = show_views(batch, 0, self.controls['channels'].value, recipe, self.names, self.patch_size)
-        except (ValueError, IndexError, yaml.YAMLError) as e:
-            self.error = str(e)
-            self.status.value = f"<span style='color:#c00'>not redrawn: {self.error}</span>"
-            return
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format='png', dpi=self.dpi)
-        plt.close(figure)
-        self.figure, self.views, self.batch, self.png, self.error = figure, views, batch, buffer.getvalue(), None
-        self.redraws += 1
-        self.output.outputs = ()
-        self.output.append_display_data(Image(data=self.png, format='png'))
-        masked = int(batch['masks'].flatten(1).any(1).sum())
-        self.status.value = (f"{len(views['global_crops'])} global + {len(views['local_crops'])} local views · "
-                             f"{masked} of {len(batch['masks'])} global crops masked · drawn in {time.perf_counter() - started:.2f} s")
+@patch
+def redraw(self:CropExplorer):
+    "Draw the views of the sample with the chosen settings and seed (runs on every change); a rejected setting shows its error"
+    started = time.perf_counter()
+    try:
+        settings, recipe, sample = self.settings(), self.recipe(), self.sample
+        generator = torch.Generator().manual_seed(int(self.controls['seed'].value))
+        views = recipe(sample, generator=generator)
+        batch = collate_views([views], patch_size=self.patch_size, generator=generator, **settings['ibot'])
+        if recipe.batch_intensity: batch = augment_batch(batch, recipe, generator)
+        figure = show_views(batch, 0, self.controls['channels'].value, recipe, self.names or sample.get('modalities'), self.patch_size)
+    except (ValueError, IndexError, yaml.YAMLError) as e:
+        self.error = str(e)
+        self.status.value = f"<span style='color:#c00'>not redrawn: {html.escape(self.error)}</span>"
+        return
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format='png', dpi=self.dpi)
+    plt.close(figure)
+    self.figure, self.views, self.batch, self.png, self.error = figure, views, batch, buffer.getvalue(), None
+    self.redraws += 1
+    self.output.outputs = ()
+    self.output.append_display_data(Image(data=self.png, format='png'))
+    masked = int(batch['masks'].flatten(1).any(1).sum())
+    self.status.value = (f"{len(views['global_crops'])} global + {len(views['local_crops'])} local views · "
+                         f"{masked} of {len(batch['masks'])} global crops masked · drawn in {time.perf_counter() - started:.2f} s")
 
+# %% ../nbs/07_explore.ipynb #c0a66530
 def crop_explorer(sample_or_dataset, # a Sample dict, or a dataset of them (a slider picks the sample)
                   config=None, # starting values: a config with sections `crops`, `augment`, `ibot` (dict, OmegaConf, YAML file), or a flat dict
                   **kwargs, # passed to `CropExplorer`: patch_size, seed, channels, names, dpi
