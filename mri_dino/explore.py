@@ -8,7 +8,7 @@ Docs: https://mri-dino.github.io/mri_dino/explore.html.md"""
 __all__ = ['study_arrays', 'centre_slice', 'show_study', 'views_of_sample', 'show_views', 'augmentation_parameters',
            'FloatTriple', 'CropExplorer', 'crop_explorer']
 
-# %% ../nbs/07_explore.ipynb #c073b6c1
+# %% ../nbs/07_explore.ipynb #596051f0
 import contextlib
 import html
 import inspect
@@ -31,7 +31,7 @@ from fastcore.docments import docments
 from .augment import MultiViewCrops, IntensityAugment, roi_as_box, augment_batch, _INTENSITY_AUGS
 from .masking import collate_views
 
-# %% ../nbs/07_explore.ipynb #dc84243e
+# %% ../nbs/07_explore.ipynb #976a65f5
 def _as_numpy(x, what:str) -> np.ndarray:
     "A numpy array from a tensor, an array or a Volume-like object (one with `.data`)"
     if not isinstance(x, (np.ndarray, Tensor)) and hasattr(x, 'data'): x = x.data
@@ -101,7 +101,7 @@ def study_arrays(study, # a Sample dict (`image`, `modality_mask`, `roi_box`, `s
     mask = _roi_mask(roi, spatial, study_id) if roi is not None else (_box_mask(box, spatial, study_id) if box is not None else None)
     return image, names, present, mask, study_id
 
-# %% ../nbs/07_explore.ipynb #d2a399bd
+# %% ../nbs/07_explore.ipynb #f0946789
 def centre_slice(image:np.ndarray, # (C, D, H, W) volume
                  axis:int=0, # spatial axis the slices cut (0: D, 1: H, 2: W)
                  roi:np.ndarray|None=None, # (D, H, W) bool ROI mask, or None
@@ -158,7 +158,7 @@ def show_study(study, # a Sample dict, a cached study, an array (C, H, W) / (C, 
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_explore.ipynb #d4fd42f3
+# %% ../nbs/07_explore.ipynb #3cac9066
 def _stack(views) -> Tensor:
     "A list of views (or a stacked tensor) as one tensor; an empty one for no views"
     if isinstance(views, Tensor): return views
@@ -279,7 +279,7 @@ def show_views(views, # a `MultiViewCrops` output, a list of them, or a batch fr
                  (f" · {legend}" if 'composite' in rows and n_channels > 1 else ''), fontsize=10)
     return fig
 
-# %% ../nbs/07_explore.ipynb #c4ed3b21
+# %% ../nbs/07_explore.ipynb #758a4bca
 def _parameters(function, drop=()) -> dict:
     "Keyword parameters of `function` with their defaults, minus `drop`"
     return {name: p.default for name, p in inspect.signature(function).parameters.items()
@@ -323,7 +323,7 @@ def _read_config(config) -> dict: # {key: value} over the sections `crops`, `aug
     if isinstance(config.get('student'), Mapping) and 'patch_size' in config['student']: flat['patch_size'] = config['student']['patch_size']
     return flat
 
-# %% ../nbs/07_explore.ipynb #49f57430
+# %% ../nbs/07_explore.ipynb #c63cb565
 _CHOICES = dict(intensity_aug=_INTENSITY_AUGS, roi_fallback=('center', 'random'), interpolation=('bilinear', 'nearest', 'bicubic'))
 
 _SLIDERS = dict(   # key: (kind, min, max, step); ranges widen to hold the starting value
@@ -410,7 +410,7 @@ def _control(name:str, # the config key
     text = yaml.safe_dump(_plain(value), default_flow_style=True).strip().removesuffix('...').strip()
     return widgets.Text(value=text, **common), yaml.safe_load
 
-# %% ../nbs/07_explore.ipynb #7beb8705
+# %% ../nbs/07_explore.ipynb #ddecf687
 def _starting_values(given:dict) -> tuple[dict, dict]: # section -> keys, and key -> starting value
     "The explorer's keys by section and their starting values: the recipe's defaults overridden by `given` (checked by building the recipe)"
     defaults = augmentation_parameters()
@@ -487,7 +487,7 @@ class CropExplorer(widgets.VBox):
     def _changed(self, change):
         if not self._held: self.redraw()
 
-# %% ../nbs/07_explore.ipynb #788e35a6
+# %% ../nbs/07_explore.ipynb #841b49b9
 @patch
 @contextlib.contextmanager
 def hold(self:CropExplorer):
@@ -547,7 +547,7 @@ def redraw(self:CropExplorer):
     self.status.value = (f"{len(views['global_crops'])} global + {len(views['local_crops'])} local views · "
                          f"{masked} of {len(batch['masks'])} global crops masked · drawn in {time.perf_counter() - started:.2f} s")
 
-# %% ../nbs/07_explore.ipynb #72e72acc
+# %% ../nbs/07_explore.ipynb #16b7bb19
 def crop_explorer(sample_or_dataset, # a Sample dict, or a dataset of them (a slider picks the sample)
                   config=None, # starting values: a config with sections `crops`, `augment`, `ibot` (dict, OmegaConf, YAML file), or a flat dict
                   **kwargs, # passed to `CropExplorer`: patch_size, seed, channels, names, dpi
