@@ -7,7 +7,7 @@ Docs: https://mri-dino.github.io/mri_dino/datasets.html.md"""
 # %% auto #0
 __all__ = ['AXES', 'CacheDataset', 'SliceDataset', 'collate_samples', 'PatchDataset3D']
 
-# %% ../nbs/04_datasets.ipynb #e713b04e
+# %% ../nbs/04_datasets.ipynb #34d34418
 import math
 import os
 from collections import OrderedDict
@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from .preprocess import read_index
 
-# %% ../nbs/04_datasets.ipynb #5295accc
+# %% ../nbs/04_datasets.ipynb #08de0b9f
 AXES = {'axial': 0, 'coronal': 1, 'sagittal': 2}
 
 class CacheDataset(Dataset):
@@ -119,7 +119,7 @@ class CacheDataset(Dataset):
     def _finish(self, sample:dict) -> dict:
         return self.transform(sample) if self.transform is not None else sample
 
-# %% ../nbs/04_datasets.ipynb #22151a50
+# %% ../nbs/04_datasets.ipynb #0f54c595
 class SliceDataset(CacheDataset):
     "2D multi-channel slices from the cache: any axis, stride, foreground/ROI restricted, modality mask"
     def __init__(self,
@@ -182,7 +182,7 @@ class SliceDataset(CacheDataset):
                       spacing=tuple(float(s) for s in spacing))
         return self._finish(sample)
 
-# %% ../nbs/04_datasets.ipynb #66251e2e
+# %% ../nbs/04_datasets.ipynb #3774f3ce
 def collate_samples(samples:Sequence[dict]) -> dict:
     "Stack same-sized Samples into a batch: `image` (B, C, ...), `modality_mask` (B, C); other keys as lists"
     batch = {key: [s.get(key) for s in samples] for key in samples[0]}
@@ -190,7 +190,7 @@ def collate_samples(samples:Sequence[dict]) -> dict:
     batch['modality_mask'] = torch.stack(batch['modality_mask'])
     return batch
 
-# %% ../nbs/04_datasets.ipynb #f393ffec
+# %% ../nbs/04_datasets.ipynb #c39358c5
 class PatchDataset3D(CacheDataset):
     "3D multi-channel patches from the cache, of a size in voxels or in millimetres"
     def __init__(self,

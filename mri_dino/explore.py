@@ -8,7 +8,7 @@ Docs: https://mri-dino.github.io/mri_dino/explore.html.md"""
 __all__ = ['study_arrays', 'centre_slice', 'show_study', 'views_of_sample', 'show_views', 'augmentation_parameters',
            'FloatTriple', 'CropExplorer', 'crop_explorer']
 
-# %% ../nbs/07_explore.ipynb #25e7f26b
+# %% ../nbs/07_explore.ipynb #fc51d54e
 import contextlib
 import html
 import inspect
@@ -31,7 +31,7 @@ from fastcore.docments import docments
 from .augment import MultiViewCrops, IntensityAugment, roi_as_box, augment_batch, _INTENSITY_AUGS
 from .masking import collate_views
 
-# %% ../nbs/07_explore.ipynb #bf524129
+# %% ../nbs/07_explore.ipynb #39684521
 def _as_numpy(x, what:str) -> np.ndarray:
     "A numpy array from a tensor, an array or a Volume-like object (one with `.data`)"
     if not isinstance(x, (np.ndarray, Tensor)) and hasattr(x, 'data'): x = x.data
@@ -97,7 +97,7 @@ def study_arrays(study, # a Sample dict (`image`, `modality_mask`, `roi_box`, `s
     mask = _roi_mask(roi, spatial, study_id) if roi is not None else (_box_mask(box, spatial, study_id) if box is not None else None)
     return image, names, present, mask, study_id
 
-# %% ../nbs/07_explore.ipynb #7961936c
+# %% ../nbs/07_explore.ipynb #bb623625
 def centre_slice(image:np.ndarray, # (C, D, H, W) volume
                  axis:int=0, # spatial axis the slices cut (0: D, 1: H, 2: W)
                  roi:np.ndarray|None=None, # (D, H, W) bool ROI mask, or None
@@ -154,7 +154,7 @@ def show_study(study, # a Sample dict, an array (C, H, W) / (C, D, H, W), a list
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_explore.ipynb #8c217058
+# %% ../nbs/07_explore.ipynb #6c17a360
 def _stack(views) -> Tensor:
     "A list of views (or a stacked tensor) as one tensor; an empty one for no views"
     if isinstance(views, Tensor): return views
@@ -275,7 +275,7 @@ def show_views(views, # a `MultiViewCrops` output, a list of them, or a batch fr
                  (f" · {legend}" if 'composite' in rows and n_channels > 1 else ''), fontsize=10)
     return fig
 
-# %% ../nbs/07_explore.ipynb #6981d154
+# %% ../nbs/07_explore.ipynb #f2942fd3
 def _parameters(function, drop=()) -> dict:
     "Keyword parameters of `function` with their defaults, minus `drop`"
     return {name: p.default for name, p in inspect.signature(function).parameters.items()
@@ -319,7 +319,7 @@ def _read_config(config) -> dict: # {key: value} over the sections `crops`, `aug
     if isinstance(config.get('student'), Mapping) and 'patch_size' in config['student']: flat['patch_size'] = config['student']['patch_size']
     return flat
 
-# %% ../nbs/07_explore.ipynb #767ea602
+# %% ../nbs/07_explore.ipynb #99b8ac67
 _CHOICES = dict(intensity_aug=_INTENSITY_AUGS, roi_fallback=('center', 'random'), interpolation=('bilinear', 'nearest', 'bicubic'))
 
 _SLIDERS = dict(   # key: (kind, min, max, step); ranges widen to hold the starting value
@@ -363,35 +363,42 @@ class FloatTriple(widgets.HBox):
             for slider, v in zip(self.sliders, change['new']): slider.value = float(v)
         finally: self._syncing = False
 
-def _control(name:str, value, tooltip:str, spatial_dims:int):
-    "A widget for config key `name` starting at `value`, and the function from its `.value` to the setting"
-    common = dict(description=name, tooltip=tooltip, style=_STYLE, layout=_WIDE)
+def _special_control(name:str, value, common:dict, spatial_dims:int):
+    "The widget and parser of a key with its own kind of control, or None"
     if name in _CHOICES: return widgets.Dropdown(options=list(_CHOICES[name]), value=value, **common), str
     if name == 'blur_prob':
         triple = (value,) * 3 if isinstance(value, (int, float)) else tuple(value)
-        return FloatTriple(triple, description=name, tooltip=tooltip), lambda v: [float(x) for x in v]
+        return FloatTriple(triple, description=name, tooltip=common['tooltip']), lambda v: [float(x) for x in v]
     if name == 'rc_kernel_sizes':
         options = sorted(set(_KERNEL_SIZES) | {int(k) for k in value})
         return widgets.SelectMultiple(options=options, value=tuple(int(k) for k in value), rows=3, **common), lambda v: sorted(int(k) for k in v)
     if name == 'flip_axes':
-        labels = ['W', 'H', 'D'][:spatial_dims]
-        options = [(f'{label} ({-1 - i})', -1 - i) for i, label in enumerate(labels)]
+        options = [(f'{label} ({-1 - i})', -1 - i) for i, label in enumerate(['W', 'H', 'D'][:spatial_dims])]
         chosen = tuple(sorted({int(a) - spatial_dims if int(a) >= 0 else int(a) for a in value}, reverse=True))
         return widgets.SelectMultiple(options=options, value=chosen, rows=spatial_dims, **common), lambda v: sorted(v, reverse=True)
     if isinstance(value, bool) and name != 'crop_from_tumor_foreground': return widgets.Checkbox(value=value, indent=False, **common), bool
-    if name.endswith('_prob') or name.endswith('_probability'): spec = ('float', 0.0, 1.0, 0.05)
-    else: spec = _SLIDERS.get(name)
-    if spec is not None:
-        kind, low, high, step = spec
-        try:
-            if kind == 'range' and isinstance(value, (list, tuple)) and len(value) == 2:
-                low, high = min(low, float(value[0])), max(high, float(value[1]))
-                return widgets.FloatRangeSlider(value=[float(v) for v in value], min=low, max=high, step=step, **common), lambda v: [float(x) for x in v]
-            if kind == 'int' and isinstance(value, int):
-                return widgets.IntSlider(value=value, min=min(low, value), max=max(high, value), step=step, **common), int
-            if kind == 'float' and isinstance(value, (int, float)):
-                return widgets.FloatSlider(value=float(value), min=min(low, value), max=max(high, value), step=step, **common), float
-        except traitlets.TraitError: pass
+    kind, low, high, step = ('float', 0.0, 1.0, 0.05) if name.endswith(('_prob', '_probability')) else _SLIDERS.get(name, (None,) * 4)
+    if kind == 'range' and isinstance(value, (list, tuple)) and len(value) == 2:
+        low, high = min(low, float(value[0])), max(high, float(value[1]))
+        return widgets.FloatRangeSlider(value=[float(v) for v in value], min=low, max=high, step=step, **common), lambda v: [float(x) for x in v]
+    if kind == 'int' and isinstance(value, int):
+        return widgets.IntSlider(value=value, min=min(low, value), max=max(high, value), step=step, **common), int
+    if kind == 'float' and isinstance(value, (int, float)):
+        return widgets.FloatSlider(value=float(value), min=min(low, value), max=max(high, value), step=step, **common), float
+    return None
+
+def _control(name:str, # the config key
+             value, # its starting value
+             tooltip:str, # its documentation
+             spatial_dims:int, # 2 or 3 (the flip axes offered)
+            ) -> tuple: # the widget, and the function from its `.value` to the setting
+    "A widget for config key `name`: a slider, range slider, dropdown, checkbox or selection where the key's kind is known, else a text box"
+    common = dict(description=name, tooltip=tooltip, style=_STYLE, layout=_WIDE)
+    try:
+        special = _special_control(name, value, common, spatial_dims)
+        if special is not None: return special
+    except (traitlets.TraitError, TypeError, ValueError): pass     # a value the usual control cannot hold: a text box below
+    if isinstance(value, bool): return widgets.Checkbox(value=value, indent=False, **common), bool
     if isinstance(value, float): return widgets.FloatText(value=value, **common), float
     if isinstance(value, int): return widgets.IntText(value=value, **common), int
     if isinstance(value, str): return widgets.Text(value=value, **common), str
@@ -399,7 +406,7 @@ def _control(name:str, value, tooltip:str, spatial_dims:int):
     text = yaml.safe_dump(_plain(value), default_flow_style=True).strip().removesuffix('...').strip()
     return widgets.Text(value=text, **common), yaml.safe_load
 
-# %% ../nbs/07_explore.ipynb #ed0ffd2f
+# %% ../nbs/07_explore.ipynb #b5cdc29c
 def _starting_values(given:dict) -> tuple[dict, dict]: # section -> keys, and key -> starting value
     "The explorer's keys by section and their starting values: the recipe's defaults overridden by `given` (checked by building the recipe)"
     defaults = augmentation_parameters()
@@ -476,7 +483,7 @@ class CropExplorer(widgets.VBox):
     def _changed(self, change):
         if not self._held: self.redraw()
 
-# %% ../nbs/07_explore.ipynb #cfe4df0c
+# %% ../nbs/07_explore.ipynb #97f15afd
 @patch
 @contextlib.contextmanager
 def hold(self:CropExplorer):
@@ -536,7 +543,7 @@ def redraw(self:CropExplorer):
     self.status.value = (f"{len(views['global_crops'])} global + {len(views['local_crops'])} local views · "
                          f"{masked} of {len(batch['masks'])} global crops masked · drawn in {time.perf_counter() - started:.2f} s")
 
-# %% ../nbs/07_explore.ipynb #312376d4
+# %% ../nbs/07_explore.ipynb #c0a66530
 def crop_explorer(sample_or_dataset, # a Sample dict, or a dataset of them (a slider picks the sample)
                   config=None, # starting values: a config with sections `crops`, `augment`, `ibot` (dict, OmegaConf, YAML file), or a flat dict
                   **kwargs, # passed to `CropExplorer`: patch_size, seed, channels, names, dpi

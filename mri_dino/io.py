@@ -8,11 +8,13 @@ Docs: https://mri-dino.github.io/mri_dino/io.html.md"""
 from __future__ import annotations
 
 import json
+import locale
 import math
 import os
 import re
 import struct
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +22,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['HDF5_EXTENSIONS', 'LPS_TO_RAS', 'VolumeError', 'affine_spacing', 'Volume', 'VolumeHeader', 'dwi_b_values',
-           'dwi_b_value', 'split_dataset_path', 'volume_format', 'read_bvals', 'itk_affine', 'dicom_series',
-           'hdf5_volumes', 'read_volume', 'read_header', 'inspect_volume']
+           'dwi_b_value', 'split_dataset_path', 'volume_format', 'read_bvals', 'itk_affine', 'keep_locale',
+           'dicom_series', 'hdf5_volumes', 'read_volume', 'read_header', 'inspect_volume']
 
 # %% ../nbs/00_io.ipynb #303ad9f9
 class VolumeError(ValueError):
@@ -163,6 +165,14 @@ def _itk_to_numpy(image) -> np.ndarray:
 # %% ../nbs/00_io.ipynb #2c11ed77
 _B_VALUE_TAGS = ('0018|9087', '0019|100c', '0043|1039')
 
+@contextmanager
+def keep_locale():
+    "Put the process locale back after calls into SimpleITK: GDCM sets the C locale while it writes DICOM, which turns Python's default text encoding into ASCII for the rest of the process."
+    saved = locale.setlocale(locale.LC_ALL)
+    try: yield
+    finally:
+        if locale.setlocale(locale.LC_ALL) != saved: locale.setlocale(locale.LC_ALL, saved)
+
 def _itk_warnings_off():
     import SimpleITK as sitk
     sitk.ProcessObject.SetGlobalWarningDisplay(False)
@@ -177,6 +187,7 @@ def _dicom_b_value(reader) -> float|None:
             return value % 1e9 if tag == '0043|1039' else value   # GE adds 1e9 to flag the value
     return None
 
+@keep_locale()
 def dicom_series(folder, # a folder of DICOM files
                 ) -> dict: # series instance UID -> its files, sorted by slice position
     "The DICOM series in `folder`, each with its files in slice order (GDCM)"
@@ -538,6 +549,7 @@ def _finite(path, data:np.ndarray, non_finite:str, meta:dict) -> np.ndarray:
     return data
 
 # %% ../nbs/00_io.ipynb #ecaf364f
+@keep_locale()
 def read_volume(path, # a .nii, .nii.gz, .npy, .pt, .h5/.hdf5 (`file.h5::dataset`), .nrrd/.mha/.mhd or .dcm file, or a DICOM series folder
                 b_value:int|str='highest', # for 4D DWI: the b-value to keep ('highest', or a number)
                 non_finite:str='error', # NaN/inf voxels: 'error' raises, 'zero' replaces them by 0 and counts them in meta
@@ -650,6 +662,7 @@ def _dicom_header(path:Path, series_uid=None, b_value='highest') -> VolumeHeader
     dtype = np.dtype(sitk.GetArrayFromImage(sitk.Image([1, 1], reader.GetPixelID())).dtype)
     return VolumeHeader(tuple(size), _stack_affine(files), dtype, str(path), meta)
 
+@keep_locale()
 def read_header(path, # a volume file or DICOM series folder
                 series_uid:str|None=None, # DICOM: the series (default: the one with the most slices)
                 dataset:str|None=None, # HDF5: the dataset (default: the only or largest 3D one; or `file.h5::dataset`)

@@ -80,7 +80,7 @@ class DINOHead(nn.Module):
         x = self.mlp(x.reshape(-1, x.shape[-1]))                # (n, bottleneck_dim)
         eps = 1e-6 if x.dtype == torch.float16 else 1e-12
         x = F.normalize(x, p=2, dim=-1, eps=eps)                # unit vectors
-        return self.last_layer(x).reshape(*leading, -1)         # (..., out_dim)
+        return self.last_layer(x).reshape(*leading, self.last_layer.weight.shape[0])   # (..., out_dim), also for 0 rows
 
     def last_layer_parameters(self) -> list[nn.Parameter]:
         "The last layer's parameters (`g` and `v`), e.g. for an optimiser parameter group."

@@ -8,24 +8,34 @@ Docs: https://mri-dino.github.io/mri_dino/preprocess.html.md"""
 __all__ = ['CANONICAL_AXES', 'DTYPES', 'CACHE_VERSION', 'to_canonical', 'regrid', 'grid_to_source', 'resample',
            'intensity_window', 'normalize', 'bounding_box', 'foreground_mask', 'quantize', 'dequantize',
            'prepare_study', 'write_json', 'study_file_name', 'settings_hash', 'write_cached_study', 'CachedStudy',
-           'load_cached_study', 'index_row', 'write_index', 'read_index', 'verify_cache']
+           'load_cached_study', 'index_row', 'write_index', 'read_index', 'verify_cache', 'source_fingerprint',
+           'study_tasks', 'study_status', 'build_study', 'in_shard', 'parse_shard', 'clean_temporaries',
+           'PreprocessReport', 'preprocess_dataset', 'mri_dino_preprocess']
 
-# %% ../nbs/03_preprocess.ipynb #5d09816b
+# %% ../nbs/03_preprocess.ipynb #089a1fa1
 import hashlib
 import json
 import math
 import os
 import re
+import socket
+import sys
 import tempfile
+import time
+from concurrent import futures
 from pathlib import Path
 from typing import Sequence
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
+from fastcore.script import call_parse
 from scipy import ndimage
 
-# %% ../nbs/03_preprocess.ipynb #12f88a69
+from .io import read_volume
+from .studies import find_studies
+
+# %% ../nbs/03_preprocess.ipynb #d8fa3e76
 CANONICAL_AXES = ('I', 'P', 'L')   # direction in which d, h, w increase
 
 def to_canonical(data:np.ndarray, # (i, j, k) array in the file's voxel order
@@ -38,7 +48,7 @@ def to_canonical(data:np.ndarray, # (i, j, k) array in the file's voxel order
     reoriented = nib.orientations.apply_orientation(data, transform)
     return reoriented, affine @ nib.orientations.inv_ornt_aff(transform, data.shape)
 
-# %% ../nbs/03_preprocess.ipynb #2e472fa4
+# %% ../nbs/03_preprocess.ipynb #1dbb71e8
 def regrid(affine:np.ndarray, # (4, 4) voxel -> world of a grid
            shape:Sequence[int], # its shape
            spacing:Sequence[float]|None=None, # new voxel size along each axis (mm); None keeps the grid
@@ -56,7 +66,7 @@ def regrid(affine:np.ndarray, # (4, 4) voxel -> world of a grid
     new[:3, 3] = corner + new[:3, :3] @ np.full(3, 0.5)
     return new, new_shape
 
-# %% ../nbs/03_preprocess.ipynb #9d94a552
+# %% ../nbs/03_preprocess.ipynb #96494214
 def grid_to_source(grid_affine:np.ndarray, source_affine:np.ndarray) -> np.ndarray: # (4, 4) grid voxel -> source voxel
     return np.linalg.inv(source_affine) @ grid_affine
 
@@ -85,7 +95,7 @@ def resample(data:np.ndarray, # (i, j, k) source array
     return ndimage.affine_transform(padded, matrix, offset + 1, output_shape=tuple(grid_shape), order=order,
                                     mode='constant', cval=fill, prefilter=False).astype(np.float32)
 
-# %% ../nbs/03_preprocess.ipynb #d06b128e
+# %% ../nbs/03_preprocess.ipynb #0b8cafd8
 def intensity_window(data:np.ndarray, # a volume (any shape)
                      low:float=0.5, # lower percentile
                      high:float=99.5, # upper percentile
@@ -113,7 +123,7 @@ def normalize(data:np.ndarray, # a volume
     scaled = (np.asarray(data, np.float32) - np.float32(lower)) / np.float32(max(upper - lower, 1e-12))
     return np.clip(np.nan_to_num(scaled, nan=0.0), 0.0, 1.0)
 
-# %% ../nbs/03_preprocess.ipynb #8b1beff3
+# %% ../nbs/03_preprocess.ipynb #1cb25bf3
 def bounding_box(mask:np.ndarray, # boolean array
                 ) -> list[int]|None: # flat half-open [starts..., stops...], or None when the mask is empty
     "The smallest box holding every True voxel"
@@ -133,7 +143,7 @@ def foreground_mask(image:np.ndarray, # (C, D, H, W) normalised image in [0, 1]
     if not channels: return np.zeros(image.shape[1:], bool)
     return np.mean(channels, axis=0) > threshold
 
-# %% ../nbs/03_preprocess.ipynb #a5e80d50
+# %% ../nbs/03_preprocess.ipynb #c62b7cf7
 DTYPES = {'uint8': np.uint8, 'float16': np.float16}
 
 def quantize(image:np.ndarray, # float array in [0, 1]
@@ -193,14 +203,16 @@ def prepare_study(volumes:dict, # modality -> volume (`.data` (i, j, k) and `.af
                 roi_box=roi_box, warnings=warnings)
     return quantize(image, dtype), roi_mask, meta
 
-# %% ../nbs/03_preprocess.ipynb #b9caa85b
+# %% ../nbs/03_preprocess.ipynb #bf724b44
 CACHE_VERSION = 1
+
+_HOST = re.sub(r'[^A-Za-z0-9-]', '-', socket.gethostname())[:40] or 'host'
 
 def _atomic_write(write, path:Path):
     "Call `write(file object)` on a temporary file beside `path`, sync it, then rename it onto `path`"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.{_HOST}.{os.getpid()}.', suffix='.tmp', dir=path.parent)
     try:
         with os.fdopen(handle, 'wb') as file:
             write(file)
@@ -227,7 +239,7 @@ def study_file_name(study_id:str) -> str:
     if safe == study_id: return safe
     return f"{safe[:80]}-{hashlib.sha1(study_id.encode()).hexdigest()[:8]}"
 
-# %% ../nbs/03_preprocess.ipynb #793f89be
+# %% ../nbs/03_preprocess.ipynb #46cf7da9
 def settings_hash(settings:dict) -> str:
     "A short stable hash of the preprocessing settings"
     return hashlib.sha1(json.dumps(settings, sort_keys=True, default=_json_default).encode()).hexdigest()[:16]
@@ -243,17 +255,20 @@ def write_cached_study(cache_dir:str|Path, # the cache folder
     name = study_file_name(study_id)
     array_path, roi_path, json_path = (cache_dir / 'studies' / f'{name}{suffix}' for suffix in ('.npy', '.roi.npy', '.json'))
     _atomic_write(lambda file: np.save(file, np.ascontiguousarray(image)), array_path)
-    if roi is not None: _atomic_write(lambda file: np.save(file, np.ascontiguousarray(roi, dtype=np.uint8)), roi_path)
+    box = meta.get('roi_box') if roi is not None else None
+    if box is not None:             # only the ROI box is stored: the mask is zero outside it by definition
+        crop = roi[box[0]:box[3], box[1]:box[4], box[2]:box[5]]
+        _atomic_write(lambda file: np.save(file, np.ascontiguousarray(crop, dtype=np.uint8)), roi_path)
     elif roi_path.exists(): roi_path.unlink()
     stat = array_path.stat()
     meta = dict(meta, version=CACHE_VERSION, study_id=str(study_id), file=f'studies/{name}.npy',
-                roi_file=f'studies/{name}.roi.npy' if roi is not None else None,
+                roi_file=f'studies/{name}.roi.npy' if box is not None else None,
                 shape=list(image.shape), dtype=str(image.dtype), array_bytes=stat.st_size, array_mtime_ns=stat.st_mtime_ns)
     if 'settings' in meta: meta['settings_hash'] = settings_hash(meta['settings'])
     write_json(meta, json_path)
     return json_path
 
-# %% ../nbs/03_preprocess.ipynb #93a2ce60
+# %% ../nbs/03_preprocess.ipynb #2f51bb68
 class CachedStudy:
     "A cached study: `image` (C, D, H, W) and `roi` (D, H, W) memory-mapped (or loaded), `meta` its JSON"
     def __init__(self, json_path:str|Path, mmap:bool=True):
@@ -261,9 +276,16 @@ class CachedStudy:
         self.meta = json.loads(self.json_path.read_text())
         root = self.json_path.parent.parent
         self.image = np.load(root / self.meta['file'], mmap_mode='r' if mmap else None)
-        self.roi = np.load(root / self.meta['roi_file'], mmap_mode='r' if mmap else None) if self.meta.get('roi_file') else None
+        self.roi_crop = np.load(root / self.meta['roi_file'], mmap_mode='r' if mmap else None) if self.meta.get('roi_file') else None
         if list(self.image.shape) != self.meta['shape']:
             raise ValueError(f"{root / self.meta['file']}: shape {self.image.shape} does not match its JSON ({self.meta['shape']})")
+    @property
+    def roi(self) -> np.ndarray|None:
+        "The (D, H, W) uint8 ROI mask (None without ROI), pasted from the stored crop"
+        if self.roi_crop is None: return None
+        mask, box = np.zeros(self.image.shape[1:], np.uint8), self.meta['roi_box']
+        mask[box[0]:box[3], box[1]:box[4], box[2]:box[5]] = self.roi_crop
+        return mask
     study_id = property(lambda self: self.meta['study_id'])
     present = property(lambda self: np.array(self.meta['present'], bool))
     spacing = property(lambda self: tuple(self.meta['spacing']))
@@ -277,7 +299,7 @@ def load_cached_study(cache_dir:str|Path, # the cache folder
     "Open one cached study"
     return CachedStudy(Path(cache_dir) / 'studies' / f'{study_file_name(study_id)}.json', mmap)
 
-# %% ../nbs/03_preprocess.ipynb #74956b3c
+# %% ../nbs/03_preprocess.ipynb #ad4f503c
 def _box_text(box): return '' if box is None else ' '.join(str(int(v)) for v in box)
 
 def _parse_box(text):
@@ -335,7 +357,7 @@ def _array_matches(cache_dir:Path, meta:dict) -> bool:
     except (OSError, KeyError): return False
     return stat.st_size == meta.get('array_bytes') and stat.st_mtime_ns == meta.get('array_mtime_ns')
 
-# %% ../nbs/03_preprocess.ipynb #48873bdd
+# %% ../nbs/03_preprocess.ipynb #02fdd7e1
 def verify_cache(cache_dir:str|Path, # the cache folder
                  full:bool=False, # also read every array through (slow: reads the whole cache)
                 ) -> list[str]: # problems, one line each
@@ -354,8 +376,240 @@ def verify_cache(cache_dir:str|Path, # the cache folder
             if list(image.shape) != meta['shape'] or str(image.dtype) != meta['dtype']:
                 problems.append(f"{study_id}: array {image.shape} {image.dtype}, JSON says {meta['shape']} {meta['dtype']}")
             if meta.get('roi_file'):
-                roi = np.load(cache_dir / meta['roi_file'], mmap_mode='r')
-                if roi.shape != image.shape[1:]: problems.append(f"{study_id}: ROI {roi.shape} does not match the image {image.shape}")
+                roi, box = np.load(cache_dir / meta['roi_file'], mmap_mode='r'), meta.get('roi_box') or [0] * 6
+                if list(roi.shape) != [b - a for a, b in zip(box[:3], box[3:])]:
+                    problems.append(f"{study_id}: ROI crop {roi.shape} does not match the ROI box {box}")
             if full: np.asarray(image).sum()
         except Exception as error: problems.append(f"{study_id}: {type(error).__name__}: {error}")
     return problems
+
+# %% ../nbs/03_preprocess.ipynb #21b4f83c
+def source_fingerprint(path:str|Path) -> dict:
+    "Size and modification time of a source file (for a folder: total size, newest time and count of its files)"
+    path = Path(path)
+    if path.is_dir():
+        files = [p for p in path.rglob('*') if p.is_file()]
+        stats = [p.stat() for p in files]
+        return dict(path=str(path), size=sum(s.st_size for s in stats), mtime_ns=max((s.st_mtime_ns for s in stats), default=0), files=len(files))
+    stat = path.stat()
+    return dict(path=str(path), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+
+def _clean_value(value):
+    "A table value as plain JSON (None for missing)"
+    if isinstance(value, np.generic): value = value.item()
+    try:
+        if pd.isna(value): return None
+    except (TypeError, ValueError): pass
+    return value
+
+def study_tasks(table:pd.DataFrame, # the study table
+                modalities:Sequence[str], # channel order
+               ) -> list[tuple[str, dict, dict]]: # (study_id, sources {modality or 'roi': path}, labels) per study
+    "What each study needs read, and its label columns"
+    skip = set(modalities) | {'roi', 'folder'}
+    tasks = []
+    for study_id, row in zip(table.index, table.to_dict('records')):
+        sources = {name: str(row[name]) for name in [*modalities, 'roi'] if isinstance(row.get(name), (str, Path)) and str(row[name])}
+        labels = {key: _clean_value(value) for key, value in row.items() if key not in skip}
+        tasks.append((str(study_id), sources, labels))
+    return tasks
+
+# %% ../nbs/03_preprocess.ipynb #0525f320
+def study_status(cache_dir:Path, # the cache folder
+                 study_id:str, # the study
+                 fingerprints:dict, # current `source_fingerprint` of each source, by modality (and 'roi')
+                 settings:dict, # current settings
+                 labels:dict, # current label columns
+                ) -> str: # 'up to date', 'labels changed', or why it must be built
+    "Whether a cached study is up to date"
+    path = Path(cache_dir) / 'studies' / f'{study_file_name(study_id)}.json'
+    try: meta = json.loads(path.read_text())
+    except FileNotFoundError: return 'not cached'
+    except (OSError, ValueError): return 'unreadable JSON'
+    if meta.get('version') != CACHE_VERSION or meta.get('settings_hash') != settings_hash(settings): return 'settings changed'
+    if meta.get('sources') != fingerprints: return 'sources changed'
+    if not _array_matches(Path(cache_dir), meta): return 'array changed'
+    if meta.get('roi_file') and not (Path(cache_dir) / meta['roi_file']).exists(): return 'ROI missing'
+    return 'up to date' if meta.get('labels') == labels else 'labels changed'
+
+def _read(path:str, non_finite:str):
+    return read_volume(path, non_finite=non_finite)
+
+def build_study(cache_dir:Path, # the cache folder
+                study_id:str, # the study
+                sources:dict, # modality (and 'roi') -> path
+                fingerprints:dict, # their fingerprints, taken before reading
+                labels:dict, # label columns, kept in the JSON and the index
+                settings:dict, # preprocessing settings
+               ) -> Path: # the study's JSON
+    "Read, prepare and write one study"
+    volumes = {m: _read(sources[m], settings['non_finite']) if m in sources else None for m in settings['modalities']}
+    roi = _read(sources['roi'], 'zero') if 'roi' in sources else None
+    image, roi_mask, meta = prepare_study(volumes, settings['modalities'], settings['reference'], settings['spacing'], roi,
+                                          settings['percentiles'], settings['dtype'], settings['foreground_threshold'])
+    meta.update(sources=fingerprints, labels=labels, settings=settings)
+    return write_cached_study(cache_dir, study_id, image, roi_mask, meta)
+
+def _process(task) -> dict:
+    "Worker: bring one study up to date; never raises"
+    cache_dir, study_id, sources, labels, settings, force = task
+    start = time.perf_counter()
+    try:
+        fingerprints = {name: source_fingerprint(path) for name, path in sources.items()}
+        status = 'forced' if force else study_status(cache_dir, study_id, fingerprints, settings, labels)
+        if status == 'up to date': return dict(study_id=study_id, status='skipped')
+        if status == 'labels changed':
+            path = Path(cache_dir) / 'studies' / f'{study_file_name(study_id)}.json'
+            write_json(dict(json.loads(path.read_text()), labels=labels), path)
+            return dict(study_id=study_id, status='updated', reason=status)
+        build_study(Path(cache_dir), study_id, sources, fingerprints, labels, settings)
+        return dict(study_id=study_id, status='built', reason=status, seconds=time.perf_counter() - start)
+    except Exception as error:
+        return dict(study_id=study_id, status='failed', reason=f"{type(error).__name__}: {error}")
+
+# %% ../nbs/03_preprocess.ipynb #47ff349b
+def in_shard(study_id:str, shard:tuple[int, int]|None) -> bool:
+    "Whether a study belongs to shard (i, n): its id's hash modulo n is i"
+    if shard is None: return True
+    index, count = shard
+    return int(hashlib.sha1(str(study_id).encode()).hexdigest()[:12], 16) % count == index
+
+def parse_shard(text:str|None) -> tuple[int, int]|None:
+    "'I/N' -> (I, N), with 0 <= I < N"
+    if text is None or text == '': return None
+    match = re.fullmatch(r'\s*(\d+)\s*/\s*(\d+)\s*', str(text))
+    if not match or not 0 <= int(match[1]) < int(match[2]): raise ValueError(f"shard must be I/N with 0 <= I < N, got {text!r}")
+    return int(match[1]), int(match[2])
+
+def clean_temporaries(cache_dir:str|Path, # the cache folder
+                      max_age_s:float=86400, # remove any temporary file older than this
+                     ) -> int: # number of files removed
+    "Remove temporary files left by killed runs (dead processes of this machine, or old ones)"
+    removed = 0
+    for folder in (Path(cache_dir), Path(cache_dir) / 'studies'):
+        if not folder.is_dir(): continue
+        for path in folder.glob('.*.tmp'):
+            parts = path.name.split('.')
+            host, pid = (parts[-4], parts[-3]) if len(parts) >= 5 else (None, None)
+            try: age = time.time() - path.stat().st_mtime
+            except FileNotFoundError: continue
+            dead = host == _HOST and pid is not None and pid.isdigit() and not _alive(int(pid))
+            if dead or age > max_age_s:
+                try: path.unlink(); removed += 1
+                except FileNotFoundError: pass
+    return removed
+
+def _alive(pid:int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+# %% ../nbs/03_preprocess.ipynb #cc5fef4a
+class PreprocessReport:
+    "What a run did: counts, the failures with reasons, the index"
+    def __init__(self, results:list, index:pd.DataFrame, seconds:float, cache_dir:Path):
+        self.results, self.index, self.seconds, self.cache_dir = results, index, seconds, cache_dir
+        self.counts = {status: sum(r['status'] == status for r in results) for status in ('built', 'updated', 'skipped', 'failed')}
+        self.failures = [r for r in results if r['status'] == 'failed']
+    ok = property(lambda self: not self.failures)
+    def __repr__(self):
+        lines = [f"FAILED {f['study_id']}: {f['reason']}" for f in self.failures]
+        counts = ', '.join(f'{n} {status}' for status, n in self.counts.items())
+        lines.append(f"{len(self.results)} studies: {counts} in {self.seconds:.1f} s; the cache's index lists {len(self.index)} studies")
+        return '\n'.join(lines)
+
+def _progress(done:int, total:int, start:float, stream=sys.stderr, width:int=30):
+    filled = int(width * done / max(total, 1))
+    end = '\n' if done == total else '\r'
+    stream.write(f'preprocessing {total} studies [{"#" * filled}{"." * (width - filled)}] {done}/{total} {time.perf_counter() - start:.1f} s{end}')
+    stream.flush()
+
+def preprocess_dataset(source, # a study table (`find_studies`), a root folder or a CSV manifest
+                       cache_dir:str|Path, # the cache folder (created)
+                       modalities:Sequence[str]=('t2w', 'adc', 'dwi'), # channel order (ignored for a table: its own)
+                       reference:str='t2w', # modality whose grid the others are resampled onto
+                       spacing:Sequence[float]|None=None, # target voxel size (mm) along d, h, w (None: the reference's)
+                       percentiles:Sequence[float]=(0.5, 99.5), # normalisation window per modality
+                       dtype:str='uint8', # 'uint8' or 'float16'
+                       foreground_threshold:float=0.05, # see `foreground_mask`
+                       non_finite:str='error', # NaN/inf voxels: 'error' fails the study, 'zero' sets them to 0
+                       csv=None, # split CSV(s) passed to `find_studies`
+                       shard:tuple[int, int]|str|None=None, # (i, n) or 'i/n': only this shard's studies
+                       workers:int|None=None, # processes (None: CPU count, at most 16; 0 or 1: this process)
+                       force:bool=False, # rebuild every study
+                       progress:bool=True, # progress line on stderr
+                      ) -> PreprocessReport:
+    "Bring the cache up to date with a dataset"
+    start = time.perf_counter()
+    if dtype not in DTYPES: raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+    if non_finite not in ('error', 'zero'): raise ValueError(f"non_finite must be 'error' or 'zero', got {non_finite!r}")
+    if len(percentiles) != 2 or not 0 <= percentiles[0] < percentiles[1] <= 100:
+        raise ValueError(f"percentiles must be two numbers 0 <= low < high <= 100, got {list(percentiles)}")
+    table = source if isinstance(source, pd.DataFrame) else find_studies(source, modalities, csv=csv)
+    modalities = list(table.attrs.get('modalities', modalities))
+    if reference not in modalities: raise ValueError(f"reference {reference!r} is not one of the modalities {modalities}")
+    shard = parse_shard(shard) if isinstance(shard, str) else shard
+    cache_dir = Path(cache_dir)
+    (cache_dir / 'studies').mkdir(parents=True, exist_ok=True)
+    clean_temporaries(cache_dir)
+    settings = dict(modalities=modalities, reference=reference, spacing=None if spacing is None else [float(s) for s in spacing],
+                    percentiles=[float(p) for p in percentiles], dtype=dtype, foreground_threshold=float(foreground_threshold),
+                    non_finite=non_finite, axes=''.join(CANONICAL_AXES))
+    write_json(dict(settings, version=CACHE_VERSION, source=str(table.attrs.get('source', ''))), cache_dir / 'cache.json')
+    tasks = [(str(cache_dir), study_id, sources, labels, settings, force)
+             for study_id, sources, labels in study_tasks(table, modalities) if in_shard(study_id, shard)]
+    workers = min(16, os.cpu_count() or 1) if workers is None else workers
+    results = []
+    if progress: _progress(0, len(tasks), start)
+    if workers > 1 and len(tasks) > 1:
+        with futures.ProcessPoolExecutor(min(workers, len(tasks))) as pool:
+            for n, result in enumerate(pool.map(_process, tasks, chunksize=1), 1):
+                results.append(result)
+                if progress: _progress(n, len(tasks), start)
+    else:
+        for n, task in enumerate(tasks, 1):
+            results.append(_process(task))
+            if progress: _progress(n, len(tasks), start)
+    index = write_index(cache_dir)
+    failures = cache_dir / ('failures.csv' if shard is None else f'failures-{shard[0]}-of-{shard[1]}.csv')
+    failed = [dict(study_id=r['study_id'], reason=r['reason']) for r in results if r['status'] == 'failed']
+    if failed: _write_csv(pd.DataFrame(failed), failures)
+    elif failures.exists(): failures.unlink()
+    return PreprocessReport(results, index, time.perf_counter() - start, cache_dir)
+
+# %% ../nbs/03_preprocess.ipynb #b0110aeb
+@call_parse
+def mri_dino_preprocess(
+    root:str, # dataset root folder or CSV manifest (`${env:VAR:default}` allowed)
+    cache_dir:str, # cache folder (created)
+    modalities:str='t2w,adc,dwi', # modalities, comma-separated, in channel order
+    reference:str='t2w', # modality whose grid the others are resampled onto
+    spacing:str=None, # target voxel size X,Y,Z in mm (in-plane x, y, then slice); default: the reference's
+    workers:int=None, # processes (default: the CPU count, at most 16)
+    shard:str=None, # I/N: only this shard of the studies
+    csv:str=None, # split CSV: only its ids
+    dtype:str='uint8', # uint8 or float16
+    percentiles:str='0.5,99.5', # normalisation percentiles, low,high
+    non_finite:str='error', # NaN/inf voxels: error (the study fails) or zero
+    force:bool=False, # rebuild every study
+    quiet:bool=False, # no progress line
+):
+    "Preprocess a dataset of MRI studies into a memory-mappable cache (resampled, normalised, stacked)"
+    numbers = lambda text: [float(v) for v in text.split(',') if v.strip()]
+    try:
+        xyz = None if spacing is None else numbers(spacing)
+        if xyz is not None and len(xyz) != 3: raise ValueError(f"--spacing must be X,Y,Z, got {spacing!r}")
+        report = preprocess_dataset(root, cache_dir, modalities=[m.strip() for m in modalities.split(',') if m.strip()],
+                                    reference=reference, spacing=None if xyz is None else xyz[::-1], percentiles=numbers(percentiles),
+                                    dtype=dtype, non_finite=non_finite, csv=csv, shard=shard, workers=workers, force=force,
+                                    progress=not quiet)
+    except ValueError as error:
+        print(f"mri_dino_preprocess: {error}", file=sys.stderr)
+        return 2
+    print(report)
+    return 0 if report.ok else 1
+
+# %% ../nbs/03_preprocess.ipynb #e11ebdd5
+if __name__ == '__main__' and isinstance(mri_dino_preprocess, int):   # `python -m mri_dino.preprocess ...`: call_parse has run it
+    sys.exit(mri_dino_preprocess)
