@@ -10,7 +10,7 @@ __all__ = ['TISSUES', 'TISSUE_CODES', 'SEQUENCE_GRIDS', 'LAYOUT_FILES', 'lesion_
            'PhantomStudy', 'make_phantom_study', 'save_nifti', 'write_phantom_study', 'assign_folds',
            'make_phantom_dataset', 'world_to_voxel', 'mri_dino_phantom']
 
-# %% ../nbs/01_phantom.ipynb #dc182e2c
+# %% ../nbs/01_phantom.ipynb #fab4b10e
 import math
 import os
 import tempfile
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from fastcore.script import call_parse
 
-# %% ../nbs/01_phantom.ipynb #c9ae767c
+# %% ../nbs/01_phantom.ipynb #ac57f60f
 TISSUES = pd.DataFrame([
     # name,            t2w,  adc,  s0, texture
     ('air',              0,    0,    0, 0.00),
@@ -49,7 +49,7 @@ def lesion_adc(grade:int, # ISUP grade group, 1-5
     "Lesion ADC by grade: lower for a higher grade"
     return 1150.0 - 130.0 * grade
 
-# %% ../nbs/01_phantom.ipynb #414fce6b
+# %% ../nbs/01_phantom.ipynb #eb64086b
 def _quadric(points, centre, radii):
     "Sum of squared normalised distances: <= 1 inside the ellipsoid (an infinite radius makes a cylinder)"
     return sum(((points[..., axis] - centre[axis]) / radii[axis]) ** 2 for axis in range(3) if np.isfinite(radii[axis]))
@@ -62,7 +62,7 @@ def _rotation(angles_deg):
     rz = np.array([[math.cos(az), -math.sin(az), 0], [math.sin(az), math.cos(az), 0], [0, 0, 1]])
     return rz @ ry @ rx
 
-# %% ../nbs/01_phantom.ipynb #4858f2e9
+# %% ../nbs/01_phantom.ipynb #bcb3abf0
 @dataclass
 class PhantomAnatomy:
     "One study's anatomy: tissue, texture and bias at any world point (mm, RAS+)"
@@ -93,7 +93,7 @@ class PhantomAnatomy:
     def in_prostate(self, world:np.ndarray) -> np.ndarray: # (...,) bool: inside the gland
         return _quadric(self.to_anatomy(world), np.zeros(3), self.prostate) <= 1
 
-# %% ../nbs/01_phantom.ipynb #cc22562a
+# %% ../nbs/01_phantom.ipynb #f14c2e69
 def _paint(labels, inside, tissue): labels[inside] = TISSUE_CODES[tissue]
 
 def _bone(labels, points, centre, radii, cortex=3.0):
@@ -147,7 +147,7 @@ def anatomy_tissues(anatomy:PhantomAnatomy, # the study's anatomy
         _paint(labels, _quadric(a, [x, y, z], [r, r, r]) <= 1, 'lesion')
     return labels
 
-# %% ../nbs/01_phantom.ipynb #7b5200eb
+# %% ../nbs/01_phantom.ipynb #27658238
 def anatomy_texture(anatomy:PhantomAnatomy, world:np.ndarray) -> np.ndarray: # (...,) zero-mean, unit-scale field
     "Smooth random texture at world points"
     a = anatomy.to_anatomy(world)
@@ -161,7 +161,7 @@ def anatomy_bias(anatomy:PhantomAnatomy, world:np.ndarray, coefficients:np.ndarr
     return np.exp(coefficients[0] * x + coefficients[1] * y + coefficients[2] * z
                   + coefficients[3] * x * x + coefficients[4] * y * y + coefficients[5] * x * y)
 
-# %% ../nbs/01_phantom.ipynb #dcefde34
+# %% ../nbs/01_phantom.ipynb #7a129a9b
 def _generators(seed, index):
     anatomy, noise = np.random.SeedSequence([seed, index]).spawn(2)
     return np.random.default_rng(anatomy), np.random.default_rng(noise)
@@ -203,7 +203,7 @@ def draw_anatomy(rng:np.random.Generator, # the study's anatomy generator
         anatomy.lesion_zone = zone
     return anatomy
 
-# %% ../nbs/01_phantom.ipynb #01ca3a68
+# %% ../nbs/01_phantom.ipynb #a9557c8b
 SEQUENCE_GRIDS = {
     't2w': dict(spacing=(0.5, 0.5, 3.0), fov=(140.0, 140.0, 84.0), axes=(-1, -1, 1), tilt=12.0, jitter=5.0),
     'dwi': dict(spacing=(2.0, 2.0, 3.6), fov=(200.0, 200.0, 86.4), axes=(-1, 1, 1), tilt=0.0, jitter=10.0),
@@ -231,7 +231,7 @@ def voxel_world(affine:np.ndarray, # (4, 4) voxel -> world
     index = np.stack(np.meshgrid(*[np.arange(n, dtype=float) + o for n, o in zip(shape, offset)], indexing='ij'), -1)
     return index @ affine[:3, :3].T + affine[:3, 3]
 
-# %% ../nbs/01_phantom.ipynb #c5069376
+# %% ../nbs/01_phantom.ipynb #52c9e87c
 def _subvoxel_offsets(spacing, step=1.0):
     counts = [max(1, math.ceil(s / step)) for s in spacing]
     axes = [(np.arange(c) + 0.5) / c - 0.5 for c in counts]
@@ -246,7 +246,7 @@ def _average(function, affine, shape, spacing):
             total[name] = total[name] + value if name in total else value
     return {name: value / len(offsets) for name, value in total.items()}
 
-# %% ../nbs/01_phantom.ipynb #1cee9d9c
+# %% ../nbs/01_phantom.ipynb #bea268a8
 def _tissue_values(anatomy, labels, texture, column):
     "A tissue property at points of tissue `labels`, modulated by the `texture` field"
     values = TISSUES[column].to_numpy(float)
@@ -254,18 +254,18 @@ def _tissue_values(anatomy, labels, texture, column):
     strength = TISSUES['texture'].to_numpy(float)[labels] * (0.5 if column == 'adc' else 1.0)
     return values[labels] * (1 + strength * texture)
 
-def _t2w_signals(anatomy, world, bias, roi):
-    "T2W signal (and prostate membership) at world points"
-    labels, texture = anatomy_tissues(anatomy, world), anatomy_texture(anatomy, world)
-    out = dict(t2w=_tissue_values(anatomy, labels, texture, 't2w') * anatomy_bias(anatomy, world, bias * anatomy.bias_t2w))
+def _t2w_signals(anatomy, world, texture, roi):
+    "T2W signal (and prostate membership) at world points; `texture` is the field at the voxel centres"
+    labels = anatomy_tissues(anatomy, world)
+    out = dict(t2w=_tissue_values(anatomy, labels, texture, 't2w'))
     if roi: out['roi'] = anatomy.in_prostate(world).astype(float)
     return out
 
-def _diffusion_signals(anatomy, world, bias, bvalues):
-    "ADC and DWI signals (`dwi_b<b>` = s0 exp(-b adc) bias) at world points"
-    labels, texture = anatomy_tissues(anatomy, world), anatomy_texture(anatomy, world)
+def _diffusion_signals(anatomy, world, texture, bvalues):
+    "ADC and DWI signals (`dwi_b<b>` = s0 exp(-b adc)) at world points"
+    labels = anatomy_tissues(anatomy, world)
     adc = _tissue_values(anatomy, labels, texture, 'adc')
-    s0 = _tissue_values(anatomy, labels, texture, 's0') * anatomy_bias(anatomy, world, bias * anatomy.bias_dwi)
+    s0 = _tissue_values(anatomy, labels, texture, 's0')
     return dict(adc=adc, **{f'dwi_b{b}': s0 * np.exp(-b * 1e-6 * adc) for b in bvalues})
 
 def _rician(rng, signal, sigma):
@@ -274,7 +274,7 @@ def _rician(rng, signal, sigma):
 
 def _int16(data): return np.clip(np.rint(data), 0, np.iinfo(np.int16).max).astype(np.int16)
 
-# %% ../nbs/01_phantom.ipynb #7aeed6e4
+# %% ../nbs/01_phantom.ipynb #a427a36b
 @dataclass
 class PhantomImage:
     "One volume of a phantom study: the (i, j, k) array and its voxel -> world (mm, RAS+) affine"
@@ -291,7 +291,7 @@ class PhantomStudy:
     label:dict
     anatomy:PhantomAnatomy
 
-# %% ../nbs/01_phantom.ipynb #d9ece595
+# %% ../nbs/01_phantom.ipynb #1fbc67d6
 def make_phantom_study(seed:int=0, # dataset seed
                        index:int=0, # study number within the dataset
                        study_id:str|None=None, # the study's id (default `patient_<index + 1>`)
@@ -314,15 +314,19 @@ def make_phantom_study(seed:int=0, # dataset seed
         centre = anatomy.centre + anatomy_rng.uniform(-1, 1, 3) * grid['jitter'] * scale
         tilt = _rotation([anatomy_rng.uniform(-1, 1) * grid['tilt'], 0, 0])
         affine = grid_affine(spacing, shape, centre, grid['axes'], tilt)
+        centres = voxel_world(affine, shape)                  # smooth fields: once per voxel, not per sub-voxel point
+        texture = anatomy_texture(anatomy, centres)
         if sequence == 't2w':
-            signals = _average(lambda w: _t2w_signals(anatomy, w, bias, roi), affine, shape, spacing)
-            images['t2w'] = PhantomImage(_int16(_rician(noise_rng, signals['t2w'], 15 * noise)), affine)
+            signals = _average(lambda w: _t2w_signals(anatomy, w, texture, roi), affine, shape, spacing)
+            signal = signals['t2w'] * anatomy_bias(anatomy, centres, bias * anatomy.bias_t2w)
+            images['t2w'] = PhantomImage(_int16(_rician(noise_rng, signal, 15 * noise)), affine)
             if roi: images['roi'] = PhantomImage((signals['roi'] >= 0.5).astype(np.uint8), affine)
         else:
-            signals = _average(lambda w: _diffusion_signals(anatomy, w, bias, sorted(dwi_bvalues)), affine, shape, spacing)
+            signals = _average(lambda w: _diffusion_signals(anatomy, w, texture, sorted(dwi_bvalues)), affine, shape, spacing)
             images['adc'] = PhantomImage(_int16(signals['adc'] + noise_rng.normal(0, 40 * noise, shape)), affine)
+            field = anatomy_bias(anatomy, centres, bias * anatomy.bias_dwi)
             for b in sorted(dwi_bvalues):
-                images[f'dwi_b{b}'] = PhantomImage(_int16(_rician(noise_rng, signals[f'dwi_b{b}'], 8 * noise)), affine)
+                images[f'dwi_b{b}'] = PhantomImage(_int16(_rician(noise_rng, signals[f'dwi_b{b}'] * field, 8 * noise)), affine)
     lesion = anatomy.lesion
     centre = anatomy.to_world(lesion[:3]) if lesion is not None else np.full(3, np.nan)
     prostate = anatomy.to_world(np.zeros(3))
@@ -334,7 +338,7 @@ def make_phantom_study(seed:int=0, # dataset seed
                  prostate_volume_ml=float(4 / 3 * math.pi * np.prod(anatomy.prostate * scale) / 1000))
     return PhantomStudy(label['patient_id'], images, label, anatomy)
 
-# %% ../nbs/01_phantom.ipynb #bf9f857c
+# %% ../nbs/01_phantom.ipynb #12a49ddf
 LAYOUT_FILES = {
     'prostate': {'t2w': 'ax_t2wi.nii.gz', 'adc': 'ax_adc.nii.gz', 'dwi': 'ax_dwi_b{b}.nii.gz', 'roi': 'roi_Prostate.nii.gz'},
     'web': {'t2w': 't2w/volume.nii.gz', 'adc': 'adc/volume.nii.gz', 'dwi': 'dwi/volume.nii.gz', 'roi': 'roi/volume.nii.gz'},
@@ -384,7 +388,7 @@ def write_phantom_study(study:PhantomStudy, # the study to write
         written.append(save_nifti(image, folder / relative))
     return written
 
-# %% ../nbs/01_phantom.ipynb #297dd9d0
+# %% ../nbs/01_phantom.ipynb #b9ede4db
 def _write_csv(frame:pd.DataFrame, path:Path, **kwargs):
     _atomic_write(lambda temporary: frame.to_csv(temporary, **kwargs), path)
 
@@ -427,7 +431,7 @@ def make_phantom_dataset(out:str|Path, # output folder (created; existing studie
             _write_csv(pd.DataFrame({'patient_id': labels.index[labels.split == split]}), out / 'split' / f'{split}.csv', index=False)
     return labels
 
-# %% ../nbs/01_phantom.ipynb #d5ee8602
+# %% ../nbs/01_phantom.ipynb #53dff95e
 def world_to_voxel(affine:np.ndarray, # (4, 4) voxel -> world
                    world:np.ndarray, # (..., 3) world points, mm
                   ) -> np.ndarray: # (..., 3) fractional voxel indices
@@ -435,7 +439,7 @@ def world_to_voxel(affine:np.ndarray, # (4, 4) voxel -> world
     inverse = np.linalg.inv(affine)
     return np.asarray(world, float) @ inverse[:3, :3].T + inverse[:3, 3]
 
-# %% ../nbs/01_phantom.ipynb #4f385b71
+# %% ../nbs/01_phantom.ipynb #2596fd51
 @call_parse
 def mri_dino_phantom(out:str, # output folder
                      n:int=6, # number of studies

@@ -12,7 +12,7 @@ __all__ = ['CANONICAL_AXES', 'DTYPES', 'CACHE_VERSION', 'to_canonical', 'regrid'
            'study_tasks', 'study_status', 'build_study', 'in_shard', 'parse_shard', 'clean_temporaries',
            'PreprocessReport', 'preprocess_dataset', 'mri_dino_preprocess']
 
-# %% ../nbs/03_preprocess.ipynb #089a1fa1
+# %% ../nbs/03_preprocess.ipynb #35415d9f
 import hashlib
 import json
 import math
@@ -35,7 +35,7 @@ from scipy import ndimage
 from .io import read_volume
 from .studies import find_studies
 
-# %% ../nbs/03_preprocess.ipynb #d8fa3e76
+# %% ../nbs/03_preprocess.ipynb #cfd5055e
 CANONICAL_AXES = ('I', 'P', 'L')   # direction in which d, h, w increase
 
 def to_canonical(data:np.ndarray, # (i, j, k) array in the file's voxel order
@@ -48,7 +48,7 @@ def to_canonical(data:np.ndarray, # (i, j, k) array in the file's voxel order
     reoriented = nib.orientations.apply_orientation(data, transform)
     return reoriented, affine @ nib.orientations.inv_ornt_aff(transform, data.shape)
 
-# %% ../nbs/03_preprocess.ipynb #1dbb71e8
+# %% ../nbs/03_preprocess.ipynb #108e5d85
 def regrid(affine:np.ndarray, # (4, 4) voxel -> world of a grid
            shape:Sequence[int], # its shape
            spacing:Sequence[float]|None=None, # new voxel size along each axis (mm); None keeps the grid
@@ -66,7 +66,7 @@ def regrid(affine:np.ndarray, # (4, 4) voxel -> world of a grid
     new[:3, 3] = corner + new[:3, :3] @ np.full(3, 0.5)
     return new, new_shape
 
-# %% ../nbs/03_preprocess.ipynb #96494214
+# %% ../nbs/03_preprocess.ipynb #85f903ef
 def grid_to_source(grid_affine:np.ndarray, source_affine:np.ndarray) -> np.ndarray: # (4, 4) grid voxel -> source voxel
     return np.linalg.inv(source_affine) @ grid_affine
 
@@ -95,7 +95,7 @@ def resample(data:np.ndarray, # (i, j, k) source array
     return ndimage.affine_transform(padded, matrix, offset + 1, output_shape=tuple(grid_shape), order=order,
                                     mode='constant', cval=fill, prefilter=False).astype(np.float32)
 
-# %% ../nbs/03_preprocess.ipynb #0b8cafd8
+# %% ../nbs/03_preprocess.ipynb #4b0b7660
 def intensity_window(data:np.ndarray, # a volume (any shape)
                      low:float=0.5, # lower percentile
                      high:float=99.5, # upper percentile
@@ -123,7 +123,7 @@ def normalize(data:np.ndarray, # a volume
     scaled = (np.asarray(data, np.float32) - np.float32(lower)) / np.float32(max(upper - lower, 1e-12))
     return np.clip(np.nan_to_num(scaled, nan=0.0), 0.0, 1.0)
 
-# %% ../nbs/03_preprocess.ipynb #1cb25bf3
+# %% ../nbs/03_preprocess.ipynb #841fe591
 def bounding_box(mask:np.ndarray, # boolean array
                 ) -> list[int]|None: # flat half-open [starts..., stops...], or None when the mask is empty
     "The smallest box holding every True voxel"
@@ -143,7 +143,7 @@ def foreground_mask(image:np.ndarray, # (C, D, H, W) normalised image in [0, 1]
     if not channels: return np.zeros(image.shape[1:], bool)
     return np.mean(channels, axis=0) > threshold
 
-# %% ../nbs/03_preprocess.ipynb #c62b7cf7
+# %% ../nbs/03_preprocess.ipynb #ea760c0b
 DTYPES = {'uint8': np.uint8, 'float16': np.float16}
 
 def quantize(image:np.ndarray, # float array in [0, 1]
@@ -203,7 +203,7 @@ def prepare_study(volumes:dict, # modality -> volume (`.data` (i, j, k) and `.af
                 roi_box=roi_box, warnings=warnings)
     return quantize(image, dtype), roi_mask, meta
 
-# %% ../nbs/03_preprocess.ipynb #bf724b44
+# %% ../nbs/03_preprocess.ipynb #cc71aac5
 CACHE_VERSION = 1
 
 _HOST = re.sub(r'[^A-Za-z0-9-]', '-', socket.gethostname())[:40] or 'host'
@@ -239,7 +239,7 @@ def study_file_name(study_id:str) -> str:
     if safe == study_id: return safe
     return f"{safe[:80]}-{hashlib.sha1(study_id.encode()).hexdigest()[:8]}"
 
-# %% ../nbs/03_preprocess.ipynb #46cf7da9
+# %% ../nbs/03_preprocess.ipynb #a5a7dbd1
 def settings_hash(settings:dict) -> str:
     "A short stable hash of the preprocessing settings"
     return hashlib.sha1(json.dumps(settings, sort_keys=True, default=_json_default).encode()).hexdigest()[:16]
@@ -268,7 +268,7 @@ def write_cached_study(cache_dir:str|Path, # the cache folder
     write_json(meta, json_path)
     return json_path
 
-# %% ../nbs/03_preprocess.ipynb #2f51bb68
+# %% ../nbs/03_preprocess.ipynb #a42c5f60
 class CachedStudy:
     "A cached study: `image` (C, D, H, W) and `roi` (D, H, W) memory-mapped (or loaded), `meta` its JSON"
     def __init__(self, json_path:str|Path, mmap:bool=True):
@@ -299,7 +299,7 @@ def load_cached_study(cache_dir:str|Path, # the cache folder
     "Open one cached study"
     return CachedStudy(Path(cache_dir) / 'studies' / f'{study_file_name(study_id)}.json', mmap)
 
-# %% ../nbs/03_preprocess.ipynb #ad4f503c
+# %% ../nbs/03_preprocess.ipynb #3ca7dc6c
 def _box_text(box): return '' if box is None else ' '.join(str(int(v)) for v in box)
 
 def _parse_box(text):
@@ -357,7 +357,7 @@ def _array_matches(cache_dir:Path, meta:dict) -> bool:
     except (OSError, KeyError): return False
     return stat.st_size == meta.get('array_bytes') and stat.st_mtime_ns == meta.get('array_mtime_ns')
 
-# %% ../nbs/03_preprocess.ipynb #02fdd7e1
+# %% ../nbs/03_preprocess.ipynb #978e4602
 def verify_cache(cache_dir:str|Path, # the cache folder
                  full:bool=False, # also read every array through (slow: reads the whole cache)
                 ) -> list[str]: # problems, one line each
@@ -383,7 +383,7 @@ def verify_cache(cache_dir:str|Path, # the cache folder
         except Exception as error: problems.append(f"{study_id}: {type(error).__name__}: {error}")
     return problems
 
-# %% ../nbs/03_preprocess.ipynb #21b4f83c
+# %% ../nbs/03_preprocess.ipynb #0e3ab1ea
 def source_fingerprint(path:str|Path) -> dict:
     "Size and modification time of a source file (for a folder: total size, newest time and count of its files)"
     path = Path(path)
@@ -414,7 +414,7 @@ def study_tasks(table:pd.DataFrame, # the study table
         tasks.append((str(study_id), sources, labels))
     return tasks
 
-# %% ../nbs/03_preprocess.ipynb #0525f320
+# %% ../nbs/03_preprocess.ipynb #83aa390c
 def study_status(cache_dir:Path, # the cache folder
                  study_id:str, # the study
                  fingerprints:dict, # current `source_fingerprint` of each source, by modality (and 'roi')
@@ -467,7 +467,7 @@ def _process(task) -> dict:
     except Exception as error:
         return dict(study_id=study_id, status='failed', reason=f"{type(error).__name__}: {error}")
 
-# %% ../nbs/03_preprocess.ipynb #47ff349b
+# %% ../nbs/03_preprocess.ipynb #0669b2fd
 def in_shard(study_id:str, shard:tuple[int, int]|None) -> bool:
     "Whether a study belongs to shard (i, n): its id's hash modulo n is i"
     if shard is None: return True
@@ -505,7 +505,7 @@ def _alive(pid:int) -> bool:
     except PermissionError: return True
     return True
 
-# %% ../nbs/03_preprocess.ipynb #cc5fef4a
+# %% ../nbs/03_preprocess.ipynb #cacafb1b
 class PreprocessReport:
     "What a run did: counts, the failures with reasons, the index"
     def __init__(self, results:list, index:pd.DataFrame, seconds:float, cache_dir:Path):
@@ -578,7 +578,7 @@ def preprocess_dataset(source, # a study table (`find_studies`), a root folder o
     elif failures.exists(): failures.unlink()
     return PreprocessReport(results, index, time.perf_counter() - start, cache_dir)
 
-# %% ../nbs/03_preprocess.ipynb #b0110aeb
+# %% ../nbs/03_preprocess.ipynb #5f592eb5
 @call_parse
 def mri_dino_preprocess(
     root:str, # dataset root folder or CSV manifest (`${env:VAR:default}` allowed)
@@ -610,6 +610,6 @@ def mri_dino_preprocess(
     print(report)
     return 0 if report.ok else 1
 
-# %% ../nbs/03_preprocess.ipynb #e11ebdd5
+# %% ../nbs/03_preprocess.ipynb #df208126
 if __name__ == '__main__' and isinstance(mri_dino_preprocess, int):   # `python -m mri_dino.preprocess ...`: call_parse has run it
     sys.exit(mri_dino_preprocess)
