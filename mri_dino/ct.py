@@ -24,7 +24,7 @@ from .phantom import grid_affine, voxel_world
 __all__ = ['CT_WINDOWS', 'WINDOW_ALIASES', 'KINDS', 'KIND_COLUMNS', 'HEAD_TISSUES', 'CHEST_TISSUES', 'HU_RANGE', 'ct_windows',
            'window_bounds', 'apply_window', 'window_from_name', 'normalize_kind', 'guess_kind', 'study_kinds',
            'add_kinds', 'head_labels', 'head_ct', 'head_mri', 'chest_labels', 'chest_ct', 'encode_hu', 'decode_hu',
-           'window_encoded', 'sample_windows', 'CTWindowViews', 'write_ct_dataset']
+           'window_encoded', 'sample_windows', 'CTWindowViews', 'study_windows', 'write_ct_dataset']
 
 # %% ../nbs/02a_ct.ipynb #7d2ea228
 CT_WINDOWS = {
@@ -403,6 +403,26 @@ class CTWindowViews:
             out[f'{kind}_crops'], out[f'{kind}_windows'] = views, names
         out['normalized'] = not batch_intensity
         return out
+
+# %% ../nbs/02a_ct.ipynb #6b183a42
+def study_windows(modalities:Sequence[str], # the study's channels
+                  sources:Mapping, # modality -> path of the study's files
+                  kind:str|None, # the study's kind ('mri', 'ct'; None: MRI)
+                  ct_window:str='hu', # 'hu', a window name, or 'auto'
+                  window_overrides:Mapping|None=None, # level/width overrides of the named windows (`ct_windows`)
+                  hu_range:Sequence[float]=HU_RANGE, # the HU kept with 'hu'
+                 ) -> tuple: # ({modality: (lower, upper) HU}, {modality: 'hu' or the window's name}); both empty for MRI
+    "The fixed window of each modality of a CT study"
+    if kind is None or (isinstance(kind, float) and math.isnan(kind)) or normalize_kind(kind) != 'ct': return {}, {}
+    table = ct_windows(window_overrides)
+    windows, names = {}, {}
+    for modality in modalities:
+        if modality not in sources: continue
+        name = window_from_name(sources[modality], table) if ct_window == 'auto' else ct_window
+        name = name or 'hu'
+        windows[modality] = tuple(float(v) for v in hu_range) if name == 'hu' else window_bounds(name, table)
+        names[modality] = name if name == 'hu' else WINDOW_ALIASES.get(name.lower(), name.lower())
+    return windows, names
 
 # %% ../nbs/02a_ct.ipynb #49666c33
 def _write_itk_hdf5(hu:np.ndarray, affine:np.ndarray, path:Path):
