@@ -24,7 +24,8 @@ from .phantom import grid_affine, voxel_world
 __all__ = ['CT_WINDOWS', 'WINDOW_ALIASES', 'KINDS', 'KIND_COLUMNS', 'HEAD_TISSUES', 'CHEST_TISSUES', 'HU_RANGE', 'ct_windows',
            'window_bounds', 'apply_window', 'window_from_name', 'normalize_kind', 'guess_kind', 'study_kinds',
            'add_kinds', 'head_labels', 'head_ct', 'head_mri', 'chest_labels', 'chest_ct', 'encode_hu', 'decode_hu',
-           'window_encoded', 'sample_windows', 'CTWindowViews', 'study_windows', 'write_ct_dataset']
+           'window_encoded', 'sample_windows', 'CTWindowViews', 'study_windows', 'ct_preprocess_options', 'ct_views',
+           'write_ct_dataset']
 
 # %% ../nbs/02a_ct.ipynb #7d2ea228
 CT_WINDOWS = {
@@ -423,6 +424,36 @@ def study_windows(modalities:Sequence[str], # the study's channels
         windows[modality] = tuple(float(v) for v in hu_range) if name == 'hu' else window_bounds(name, table)
         names[modality] = name if name == 'hu' else WINDOW_ALIASES.get(name.lower(), name.lower())
     return windows, names
+
+# %% ../nbs/02a_ct.ipynb #52452922
+def _section(cfg, name:str) -> dict:
+    "A config section as a plain dict (empty when absent)"
+    section = cfg.get(name) if hasattr(cfg, 'get') else None
+    if section is None: return {}
+    try:
+        from omegaconf import OmegaConf
+        if OmegaConf.is_config(section): return OmegaConf.to_container(section, resolve=True)
+    except ImportError: pass
+    return dict(section)
+
+def ct_preprocess_options(cfg, # the experiment config (its `ct` section)
+                         ) -> dict: # keyword arguments of `mri_dino.preprocess.preprocess_dataset`: kind, ct_window, ct_windows
+    "Preprocessing options for CT from a config"
+    section = _section(cfg, 'ct')
+    mapping = section.get('mode_mapping') or None
+    return dict(kind=mapping or section.get('study_kind'), ct_window=section.get('ct_window', 'hu'),
+                ct_windows=section.get('window_table') or None)
+
+def ct_views(crops, # the multi-view crops (`MultiViewCrops`)
+             cfg, # the experiment config (its `ct` section)
+             index:pd.DataFrame|None=None, # the cache's index (`read_index`): its `kind` column says which studies are CT
+            ): # `crops`, or `CTWindowViews` around it when the cache holds CT studies in HU
+    "The crops of a config: windows drawn per view for CT studies kept in HU"
+    section = _section(cfg, 'ct')
+    if not section or section.get('ct_window', 'hu') != 'hu' or not section.get('windows'): return crops
+    if index is None or 'kind' not in index.columns or not (index['kind'] == 'ct').any(): return crops
+    return CTWindowViews(crops, list(section['windows']), section.get('ct_window_probs'), kinds=index['kind'],
+                         window_table=ct_windows(section.get('window_table')), per=section.get('per', 'view'))
 
 # %% ../nbs/02a_ct.ipynb #49666c33
 def _write_itk_hdf5(hu:np.ndarray, affine:np.ndarray, path:Path):

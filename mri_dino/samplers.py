@@ -18,7 +18,7 @@ import torch
 from .studies import find_studies, modality_aliases, read_csv, resolve_env, study_candidates, _stem, _study_folders
 
 # %% auto #0
-__all__ = ['find_series', 'StudyBatchSampler']
+__all__ = ['find_series', 'StudyBatchSampler', 'series_table', 'study_sampler']
 
 # %% ../nbs/04a_samplers.ipynb #f5bd6afb
 def find_series(root, # a folder of study folders (`${env:VAR:default}` allowed)
@@ -128,3 +128,29 @@ class StudyBatchSampler(torch.utils.data.Sampler):
         index = pd.read_csv(Path(dataset.cache_dir) / 'index.csv', dtype=str, keep_default_na=False).set_index('study_id')
         if column not in index.columns: raise ValueError(f"{dataset.cache_dir}/index.csv has no column {column!r} to group by (it has {list(index.columns)})")
         return cls(index.loc[dataset.study_ids, column].tolist(), **kwargs)
+
+# %% ../nbs/04a_samplers.ipynb #694fd9a3
+def _config_value(cfg, section:str, key:str, default=None):
+    part = cfg.get(section) if hasattr(cfg, 'get') else None
+    return default if part is None else part.get(key, default)
+
+def series_table(cfg, # the experiment config (`data.series`, `data.root`, `data.modalities`)
+                ) -> pd.DataFrame|None: # the series table, or None when `data.series` is off
+    "One row per series when the config asks for it"
+    if not _config_value(cfg, 'data', 'series', False): return None
+    modalities = list(_config_value(cfg, 'data', 'modalities', ['image']))
+    if len(modalities) != 1: raise ValueError(f"data.series needs one modality (each series is one image), got {modalities}")
+    return find_series(_config_value(cfg, 'data', 'root'), modality=modalities[0])
+
+def study_sampler(cfg, # the experiment config (`data.study_sampler`, `data.max_series_per_study`, `train.batch_size_per_gpu`, `train.OFFICIAL_EPOCH_LENGTH`)
+                  dataset, # the training dataset (one item per cached study)
+                  rank:int=0, # this process
+                  world_size:int=1, # number of processes
+                  seed:int=0, # seed of the shuffles
+                 ) -> StudyBatchSampler|None: # None when `data.study_sampler` is off
+    "The study-aware batch sampler a config asks for"
+    column = _config_value(cfg, 'data', 'study_sampler')
+    if not column: return None
+    return StudyBatchSampler.from_dataset(dataset, column=str(column), batch_size=int(_config_value(cfg, 'train', 'batch_size_per_gpu', 8)),
+                                          seed=seed, max_per_group=_config_value(cfg, 'data', 'max_series_per_study'),
+                                          epoch_length=_config_value(cfg, 'train', 'OFFICIAL_EPOCH_LENGTH'), rank=rank, world_size=world_size)
