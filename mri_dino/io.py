@@ -1,4 +1,4 @@
-"""One reader for NIfTI, NumPy, PyTorch and DICOM series: a `Volume` with the voxels, the voxel-to-world affine (RAS+, millimetres), the spacing and where it came from; every failure is a `VolumeError` that names the file and the problem.
+"""One reader for NIfTI, NumPy, PyTorch, HDF5 and DICOM series: a `Volume` with the voxels, the voxel-to-world affine (RAS+, millimetres), the spacing and where it came from; every failure is a `VolumeError` that names the file and the problem.
 
 Docs: https://mri-dino.github.io/mri_dino/io.html.md"""
 
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['LPS_TO_RAS', 'VolumeError', 'affine_spacing', 'Volume', 'VolumeHeader', 'dwi_b_values', 'dwi_b_value',
-           'volume_format', 'read_bvals', 'itk_affine', 'keep_locale', 'dicom_series', 'read_volume', 'read_header',
-           'inspect_volume']
+__all__ = ['HDF5_EXTENSIONS', 'LPS_TO_RAS', 'VolumeError', 'affine_spacing', 'Volume', 'VolumeHeader', 'dwi_b_values',
+           'dwi_b_value', 'split_dataset_path', 'volume_format', 'read_bvals', 'itk_affine', 'keep_locale',
+           'dicom_series', 'hdf5_volumes', 'read_volume', 'read_header', 'inspect_volume']
 
 # %% ../nbs/00_io.ipynb #303ad9f9
 class VolumeError(ValueError):
@@ -71,7 +71,7 @@ class VolumeHeader:
                 f"dtype={self.dtype}, source={self.source!r}, meta={self.meta!r})")
 
 # %% ../nbs/00_io.ipynb #6f0eea4f
-_EXTENSIONS = ('.nii.gz', '.nii', '.npy', '.pt', '.pth', '.dcm', '.nrrd', '.nhdr', '.mha', '.mhd', '.bval', '.bvals', '.json', '.gz')
+_EXTENSIONS = ('.nii.gz', '.nii', '.npy', '.pt', '.pth', '.dcm', '.nrrd', '.nhdr', '.mha', '.mhd', '.h5', '.hdf5', '.bval', '.bvals', '.json', '.gz')
 _DIFFUSION_WORDS = {'dwi', 'dw', 'diff', 'diffusion', 'trace', 'tracew'}
 
 def _stem(name:str) -> str:
@@ -101,20 +101,32 @@ def dwi_b_value(name:str, # a file or folder name such as `ax_dwi_b1000.nii.gz`
 
 # %% ../nbs/00_io.ipynb #311cd9f1
 _ITK_EXTENSIONS = ('.nrrd', '.nhdr', '.mha', '.mhd')
+HDF5_EXTENSIONS = ('.h5', '.hdf5')
+_HDF5_SEPARATOR = '::'
+
+def split_dataset_path(path, # a file, or `file.h5::group/name` naming a dataset inside an HDF5 file
+                      ) -> tuple: # (the file as a Path, the dataset name or None)
+    "The HDF5 file and the dataset a path names (`scan.h5::ct` -> `scan.h5`, `ct`)"
+    text = str(path)
+    if _HDF5_SEPARATOR in text:
+        file, name = text.split(_HDF5_SEPARATOR, 1)
+        if file.lower().endswith(HDF5_EXTENSIONS): return Path(file), name.strip('/') or None
+    return Path(text), None
 
 def volume_format(path, # a file or DICOM folder
-                 ) -> str: # 'nifti', 'numpy', 'torch', 'dicom' or 'itk'
+                 ) -> str: # 'nifti', 'numpy', 'torch', 'hdf5', 'dicom' or 'itk'
     "The format of `path`, from its extension (a folder is a DICOM series)"
-    path = Path(path)
+    path = split_dataset_path(path)[0]
     name = path.name.lower()
     if path.is_dir(): return 'dicom'
     if name.endswith(('.nii', '.nii.gz')): return 'nifti'
     if name.endswith('.npy'): return 'numpy'
     if name.endswith(('.pt', '.pth')): return 'torch'
+    if name.endswith(('.h5', '.hdf5')): return 'hdf5'
     if name.endswith('.dcm') or name.endswith('.ima'): return 'dicom'
     if name.endswith(_ITK_EXTENSIONS): return 'itk'
     if not path.exists(): raise VolumeError(path, 'does not exist')
-    raise VolumeError(path, 'has an unknown format (expected .nii, .nii.gz, .npy, .pt, .nrrd, .mha, .mhd, .dcm or a DICOM folder)')
+    raise VolumeError(path, 'has an unknown format (expected .nii, .nii.gz, .npy, .pt, .h5, .hdf5, .nrrd, .mha, .mhd, .dcm or a DICOM folder)')
 
 def _sidecar(path:Path, suffixes) -> Path|None:
     "The first existing file next to `path` with the same stem and one of `suffixes`"
@@ -393,6 +405,105 @@ def _read_itk(path:Path):
 
 _READERS = dict(nifti=_read_nifti, numpy=_read_numpy, torch=_read_torch, itk=_read_itk)
 
+# %% ../nbs/00_io.ipynb #b05ad3e4
+_GEOMETRY_KEYS = ('affine', 'spacing', 'origin', *_B_KEYS)
+
+def _open_hdf5(path:Path):
+    try: import h5py
+    except ImportError: raise VolumeError(path, 'needs h5py to be read (pip install "mri_dino[hdf5]")') from None
+    try: return h5py.File(path, 'r')
+    except OSError as e: raise VolumeError(path, f'is not a readable HDF5 file ({_short(e)})') from None
+
+def _is_itk_image(group) -> bool:
+    "Whether an HDF5 group is one image of ITK's HDF5 format (`/ITKImage/0`: VoxelData, Spacing, Origin, Directions)"
+    import h5py
+    return isinstance(group, h5py.Group) and all(k in group for k in ('VoxelData', 'Spacing', 'Origin', 'Directions'))
+
+def hdf5_volumes(path, # an .h5/.hdf5 file
+                ) -> dict: # volume name -> its shape in (i, j, k[, n]) order
+    "The volumes an HDF5 file holds: its numeric 3D and 4D datasets, and its ITK images (by their group's name)"
+    import h5py
+    path = Path(path)
+    found = {}
+    with _open_hdf5(path) as file:
+        def visit(name, item):
+            if _is_itk_image(item): found[name] = tuple(int(s) for s in item['VoxelData'].shape[::-1])
+            elif isinstance(item, h5py.Dataset) and item.ndim in (3, 4) and item.dtype.kind in 'biuf' \
+                    and not any(name.startswith(f'{itk}/') for itk in found):
+                found[name] = tuple(int(s) for s in item.shape)
+        file.visititems(visit)
+    return found
+
+def _choose_hdf5_volume(path:Path, file, dataset:str|None) -> str:
+    "The name of the volume to read: `dataset` (a dataset or ITK image group, or its VoxelData), else the only or largest 3D one"
+    volumes = hdf5_volumes(path)
+    if dataset is not None:
+        name = dataset.strip('/')
+        if name.endswith('/VoxelData') and name[:-len('/VoxelData')] in volumes: name = name[:-len('/VoxelData')]
+        if name in volumes: return name
+        if name in file: raise VolumeError(path, f"its '{name}' is not a 3D or 4D array of numbers (volumes: {sorted(volumes) or 'none'})")
+        raise VolumeError(path, f"has no dataset '{name}' (volumes: {sorted(volumes) or 'none'})")
+    if not volumes: raise VolumeError(path, 'holds no 3D or 4D dataset of numbers')
+    three_d = {n: s for n, s in volumes.items() if len(s) == 3} or volumes
+    largest = max(math.prod(s) for s in three_d.values())
+    biggest = sorted(n for n, s in three_d.items() if math.prod(s) == largest)
+    if len(biggest) > 1: raise VolumeError(path, f'holds {len(biggest)} volumes of {largest} voxels ({biggest}); name one: dataset=NAME or {path.name}::NAME')
+    return biggest[0]
+
+def _hdf5_value(group, key):
+    "An attribute or a small dataset named `key` in a group or dataset (None when absent)"
+    import h5py
+    if key in group.attrs: return np.asarray(group.attrs[key])
+    if isinstance(group, h5py.Group) and key in group and isinstance(group[key], h5py.Dataset): return np.asarray(group[key][()])
+    return None
+
+def _hdf5_geometry(path:Path, file, name:str) -> tuple:
+    "(affine, b-values, stored shape, dtype) of one volume, from ITK's tags or from `affine`/`spacing`/`origin`/`b_values`"
+    if _is_itk_image(file[name]):
+        group = file[name]
+        directions = np.asarray(group['Directions'][()], dtype=np.float64)   # row n: the direction of axis n
+        affine = itk_affine(group['Origin'][()], group['Spacing'][()], directions.T)
+        voxels = group['VoxelData']
+        if voxels.ndim != len(group['Spacing'][()]): raise VolumeError(path, f"its ITK image '{name}' has {voxels.shape[-1]} components per voxel, expected 1")
+        return affine, None, tuple(int(s) for s in voxels.shape[::-1]), voxels.dtype
+    dataset = file[name]
+    places = [dataset]   # the dataset, then the groups around it up to the root
+    parent = dataset.parent
+    while True:
+        places.append(parent)
+        if parent.name == '/': break
+        parent = parent.parent
+    values = {}
+    for key in _GEOMETRY_KEYS:
+        values[key] = next((v for v in (_hdf5_value(p, key) for p in places) if v is not None), None)
+    affine = _affine_from(f'{path}::{name}', values['affine'], values['spacing'])
+    if values['affine'] is None and values['origin'] is not None:
+        origin = np.asarray(values['origin'], dtype=np.float64).ravel()
+        if origin.shape != (3,): raise VolumeError(path, f"its '{name}' has an origin of {origin.size} values, expected 3")
+        affine[:3, 3] = origin
+    b_values = next((values[k] for k in _B_KEYS if values[k] is not None), None)
+    return affine, None if b_values is None else [float(b) for b in np.ravel(b_values)], tuple(int(s) for s in dataset.shape), dataset.dtype
+
+def _read_hdf5(path:Path, dataset:str|None=None):
+    with _open_hdf5(path) as file:
+        name = _choose_hdf5_volume(path, file, dataset)
+        affine, b_values, _, dtype = _hdf5_geometry(path, file, name)
+        group = file[name]
+        try:
+            if _is_itk_image(group): data = np.asarray(group['VoxelData'][()]).transpose()   # ITK stores (k, j, i)
+            else: data = np.asarray(group[()])
+        except OSError as e: raise VolumeError(path, f"voxels of '{name}' cannot be read, truncated or corrupt ({_short(e)})") from None
+    meta = dict(format='hdf5', dtype=str(dtype), dataset=name)
+    return data, affine, meta, b_values
+
+def _hdf5_header(path:Path, dataset:str|None=None) -> VolumeHeader:
+    with _open_hdf5(path) as file:
+        name = _choose_hdf5_volume(path, file, dataset)
+        affine, b_values, shape, dtype = _hdf5_geometry(path, file, name)
+    meta = dict(format='hdf5', dataset=name)
+    if b_values is not None: meta['b_values'] = b_values
+    return VolumeHeader(shape, affine, np.dtype(dtype), str(path), meta)
+
 # %% ../nbs/00_io.ipynb #fe39317d
 def _squeeze(shape:tuple, fmt:str) -> tuple:
     "The shape without trailing singleton axes beyond the third (and a leading channel of one in arrays)"
@@ -439,15 +550,17 @@ def _finite(path, data:np.ndarray, non_finite:str, meta:dict) -> np.ndarray:
 
 # %% ../nbs/00_io.ipynb #ecaf364f
 @keep_locale()
-def read_volume(path, # a .nii, .nii.gz, .npy, .pt, .nrrd/.mha/.mhd or .dcm file, or a DICOM series folder
+def read_volume(path, # a .nii, .nii.gz, .npy, .pt, .h5/.hdf5 (`file.h5::dataset`), .nrrd/.mha/.mhd or .dcm file, or a DICOM series folder
                 b_value:int|str='highest', # for 4D DWI: the b-value to keep ('highest', or a number)
                 non_finite:str='error', # NaN/inf voxels: 'error' raises, 'zero' replaces them by 0 and counts them in meta
                 series_uid:str|None=None, # DICOM: the series to read (default: the one with the most slices)
                 volume:int|None=None, # 4D: the index of the volume to keep, instead of choosing by b-value
+                dataset:str|None=None, # HDF5: the dataset (or ITK image group) to read (default: the only or largest 3D one)
                ) -> Volume:
     "Read a 3D volume (or one b-value of a 4D DWI series) from any supported format"
     if non_finite not in ('error', 'zero'): raise ValueError(f"non_finite must be 'error' or 'zero', got {non_finite!r}")
-    path = Path(path)
+    path, named = split_dataset_path(path)
+    dataset = dataset or named
     _check_not_empty(path)
     fmt = volume_format(path)
     if fmt == 'dicom':
@@ -463,7 +576,7 @@ def read_volume(path, # a .nii, .nii.gz, .npy, .pt, .nrrd/.mha/.mhd or .dcm file
         if indices is not None and len(indices) > 1: data = _combine(data.reshape(shape)[..., indices], chosen)
         if chosen is not None: meta['b_value'] = int(chosen) if float(chosen).is_integer() else chosen
     else:
-        data, affine, meta, inside = _READERS[fmt](path)
+        data, affine, meta, inside = _read_hdf5(path, dataset) if fmt == 'hdf5' else _READERS[fmt](path)
         shape = _check_shape(path, data.shape, fmt)
         data = data.reshape(shape)
         if len(shape) == 4:
@@ -552,12 +665,14 @@ def _dicom_header(path:Path, series_uid=None, b_value='highest') -> VolumeHeader
 @keep_locale()
 def read_header(path, # a volume file or DICOM series folder
                 series_uid:str|None=None, # DICOM: the series (default: the one with the most slices)
+                dataset:str|None=None, # HDF5: the dataset (default: the only or largest 3D one; or `file.h5::dataset`)
                ) -> VolumeHeader:
     "Shape, affine and dtype of a volume from its header, checking that the file is long enough for its voxels"
-    path = Path(path)
+    path, named = split_dataset_path(path)
     _check_not_empty(path)
     fmt = volume_format(path)
     if fmt == 'dicom': header = _dicom_header(path, series_uid)
+    elif fmt == 'hdf5': header = _hdf5_header(path, dataset or named)
     else: header = dict(nifti=_nifti_header, numpy=_numpy_header, torch=_torch_header, itk=_itk_header)[fmt](path)
     shape = _check_shape(path, header.shape, fmt)
     if len(shape) == 4 and 'b_values' not in header.meta:

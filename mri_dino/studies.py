@@ -86,7 +86,7 @@ def match_modality(name:str, # a file or folder name (or a DICOM SeriesDescripti
     return best, bool(best_score and best_score[0])
 
 # %% ../nbs/02_studies.ipynb #47b2899d
-VOLUME_SUFFIXES = ('.nii', '.nii.gz', '.npy', '.pt', '.pth', '.nrrd', '.nhdr', '.mha', '.mhd')
+VOLUME_SUFFIXES = ('.nii', '.nii.gz', '.npy', '.pt', '.pth', '.nrrd', '.nhdr', '.mha', '.mhd', '.h5', '.hdf5')
 _DICOM_SUFFIXES = ('.dcm', '.ima', '.dicom')
 _IGNORED_NAMES = {'dicomdir', 'thumbs.db', '.ds_store', 'desktop.ini'}
 _AXIAL, _NOT_AXIAL = {'ax', 'axial', 'tra', 'transverse', 'transversal'}, {'cor', 'coronal', 'sag', 'sagittal'}
@@ -222,8 +222,19 @@ def _modality_first(folders:list, modalities:list, names:dict) -> dict|None:
     if not roles or not all(any(_is_volume_file(p) for p in f.iterdir()) for f in roles.values()): return None
     return roles
 
+def _timepoint_folders(folder:Path, names:dict) -> list|None:
+    "The sub-folders of a patient folder when each is a study of its own (patient/timepoint/volume files); else None"
+    entries = [p for p in sorted(folder.iterdir()) if not p.name.startswith('.')]
+    if any(_is_volume_file(p) or _is_dicom_file(p) for p in entries): return None
+    subs = [p for p in entries if p.is_dir()]
+    for sub in subs:
+        inner = list(sub.iterdir())
+        if match_modality(sub.name, names)[0] is not None or not any(_is_volume_file(p) for p in inner) \
+                or any(_is_dicom_file(p) for p in inner): return None
+    return subs or None
+
 def _rows_from_folders(root:Path, modalities, names, findings) -> list:
-    "One row per study folder of `root` (or per file stem in a modality-first layout)"
+    "One row per study folder of `root` (or per file stem in a modality-first layout, or per timepoint folder)"
     folders = _study_folders(root)
     roles = _modality_first(folders, modalities, names) if folders else None
     rows = []
@@ -233,9 +244,11 @@ def _rows_from_folders(root:Path, modalities, names, findings) -> list:
             for file in sorted(folder.iterdir()):
                 if _is_volume_file(file): stems.setdefault(_stem(file.name), {})[modality] = file
         return [dict(study_id=stem, folder=str(root), **{m: str(p) for m, p in paths.items()}) for stem, paths in stems.items()]
+    timepoints = {folder: _timepoint_folders(folder, names) for folder in folders}
+    nested = bool(folders) and all(timepoints.values()) and any(len(t) > 1 for t in timepoints.values())
+    studies = [(f'{f.name}_{t.name}', t, dict(patient=f.name)) for f in folders for t in timepoints[f]] if nested else [(f.name, f, {}) for f in folders]
     seen = {}
-    for folder in folders:
-        study_id = folder.name
+    for study_id, folder, extra in studies:
         if _key(study_id) in seen:
             findings.append(_finding(study_id, folder, f'duplicate study id: {folder.name} and {seen[_key(study_id)]} differ only in case or punctuation', 'duplicate id'))
         seen[_key(study_id)] = folder.name
@@ -244,7 +257,7 @@ def _rows_from_folders(root:Path, modalities, names, findings) -> list:
             findings.append(_finding(study_id, folder, 'study folder is empty', 'empty study folder'))
         chosen, dwi_b, notes = choose_candidates(candidates, names, fallback=modalities[0] if len(modalities) == 1 else None)
         findings.extend(_finding(study_id, path, note, 'note', 'info') for path, note in notes)
-        rows.append(dict(study_id=study_id, folder=str(folder), dwi_b=dwi_b, **{m: str(p) for m, p in chosen.items()}))
+        rows.append(dict(study_id=study_id, folder=str(folder), dwi_b=dwi_b, **extra, **{m: str(p) for m, p in chosen.items()}))
     return rows
 
 def _path_columns(frame:pd.DataFrame, names:dict, modalities) -> dict:

@@ -24,9 +24,10 @@ from torch import nn
 # %% auto #0
 __all__ = ['DEFAULT_MODALITIES', 'VIT_SIZES', 'as_size_tuple', 'use_xformers', 'explicit_attention', 'Attention', 'Mlp',
            'swiglu_hidden_dim', 'SwiGLU', 'LayerScale', 'drop_path', 'DropPath', 'drop_add_residual', 'Block',
-           'interpolate_pos_embed', 'PatchEmbed', 'VisionTransformer', 'select_modalities', 'vit_tiny', 'vit_small',
-           'vit_base', 'vit_large', 'vit_giant2', 'arch_name', 'build_backbone', 'read_state_dict',
-           'hf_to_dinov2_state_dict', 'read_hf_dinov2', 'load_dinov2_weights', 'save_backbone', 'load_backbone']
+           'interpolate_pos_embed', 'PatchEmbed', 'VisionTransformer', 'select_modalities', 'foreground_patches',
+           'drop_patches', 'scatter_tokens', 'vit_tiny', 'vit_small', 'vit_base', 'vit_large', 'vit_giant2',
+           'arch_name', 'build_backbone', 'read_state_dict', 'hf_to_dinov2_state_dict', 'read_hf_dinov2',
+           'load_dinov2_weights', 'save_backbone', 'load_backbone']
 
 # %% ../nbs/08_vit.ipynb #8e94e94b
 def as_size_tuple(value:int|Sequence[int], # one size for every axis, or one per axis
@@ -552,6 +553,88 @@ def get_last_self_attention(self:VisionTransformer,
 
 
 
+
+# %% ../nbs/08_vit.ipynb #21d30da6
+def foreground_patches(x:torch.Tensor, # (B, C, *spatial) images (e.g. in [0, 1]), or a (B, *spatial) bool voxel mask
+                       patch_size:int|Sequence[int], # the ViT's patch size (one int or one per spatial axis)
+                       modality_mask:torch.Tensor|None=None, # (B, C) bool, present channels (absent ones are ignored)
+                       threshold:float=0.05, # a voxel is foreground where a present channel exceeds this (units of x)
+                       min_foreground:float=0.05, # keep a patch with at least this fraction of foreground voxels (1.0: all)
+                      ) -> torch.Tensor: # (B, N) bool, True = keep, patches in the ViT's (row-major grid) order
+    "Which patch tokens hold enough foreground to keep"
+    if x.dtype == torch.bool: voxels = x
+    else:
+        present = x > threshold
+        if modality_mask is not None: present = present & modality_mask.bool().view(*modality_mask.shape, *[1] * (x.ndim - 2))
+        voxels = present.any(1)
+    spatial_dims = voxels.ndim - 1
+    patch = as_size_tuple(patch_size, spatial_dims, 'patch_size')
+    grid = tuple(s // p for s, p in zip(voxels.shape[1:], patch))
+    if min(grid) < 1: raise ValueError(f"foreground_patches: input of size {tuple(voxels.shape[1:])} is smaller than one patch {patch}")
+    voxels = voxels[(slice(None),) + tuple(slice(0, g * p) for g, p in zip(grid, patch))]
+    pool = F.avg_pool2d if spatial_dims == 2 else F.avg_pool3d
+    fraction = pool(voxels[:, None].float(), patch).flatten(1)                           # (B, N) foreground fraction
+    keep = fraction >= min_foreground - 1e-6
+    best = fraction.argmax(1)
+    keep[torch.arange(len(keep), device=keep.device), best] = True                    # never an empty sample
+    return keep
+
+def drop_patches(keep:torch.Tensor, # (B, N) bool, the patches kept so far
+                 rate:float, # fraction of each sample's kept patches to drop at random (NeuroVFM's patch_drop_rate)
+                 generator:torch.Generator|None=None, # random generator (None: torch's global one)
+                 min_kept:int=1, # every sample keeps at least this many (of its kept patches)
+                ) -> torch.Tensor: # (B, N) bool
+    "Drop a random share of each sample's kept patches"
+    if not 0 <= rate < 1: raise ValueError(f"drop_patches: rate must be in [0, 1), got {rate}")
+    if rate == 0: return keep.clone()
+    counts = keep.sum(1)
+    wanted = torch.maximum(counts - torch.round(counts * rate).long(), counts.clamp(max=min_kept))
+    scores = torch.rand(keep.shape, generator=generator).to(keep.device).masked_fill(~keep, 2.0)
+    rank = scores.argsort(1).argsort(1)
+    return keep & (rank < wanted[:, None])
+
+def scatter_tokens(tokens:torch.Tensor, # (B, K, D) packed patch tokens from `forward_tokens`
+                   index:torch.Tensor, # (B, K) their positions (`token_index`)
+                   valid:torch.Tensor, # (B, K) bool, real rows (`token_valid`)
+                   n_tokens:int, # length of the full sequence (N, or C * N for tokens fusion)
+                   fill:float=0.0, # value of the dropped positions
+                  ) -> torch.Tensor: # (B, n_tokens, D)
+    "Packed tokens back on the full grid"
+    B, K, D = tokens.shape
+    out = tokens.new_full((B, n_tokens + 1, D), fill)
+    target = torch.where(valid, index, torch.full_like(index, n_tokens))              # padding goes to a spare row
+    out.scatter_(1, target[..., None].expand(-1, -1, D), tokens)
+    return out[:, :n_tokens]
+
+# %% ../nbs/08_vit.ipynb #ba53d26f
+@patch
+def forward_tokens(self:VisionTransformer,
+                   x:torch.Tensor, # (B, C, H, W) or (B, C, D, H, W)
+                   keep:torch.Tensor, # (B, N) bool: the patches to run (e.g. `foreground_patches`)
+                   modality_mask:torch.Tensor|None=None, # (B, C) bool, True = present
+                   masks:torch.Tensor|None=None, # iBOT masks (B, N) (or (B, C, N)), applied before the tokens are dropped
+                  ) -> dict:
+    "`forward_features` on the kept patch tokens only, packed to the batch's largest count with a key-padding mask"
+    prepared = self.prepare_tokens(x, modality_mask, masks)
+    tokens, key_mask, P = prepared['tokens'], prepared['key_mask'], self.n_prefix_tokens
+    B, D, N = tokens.shape[0], tokens.shape[-1], math.prod(prepared['grid'])
+    keep = torch.as_tensor(keep, device=x.device).bool()
+    if tuple(keep.shape) != (B, N): raise ValueError(f"forward_tokens: keep must have shape (B, N) = {(B, N)}, got {tuple(keep.shape)}")
+    n_sets = (tokens.shape[1] - P) // N                                                # modalities with tokens fusion, else 1
+    keep_tokens = keep.repeat(1, n_sets)                                               # index m * N + n
+    if key_mask is not None: keep_tokens = keep_tokens & key_mask[:, P:]
+    counts = keep_tokens.sum(1)
+    K = int(counts.max())
+    index = torch.argsort((~keep_tokens).to(torch.int8), dim=1, stable=True)[:, :K]   # kept positions first, in order
+    valid = torch.arange(K, device=x.device)[None] < counts[:, None]
+    patches = tokens[:, P:].gather(1, index[..., None].expand(-1, -1, D))
+    tokens = torch.cat([tokens[:, :P], patches], 1)
+    key = None if bool(valid.all()) else torch.cat([torch.ones(B, P, dtype=torch.bool, device=x.device), valid], 1)
+    for block in self.blocks: tokens = block(tokens, key)
+    normed = self.norm(tokens)
+    return {'x_norm_clstoken': normed[:, 0], 'x_norm_regtokens': normed[:, 1:P],
+            'x_norm_patchtokens': normed[:, P:] * valid[..., None].to(normed.dtype), 'token_index': index, 'token_valid': valid,
+            'x_prenorm': tokens, 'masks': masks, 'grid': prepared['grid']}
 
 # %% ../nbs/08_vit.ipynb #90b19774
 VIT_SIZES = {
