@@ -156,11 +156,16 @@ def main():
     name = torch.cuda.get_device_name() if args.device.startswith('cuda') else f'CPU, {torch.get_num_threads()} threads'
     print(f"{args.arch}/{args.patch_size}, batch {args.batch} (2 x {args.global_size} px + {args.local_crops} x {args.local_size} px, "
           f"3 channels), {args.precision}, {name}; {args.warmup} warm-up + {args.steps} timed steps")
+    # plain, learner, plain again: the machine's state (other load, allocator, caches) drifts, so the
+    # plain loop's time is the mean of a run before and a run after the learner's
     if args.device.startswith('cuda'): torch.cuda.reset_peak_memory_stats()
-    plain = plain_loop(args, cfg, device_batch)
+    plain_before = plain_loop(args, cfg, device_batch)
     if args.device.startswith('cuda'): plain_memory = torch.cuda.max_memory_allocated() / 2**30; torch.cuda.reset_peak_memory_stats()
     ours = learner_loop(args, cfg, batch)
+    plain_after = plain_loop(args, cfg, device_batch)
     median = lambda values: sorted(values)[len(values) // 2]
+    print(f"  (plain loop before / after the learner: {median(plain_before):.3f} / {median(plain_after):.3f} s/step)")
+    plain = plain_before + plain_after
     rows = [('plain PyTorch loop', median(plain)), ('SSLLearner + callbacks', median(ours))]
     for label, seconds in rows:
         print(f"  {label:24s} {1 / seconds:7.3f} steps/s  {args.batch / seconds:8.2f} samples/s  ({seconds:.3f} s/step, median)")
