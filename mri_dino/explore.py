@@ -8,7 +8,7 @@ Docs: https://mri-dino.github.io/mri_dino/explore.html.md"""
 __all__ = ['study_arrays', 'centre_slice', 'show_study', 'views_of_sample', 'show_views', 'augmentation_parameters',
            'FloatTriple', 'CropExplorer', 'crop_explorer']
 
-# %% ../nbs/07_explore.ipynb #c463ef26
+# %% ../nbs/07_explore.ipynb #f7aed4da
 import contextlib
 import html
 import inspect
@@ -31,7 +31,7 @@ from fastcore.docments import docments
 from .augment import MultiViewCrops, IntensityAugment, roi_as_box, augment_batch, _INTENSITY_AUGS
 from .masking import collate_views
 
-# %% ../nbs/07_explore.ipynb #9602d46b
+# %% ../nbs/07_explore.ipynb #28f2abe1
 def _as_numpy(x, what:str) -> np.ndarray:
     "A numpy array from a tensor, an array or a Volume-like object (one with `.data`)"
     if not isinstance(x, (np.ndarray, Tensor)) and hasattr(x, 'data'): x = x.data
@@ -106,7 +106,7 @@ def study_arrays(study, # a Sample dict (`image`, `modality_mask`, `roi_box`, `s
     mask = _roi_mask(roi, spatial, study_id) if roi is not None else (_box_mask(box, spatial, study_id) if box is not None else None)
     return dict(image=image, names=names, present=present, roi=mask, study_id=study_id, spacing=spacing)
 
-# %% ../nbs/07_explore.ipynb #d8b9af0e
+# %% ../nbs/07_explore.ipynb #1f025b5e
 def centre_slice(image:np.ndarray, # (C, D, H, W) volume
                  axis:int=0, # spatial axis the slices cut (0: D, 1: H, 2: W)
                  roi:np.ndarray|None=None, # (D, H, W) bool ROI mask, or None
@@ -169,7 +169,7 @@ def show_study(study, # a Sample dict, a cached study, an array (C, H, W) / (C, 
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_explore.ipynb #a88f5111
+# %% ../nbs/07_explore.ipynb #9bbf1e98
 def _stack(views) -> Tensor:
     "A list of views (or a stacked tensor) as one tensor; an empty one for no views"
     if isinstance(views, Tensor): return views
@@ -208,17 +208,19 @@ def _patch_size(mask_length:int, view_size:Sequence[int]) -> int:
 
 def _mask_image(mask:Tensor, # (N,) bool patch mask
                 view_size:Sequence[int], # the view's spatial size
-                patch_size:int|None, # None: inferred
+                patch_size:int|Sequence[int]|None, # one size, one per spatial axis, or None (inferred)
                 layer:int|None=None, # for 3D views: the displayed slice of the first spatial axis
                ) -> np.ndarray: # (H, W) bool, True on masked patches' pixels
     "A patch mask as a pixel mask of the displayed slice"
     patch = patch_size or _patch_size(mask.numel(), view_size)
-    grid = [s // patch for s in view_size]
+    patch = (int(patch),) * len(view_size) if np.ndim(patch) == 0 else tuple(int(p) for p in patch)
+    if len(patch) != len(view_size): raise ValueError(f"patch size {list(patch)} does not match views of {len(view_size)} spatial axes")
+    grid = [s // p for s, p in zip(view_size, patch)]
     if int(np.prod(grid)) != mask.numel():
-        raise ValueError(f"a mask of {mask.numel()} patches does not fit patch size {patch} on a view of size {list(view_size)}")
+        raise ValueError(f"a mask of {mask.numel()} patches does not fit patch size {list(patch)} on a view of size {list(view_size)}")
     grid_mask = mask.reshape(grid).cpu().numpy()
-    if len(grid) == 3: grid_mask = grid_mask[min(layer // patch, grid[0] - 1)]
-    pixels = np.kron(grid_mask, np.ones((patch, patch), dtype=bool)).astype(bool)
+    if len(grid) == 3: grid_mask = grid_mask[min(layer // patch[0], grid[0] - 1)]
+    pixels = np.kron(grid_mask, np.ones(patch[-2:], dtype=bool)).astype(bool)
     out = np.zeros(tuple(view_size[-2:]), dtype=bool)
     out[:pixels.shape[0], :pixels.shape[1]] = pixels
     return out
@@ -228,7 +230,7 @@ def show_views(views, # a `MultiViewCrops` output, a list of them, or a batch fr
                channels:str|Sequence[int]='composite', # 'composite' (first three channels as red, green, blue), 'each' (one row per modality) or channel indices (one row each)
                recipe:MultiViewCrops|IntensityAugment|None=None, # the recipe, to undo its normalisation (None: `IntensityAugment`'s defaults)
                names:Sequence[str]|None=None, # modality names (None: 'channel i')
-               patch_size:int|None=None, # ViT patch size of the masks (None: inferred from the mask length)
+               patch_size:int|Sequence[int]|None=None, # ViT patch size of the masks, one or one per spatial axis (None: inferred from the mask length)
                mask_colour:Sequence[float]|None=None, # RGB of the iBOT mask overlay (None: red on a modality, white on the composite)
                mask_alpha:float=0.5, # opacity of the iBOT mask overlay
                size:float=2.2, # height of a row, in inches
@@ -290,7 +292,7 @@ def show_views(views, # a `MultiViewCrops` output, a list of them, or a batch fr
                  (f" · {legend}" if 'composite' in rows and n_channels > 1 else ''), fontsize=10)
     return fig
 
-# %% ../nbs/07_explore.ipynb #34764ff0
+# %% ../nbs/07_explore.ipynb #847163cb
 def _parameters(function, drop=()) -> dict:
     "Keyword parameters of `function` with their defaults, minus `drop`"
     return {name: p.default for name, p in inspect.signature(function).parameters.items()
@@ -334,7 +336,7 @@ def _read_config(config) -> dict: # {key: value} over the sections `crops`, `aug
     if isinstance(config.get('student'), Mapping) and 'patch_size' in config['student']: flat['patch_size'] = config['student']['patch_size']
     return flat
 
-# %% ../nbs/07_explore.ipynb #2fc561a5
+# %% ../nbs/07_explore.ipynb #0de4f69f
 _CHOICES = dict(intensity_aug=_INTENSITY_AUGS, roi_fallback=('center', 'random'), interpolation=('bilinear', 'nearest', 'bicubic'))
 
 _SLIDERS = dict(   # key: (kind, min, max, step); ranges widen to hold the starting value
@@ -421,7 +423,7 @@ def _control(name:str, # the config key
     text = yaml.safe_dump(_plain(value), default_flow_style=True).strip().removesuffix('...').strip()
     return widgets.Text(value=text, **common), yaml.safe_load
 
-# %% ../nbs/07_explore.ipynb #2af89564
+# %% ../nbs/07_explore.ipynb #3c043074
 def _starting_values(given:dict) -> tuple[dict, dict]: # section -> keys, and key -> starting value
     "The explorer's keys by section and their starting values: the recipe's defaults overridden by `given` (checked by building the recipe)"
     defaults = augmentation_parameters()
@@ -438,7 +440,7 @@ class CropExplorer(widgets.VBox):
     def __init__(self,
                  source, # a Sample dict, or a dataset (anything indexable with `len`) of them
                  config=None, # starting values: a config (dict, OmegaConf, YAML file or text) with sections `crops`, `augment`, `ibot`, or a flat dict
-                 patch_size:int|None=None, # ViT patch size for the iBOT masks (None: the config's `student.patch_size`, else 14)
+                 patch_size:int|Sequence[int]|None=None, # ViT patch size for the iBOT masks, one or one per spatial axis (None: the config's `student.patch_size`, else 14)
                  seed:int=0, # starting seed of the random draws
                  channels:str='composite', # starting display: 'composite' or 'each'
                  names:Sequence[str]|None=None, # modality names for the picture (None: the sample's or the dataset's `modalities`, else 'channel i')
@@ -450,7 +452,8 @@ class CropExplorer(widgets.VBox):
            (self.is_dataset and not (hasattr(source, '__len__') and hasattr(source, '__getitem__') and len(source) > 0)):
             raise ValueError("crop_explorer needs a Sample dict (with 'image') or a non-empty dataset of them")
         given = _read_config(config)
-        self.patch_size = int(patch_size or given.get('patch_size') or 14)
+        patch = patch_size or given.get('patch_size') or 14
+        self.patch_size = int(patch) if np.ndim(patch) == 0 else tuple(int(p) for p in patch)
         given.pop('patch_size', None)
         self.sections, start = _starting_values(given)
         spatial_dims = torch.as_tensor(self._sample(0)['image']).ndim - 1
@@ -498,7 +501,7 @@ class CropExplorer(widgets.VBox):
     def _changed(self, change):
         if not self._held: self.redraw()
 
-# %% ../nbs/07_explore.ipynb #08bf3991
+# %% ../nbs/07_explore.ipynb #49df9cf2
 @patch
 @contextlib.contextmanager
 def hold(self:CropExplorer):
@@ -558,7 +561,7 @@ def redraw(self:CropExplorer):
     self.status.value = (f"{len(views['global_crops'])} global + {len(views['local_crops'])} local views · "
                          f"{masked} of {len(batch['masks'])} global crops masked · drawn in {time.perf_counter() - started:.2f} s")
 
-# %% ../nbs/07_explore.ipynb #6a446d90
+# %% ../nbs/07_explore.ipynb #da168919
 def crop_explorer(sample_or_dataset, # a Sample dict, or a dataset of them (a slider picks the sample)
                   config=None, # starting values: a config with sections `crops`, `augment`, `ibot` (dict, OmegaConf, YAML file), or a flat dict
                   **kwargs, # passed to `CropExplorer`: patch_size, seed, channels, names, dpi
