@@ -26,7 +26,8 @@ import yaml
 
 from mri_dino.augment import MultiViewCrops
 from mri_dino.datasets import SliceDataset
-from mri_dino.eval import METRICS, load_backbone, probe_cache, cache_features, evaluation_table
+from mri_dino.eval import (METRICS, CollapseMonitor, cache_features, effective_rank, evaluation_table, feature_spread,
+                           load_backbone, probe_cache)
 from mri_dino.learner import EpochBatchSampler, SSLDataLoaders, SSLModel, fit_ssl, ssl_learner
 from mri_dino.masking import collate_views
 from mri_dino.phantom import make_phantom_dataset
@@ -39,13 +40,13 @@ def experiment_config(args) -> dict:
     return dict(
         data=dict(modalities=['t2w', 'adc', 'dwi']),
         student=dict(arch='vit_tiny', patch_size=8, embed_dim=args.embed_dim, depth=args.depth, num_heads=args.heads,
-                     drop_path_rate=0.0),
+                     drop_path_rate=0.0, layerscale=None if args.layerscale <= 0 else args.layerscale),
         crops=dict(global_crops_size=args.size, local_crops_size=args.size // 2, local_crops_number=4,
                    global_crops_scale=[0.4, 1.0], local_crops_scale=[0.1, 0.4]),
         augment=dict(normalize_mean=0.5, normalize_std=0.25),
         dino=dict(head_n_prototypes=1024, head_hidden_dim=512, head_bottleneck_dim=128, koleo_loss_weight=0.1),
         ibot=dict(loss_weight=1.0, separate_head=False),
-        teacher=dict(momentum_teacher=0.99, final_momentum_teacher=1.0, warmup_teacher_temp=0.04, teacher_temp=0.06,
+        teacher=dict(momentum_teacher=args.momentum, final_momentum_teacher=1.0, warmup_teacher_temp=0.04, teacher_temp=0.06,
                      warmup_teacher_temp_epochs=max(1, args.epochs // 5)),
         optim=dict(epochs=args.epochs, base_lr=args.lr, scaling_rule='none', warmup_epochs=max(1, args.epochs // 10),
                    min_lr=1e-6, weight_decay=0.04, weight_decay_end=0.2, clip_grad=3.0, freeze_last_layer_epochs=1,
@@ -73,10 +74,13 @@ def pretrain(cache:Path, run:Path, args) -> Path:
     run.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(cfg)
     (run / 'config.yaml').write_text(text)
-    learn = ssl_learner(cfg, model, SSLDataLoaders(loader), run, config_text=text)
+    monitor = CollapseMonitor(every=args.monitor_every, buffer_size=512, output_dir=run)
+    learn = ssl_learner(cfg, model, SSLDataLoaders(loader), run, config_text=text, extra_cbs=[monitor])
     start = time.perf_counter()
     fit_ssl(learn)
     print(f"pretrained {learn.step} steps in {time.perf_counter() - start:.0f} s -> {run}", flush=True)
+    print("teacher CLS features during pretraining (CollapseMonitor):")
+    print(monitor.frame.to_string(index=False), flush=True)
     return run
 
 
@@ -119,16 +123,22 @@ def main(args):
     backbones = {'pretrained': pretrained, 'random': random_backbone(pretrained)}
     labels = evaluation_table(cache)
     print(f"{len(labels)} studies, {int(labels[args.label].sum())} with {args.label}, folds {sorted(labels.fold.unique())}")
-    results = {}
-    for name, backbone in backbones.items():
-        features = cache_features(backbone, cache, batch_size=64)
-        results[name] = probe_cache(backbone, cache, args.label, labels, ('knn', 'linear'), level='study',
-                                    out=out / f'probe_{name}', features=features)
-    summary = table(results)
-    print(f"\nlesion probes, {args.folds}-fold CV over {len(labels)} phantom studies (study-level CLS features; "
-          f"mean ± std over folds; ratio = pretrained / random)")
-    print(summary.to_string(index=False))
-    (out / 'summary.json').write_text(json.dumps(dict(args=vars(args), table=summary.to_dict('records')), indent=1))
+    features = {name: cache_features(backbone, cache, batch_size=64) for name, backbone in backbones.items()}
+    for name, f in features.items():
+        for kind in ('cls', 'patch'):
+            x = torch.as_tensor(f.get(kind))
+            print(f"{name:>10} {kind:>5} features of {len(x)} slices: effective rank {effective_rank(x):.2f}, spread {feature_spread(x):.3f}")
+    report = {}
+    for kind in args.kinds.split(','):
+        results = {name: probe_cache(backbone, cache, args.label, labels, ('knn', 'linear'), kind=kind, level='study',
+                                     out=out / f'probe_{name}_{kind}', features=features[name])
+                   for name, backbone in backbones.items()}
+        summary = table(results)
+        print(f"\n{args.label} probes on {kind} features, {args.folds}-fold CV over {len(labels)} phantom studies "
+              f"(study means of the ROI slices; mean ± std over folds; ratio = pretrained / random)")
+        print(summary.to_string(index=False), flush=True)
+        report[kind] = summary.to_dict('records')
+    (out / 'summary.json').write_text(json.dumps(dict(args=vars(args), tables=report), indent=1))
 
 
 if __name__ == '__main__':
@@ -149,5 +159,9 @@ if __name__ == '__main__':
     parser.add_argument('--workers', type=int, default=0)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--print-every', type=int, default=20)
+    parser.add_argument('--monitor-every', type=int, default=10, help='CollapseMonitor measurement period (steps)')
+    parser.add_argument('--layerscale', type=float, default=0.1, help="LayerScale init (DINOv2: 1e-5); <= 0: none")
+    parser.add_argument('--momentum', type=float, default=0.99, help='teacher EMA momentum at the start')
+    parser.add_argument('--kinds', default='cls,patch', help='feature kinds to probe: cls, patch, cls+patch')
     ARGS = parser.parse_args()
     main(ARGS)
