@@ -10,7 +10,8 @@ same architecture left at its random initialisation.
 4. tables: metric means over folds (± std) for both backbones, pretrained / random and the difference.
 
     PYTHONPATH=. python bench/probe_pretrained_vs_random.py                  # ~15 minutes on 2 CPU cores
-    PYTHONPATH=. python bench/probe_pretrained_vs_random.py --studies 40 --epochs 30 optim.base_lr=0.002
+    PYTHONPATH=. python bench/probe_pretrained_vs_random.py --studies 80 'crops.global_crops_scale=[0.15,0.35]' \
+        'crops.local_crops_scale=[0.03,0.1]' crops.crop_from_tumor_foreground=1.0    # views centred on the prostate
 
 Trailing key.sub=value arguments override the training config (as for mri_dino_train). With --run an existing run
 folder (or any backbone `load_backbone` reads) is probed instead of pretraining.
@@ -120,6 +121,9 @@ if __name__ == '__main__':
     parser.add_argument('--print-every', type=int, default=40)
     parser.add_argument('--monitor-every', type=int, default=40, help='CollapseMonitor measurement period (steps)')
     parser.add_argument('--kinds', default='cls,patch', help='feature kinds to probe: cls, patch, cls+patch')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads (1: on a shared CPU, more threads than free cores slow every step many times over)')
     parser.add_argument('overrides', nargs='*', help='training config overrides, key.sub=value')
     ARGS = parser.parse_args()
+    torch.set_num_threads(ARGS.threads)
     main(ARGS)
