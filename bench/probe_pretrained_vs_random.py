@@ -2,19 +2,21 @@
 same architecture left at its random initialisation.
 
 1. phantom studies (`make_phantom_dataset`: labels lesion / significant / fold) preprocessed into a cache;
-2. pretraining with `mri_dino.train` (the default config: DINO + iBOT + KoLeo, Sinkhorn-Knopp, a tiny 2D ViT on
-   the cache's slices) for a few minutes on CPU, with the `CollapseMonitor` watching the teacher's CLS features;
+2. pretraining with `mri_dino.train` (its default config: DINO + iBOT + KoLeo, Sinkhorn-Knopp, a tiny 2D ViT on the
+   cache's ROI slices) with views centred on the prostate (global crops 15-35% of the slice, local 3-10%, always
+   guided to the ROI), 480 steps on CPU, with the `CollapseMonitor` watching the teacher's CLS features;
 3. the teacher (read back from the run folder by `mri_dino.eval.load_backbone`) and a backbone of the same config
    at the initialisation the run started from go through the same protocol (`probe_cache`): features of every
-   ROI slice averaged per study, weighted kNN (k=20, T=0.07) and linear probe, 5-fold cross-validation;
+   ROI slice (cropped around the prostate) averaged per study, weighted kNN (k=20, T=0.07) and linear probe,
+   5-fold cross-validation;
 4. tables: metric means over folds (± std) for both backbones, pretrained / random and the difference.
 
-    PYTHONPATH=. python bench/probe_pretrained_vs_random.py                  # ~15 minutes on 2 CPU cores
-    PYTHONPATH=. python bench/probe_pretrained_vs_random.py --studies 80 'crops.global_crops_scale=[0.15,0.35]' \
-        'crops.local_crops_scale=[0.03,0.1]' crops.crop_from_tumor_foreground=1.0    # views centred on the prostate
+    PYTHONPATH=. python bench/probe_pretrained_vs_random.py                  # ~10 minutes on 2 CPU cores
+    PYTHONPATH=. python bench/probe_pretrained_vs_random.py --seed 1         # other phantom studies, other run
+    PYTHONPATH=. python bench/probe_pretrained_vs_random.py optim.epochs=60  # trailing key=value: training overrides
 
-Trailing key.sub=value arguments override the training config (as for mri_dino_train). With --run an existing run
-folder (or any backbone `load_backbone` reads) is probed instead of pretraining.
+Trailing key.sub=value arguments override the training config (as for mri_dino_train; they win over the view
+settings above). With --run an existing run folder (or any backbone `load_backbone` reads) is probed instead.
 """
 import argparse
 import json
@@ -35,12 +37,15 @@ from mri_dino.train import backbone_config, load_config, seed_everything, train
 from mri_dino.vit import build_backbone
 
 
+# views centred on the prostate: the probes look at the prostate region, and a lesion is a few millimetres
+PROSTATE_VIEWS = ['crops.global_crops_scale=[0.15,0.35]', 'crops.local_crops_scale=[0.03,0.1]', 'crops.crop_from_tumor_foreground=1.0']
+
 def pretrain(data:Path, cache:Path, run:Path, args) -> Path:
     "Pretrain with mri_dino.train on the phantom studies (the cache already built); returns the run folder"
     overrides = [f'data.root={data}', f'data.cache_dir={cache}', f'train.output_dir={run}', f'optim.epochs={args.epochs}',
                  f'train.OFFICIAL_EPOCH_LENGTH={args.epoch_length}', f'train.seed={args.seed}', 'data.restrict=roi', 'data.margin=6.0',
                  f'train.print_every_steps={args.print_every}', 'train.tensorboard=false', 'train.checkpoint_every_steps=0',
-                 f'train.num_workers={args.workers}', *args.overrides]
+                 f'train.num_workers={args.workers}', *PROSTATE_VIEWS, *args.overrides]
     cfg = load_config(None, overrides)
     monitor = CollapseMonitor(every=args.monitor_every, buffer_size=512, output_dir=run)
     start = time.perf_counter()
@@ -111,7 +116,7 @@ if __name__ == '__main__':
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default='bench/results/probe_pretrained_vs_random')
     parser.add_argument('--run', default=None, help='probe this run folder / backbone instead of pretraining')
-    parser.add_argument('--studies', type=int, default=40)
+    parser.add_argument('--studies', type=int, default=80)
     parser.add_argument('--folds', type=int, default=5)
     parser.add_argument('--label', default='lesion')
     parser.add_argument('--epochs', type=int, default=30)
