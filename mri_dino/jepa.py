@@ -260,7 +260,7 @@ class JEPAModel(nn.Module):
                    jepa.get('loss', 'smooth_l1'), jepa.get('loss_weight', 1.0), jepa.get('remove_background', True),
                    threshold, jepa.get('min_foreground', 0.05), jepa.get('patch_drop_rate', 0.0))
 
-# %% ../nbs/10a_jepa.ipynb #9d269fa2
+# %% ../nbs/10a_jepa.ipynb #c839b90e
 OBJECTIVES = ('dino', 'jepa')
 
 def build_ssl_model(cfg, # the experiment config (an OmegaConf DictConfig or a dict); `train.objective` picks the model
@@ -273,5 +273,6 @@ def build_ssl_model(cfg, # the experiment config (an OmegaConf DictConfig or a d
     beta = (cfg.get('jepa') or {}).get('ema_beta')
     if beta is not None:
         if len(beta) != 2 or not 0 <= beta[0] <= beta[1] <= 1: raise ValueError(f"jepa.ema_beta must be [start, end] with 0 <= start <= end <= 1, got {list(beta)}")
+        if cfg.get('teacher') is None: cfg['teacher'] = {}
         cfg['teacher']['momentum_teacher'], cfg['teacher']['final_momentum_teacher'] = float(beta[0]), float(beta[1])
     return JEPAModel.from_config(cfg, backbone)
