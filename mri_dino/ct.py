@@ -24,7 +24,8 @@ from .phantom import grid_affine, voxel_world
 __all__ = ['CT_WINDOWS', 'WINDOW_ALIASES', 'KINDS', 'KIND_COLUMNS', 'HEAD_TISSUES', 'CHEST_TISSUES', 'HU_RANGE', 'ct_windows',
            'window_bounds', 'apply_window', 'window_from_name', 'normalize_kind', 'guess_kind', 'study_kinds',
            'add_kinds', 'head_labels', 'head_ct', 'head_mri', 'chest_labels', 'chest_ct', 'encode_hu', 'decode_hu',
-           'window_encoded', 'sample_windows', 'CTWindowViews', 'write_ct_dataset']
+           'window_encoded', 'sample_windows', 'CTWindowViews', 'study_windows', 'ct_preprocess_options', 'ct_views',
+           'write_ct_dataset']
 
 # %% ../nbs/02a_ct.ipynb #7d2ea228
 CT_WINDOWS = {
@@ -188,7 +189,7 @@ def add_kinds(table:pd.DataFrame, # a study table
     out.attrs = dict(table.attrs)
     return out
 
-# %% ../nbs/02a_ct.ipynb #78462e2e
+# %% ../nbs/02a_ct.ipynb #7e1a9765
 HEAD_TISSUES = pd.DataFrame([
     ('air', -1000.0, 0.0), ('scalp', 40.0, 700.0), ('bone', 1100.0, 60.0), ('diploe', 450.0, 350.0), ('csf', 8.0, 120.0),
     ('grey_matter', 38.0, 420.0), ('white_matter', 27.0, 620.0), ('blood', 70.0, 800.0),
@@ -248,20 +249,22 @@ def _noisy(values, rng, sigma) -> np.ndarray:
 
 def head_ct(seed:int=0, # anatomy (and noise) seed
             noise:float=6.0, # noise standard deviation, HU
+            series:int=0, # another series of the same head: other noise
             **kwargs, # `head_labels`'s: shape, spacing, blood_prob, tilt
            ) -> tuple: # (HU float32 array, affine, labels, findings)
     "A generated head CT in Hounsfield units"
     labels, affine, findings = head_labels(seed=seed, **kwargs)
     hu = HEAD_TISSUES['hu'].to_numpy(np.float32)[labels]
-    return _noisy(hu, np.random.default_rng([seed, 1]), noise), affine, labels, findings
+    return _noisy(hu, np.random.default_rng([seed, 1, series]), noise), affine, labels, findings
 
 def head_mri(seed:int=0, # the same seed as `head_ct` gives the same head
              noise:float=0.03, # Rician noise, relative to white matter
+             series:int=0, # another series of the same head: other noise and bias field
              **kwargs, # `head_labels`'s
             ) -> tuple: # (T1-weighted float32 array, affine, labels, findings)
     "A T1-weighted MRI of a generated head (arbitrary units, a smooth bias field, Rician noise)"
     labels, affine, findings = head_labels(seed=seed, **kwargs)
-    rng = np.random.default_rng([seed, 2])
+    rng = np.random.default_rng([seed, 2, series])
     signal = HEAD_TISSUES['t1'].to_numpy(np.float32)[labels]
     world = voxel_world(affine, labels.shape)
     signal = signal * (1 + 0.15 * np.tanh(world @ rng.normal(0, 1 / 100, 3)))
@@ -404,7 +407,57 @@ class CTWindowViews:
         out['normalized'] = not batch_intensity
         return out
 
-# %% ../nbs/02a_ct.ipynb #49666c33
+# %% ../nbs/02a_ct.ipynb #6b183a42
+def study_windows(modalities:Sequence[str], # the study's channels
+                  sources:Mapping, # modality -> path of the study's files
+                  kind:str|None, # the study's kind ('mri', 'ct'; None: MRI)
+                  ct_window:str='hu', # 'hu', a window name, or 'auto'
+                  window_overrides:Mapping|None=None, # level/width overrides of the named windows (`ct_windows`)
+                  hu_range:Sequence[float]=HU_RANGE, # the HU kept with 'hu'
+                 ) -> tuple: # ({modality: (lower, upper) HU}, {modality: 'hu' or the window's name}); both empty for MRI
+    "The fixed window of each modality of a CT study"
+    if kind is None or (isinstance(kind, float) and math.isnan(kind)) or normalize_kind(kind) != 'ct': return {}, {}
+    table = ct_windows(window_overrides)
+    windows, names = {}, {}
+    for modality in modalities:
+        if modality not in sources: continue
+        name = window_from_name(sources[modality], table) if ct_window == 'auto' else ct_window
+        name = name or 'hu'
+        windows[modality] = tuple(float(v) for v in hu_range) if name == 'hu' else window_bounds(name, table)
+        names[modality] = name if name == 'hu' else WINDOW_ALIASES.get(name.lower(), name.lower())
+    return windows, names
+
+# %% ../nbs/02a_ct.ipynb #52452922
+def _section(cfg, name:str) -> dict:
+    "A config section as a plain dict (empty when absent)"
+    section = cfg.get(name) if hasattr(cfg, 'get') else None
+    if section is None: return {}
+    try:
+        from omegaconf import OmegaConf
+        if OmegaConf.is_config(section): return OmegaConf.to_container(section, resolve=True)
+    except ImportError: pass
+    return dict(section)
+
+def ct_preprocess_options(cfg, # the experiment config (its `ct` section)
+                         ) -> dict: # keyword arguments of `mri_dino.preprocess.preprocess_dataset`: kind, ct_window, ct_windows
+    "Preprocessing options for CT from a config"
+    section = _section(cfg, 'ct')
+    mapping = section.get('mode_mapping') or None
+    return dict(kind=mapping or section.get('study_kind'), ct_window=section.get('ct_window', 'hu'),
+                ct_windows=section.get('window_table') or None)
+
+def ct_views(crops, # the multi-view crops (`MultiViewCrops`)
+             cfg, # the experiment config (its `ct` section)
+             index:pd.DataFrame|None=None, # the cache's index (`read_index`): its `kind` column says which studies are CT
+            ): # `crops`, or `CTWindowViews` around it when the cache holds CT studies in HU
+    "The crops of a config: windows drawn per view for CT studies kept in HU"
+    section = _section(cfg, 'ct')
+    if not section or section.get('ct_window', 'hu') != 'hu' or not section.get('windows'): return crops
+    if index is None or 'kind' not in index.columns or not (index['kind'] == 'ct').any(): return crops
+    return CTWindowViews(crops, list(section['windows']), section.get('ct_window_probs'), kinds=index['kind'],
+                         window_table=ct_windows(section.get('window_table')), per=section.get('per', 'view'))
+
+# %% ../nbs/02a_ct.ipynb #f35bdd50
 def _write_itk_hdf5(hu:np.ndarray, affine:np.ndarray, path:Path):
     "Write an (i, j, k) HU volume as ITK HDF5 (int16) with its geometry in LPS, atomically"
     import SimpleITK as sitk
@@ -430,6 +483,7 @@ def write_ct_dataset(out:str|Path, # output folder (created)
                      seed:int=0, # dataset seed
                      ct_fraction:float=0.5, # neurovfm: fraction of the studies that are CT (the others T1 MRI)
                      max_timepoints:int=3, # 3dmeddino: timepoints per patient, 1 to this
+                     series_per_study:int=1, # neurovfm: series per study (CT: ct_brain, ct_bone, ct_blood, ...; MRI: t1, t1_2, ...)
                      **kwargs, # passed to `chest_ct` / `head_ct` / `head_mri` (shape, spacing, noise, ...)
                     ) -> pd.DataFrame: # labels: one row per study (kind, findings, patient), also written as labels.csv
     "Write a generated CT (or CT + MRI) dataset in 3DMedDINO's or NeuroVFM's layout"
@@ -446,12 +500,14 @@ def write_ct_dataset(out:str|Path, # output folder (created)
         kinds = np.random.default_rng([seed, 7]).uniform(size=n) < ct_fraction
         for s in range(n):
             study = f'study_{s + 1:03d}'
-            if kinds[s]:
-                hu, affine, _, findings = head_ct(seed=seed * 100003 + s, **kwargs)
-                _write_nifti(hu, affine, out / study / 'ct_brain.nii.gz', np.int16)
-            else:
-                signal, affine, _, findings = head_mri(seed=seed * 100003 + s, **kwargs)
-                _write_nifti(signal, affine, out / study / 't1.nii.gz', np.float32)
+            for k in range(series_per_study):
+                if kinds[s]:
+                    hu, affine, _, findings = head_ct(seed=seed * 100003 + s, series=k, **kwargs)
+                    name = ['ct_brain', 'ct_bone', 'ct_blood'][k] if k < 3 else f'ct_brain_{k}'
+                    _write_nifti(hu, affine, out / study / f'{name}.nii.gz', np.int16)
+                else:
+                    signal, affine, _, findings = head_mri(seed=seed * 100003 + s, series=k, **kwargs)
+                    _write_nifti(signal, affine, out / study / ('t1.nii.gz' if k == 0 else f't1_{k + 1}.nii.gz'), np.float32)
             rows.append(dict(study_id=study, kind='ct' if kinds[s] else 'mri', **findings))
     else: raise ValueError(f"layout must be '3dmeddino' or 'neurovfm', got {layout!r}")
     labels = pd.DataFrame(rows).set_index('study_id')

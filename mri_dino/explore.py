@@ -8,7 +8,7 @@ Docs: https://mri-dino.github.io/mri_dino/explore.html.md"""
 __all__ = ['study_arrays', 'centre_slice', 'show_study', 'views_of_sample', 'show_views', 'augmentation_parameters',
            'FloatTriple', 'CropExplorer', 'crop_explorer']
 
-# %% ../nbs/07_explore.ipynb #fc51d54e
+# %% ../nbs/07_explore.ipynb #596051f0
 import contextlib
 import html
 import inspect
@@ -31,7 +31,7 @@ from fastcore.docments import docments
 from .augment import MultiViewCrops, IntensityAugment, roi_as_box, augment_batch, _INTENSITY_AUGS
 from .masking import collate_views
 
-# %% ../nbs/07_explore.ipynb #39684521
+# %% ../nbs/07_explore.ipynb #976a65f5
 def _as_numpy(x, what:str) -> np.ndarray:
     "A numpy array from a tensor, an array or a Volume-like object (one with `.data`)"
     if not isinstance(x, (np.ndarray, Tensor)) and hasattr(x, 'data'): x = x.data
@@ -58,12 +58,15 @@ def _roi_mask(roi, spatial:Sequence[int], study) -> np.ndarray|None:
     raise ValueError(f"study {study!r}: roi has shape {list(array.shape)}; give a mask of the image's spatial shape "
                      f"{list(spatial)} or a box of {2 * len(spatial)} numbers")
 
-def study_arrays(study, # a Sample dict (`image`, `modality_mask`, `roi_box`, `study_id`), an array (C, H, W) / (C, D, H, W), a list of arrays, or a dict modality -> array (or None when missing)
+def study_arrays(study, # a Sample dict (`image`, `modality_mask`, `roi_box`, `study_id`), a cached study, an array (C, H, W) / (C, D, H, W), a list of arrays, or a dict modality -> array (or None when missing)
                  roi=None, # ROI mask (the image's spatial shape) or box; None: the sample's `roi_box` or the dict's `roi`
                  names:Sequence[str]|None=None, # modality names (None: the sample's `modalities`, the dict's keys, or 'channel i')
                 ) -> tuple: # image (C, *spatial) float32, names, present (C,) bool, ROI mask (*spatial) bool or None, study id
     "Whatever describes a study, as the arrays `show_study` draws"
     study_id, present, box = None, None, None
+    if hasattr(study, 'image') and hasattr(study, 'meta'):                    # a cached study (`mri_dino.preprocess`)
+        study = dict(image=study.image, modality_mask=getattr(study, 'present', None), study_id=getattr(study, 'study_id', None),
+                     modalities=study.meta.get('modalities'), roi=getattr(study, 'roi', None))
     if isinstance(study, Mapping) and 'image' in study:                      # a Sample
         study_id = study.get('study_id')
         image = _as_numpy(study['image'], f"study {study_id!r}: image")
@@ -89,7 +92,8 @@ def study_arrays(study, # a Sample dict (`image`, `modality_mask`, `roi_box`, `s
     if image.ndim not in (3, 4) or not np.issubdtype(image.dtype, np.number):
         raise ValueError(f"study {study_id!r}: the image must be numbers of shape (C, H, W) or (C, D, H, W) "
                          f"(one (H, W) or (D, H, W) array per modality), got {image.dtype} {list(image.shape)}")
-    image, channels, spatial = image.astype(np.float32), image.shape[0], image.shape[1:]
+    scale = 1 / 255 if image.dtype == np.uint8 else 1                          # the cache's uint8 quantisation of [0, 1]
+    image, channels, spatial = image.astype(np.float32) * np.float32(scale), image.shape[0], image.shape[1:]
     present = np.ones(channels, dtype=bool) if present is None else present
     if present.shape != (channels,): raise ValueError(f"study {study_id!r}: modality_mask has shape {list(present.shape)}, the image has {channels} channels")
     names = [f'channel {i}' for i in range(channels)] if names is None else [str(n) for n in names]
@@ -97,7 +101,7 @@ def study_arrays(study, # a Sample dict (`image`, `modality_mask`, `roi_box`, `s
     mask = _roi_mask(roi, spatial, study_id) if roi is not None else (_box_mask(box, spatial, study_id) if box is not None else None)
     return image, names, present, mask, study_id
 
-# %% ../nbs/07_explore.ipynb #bb623625
+# %% ../nbs/07_explore.ipynb #f0946789
 def centre_slice(image:np.ndarray, # (C, D, H, W) volume
                  axis:int=0, # spatial axis the slices cut (0: D, 1: H, 2: W)
                  roi:np.ndarray|None=None, # (D, H, W) bool ROI mask, or None
@@ -121,7 +125,7 @@ def _limits(plane:np.ndarray) -> tuple[float, float]:
     low, high = np.percentile(plane, [1, 99])
     return float(low), float(high if high > low else low + 1)
 
-def show_study(study, # a Sample dict, an array (C, H, W) / (C, D, H, W), a list of arrays, or a dict modality -> array (None when missing)
+def show_study(study, # a Sample dict, a cached study, an array (C, H, W) / (C, D, H, W), a list of arrays, or a dict modality -> array (None when missing)
                roi=None, # ROI mask (spatial shape, non-zero inside) or box; None: the sample's `roi_box` or the dict's `roi`
                axis:int=0, # for volumes: the spatial axis the slice cuts (0: D, axial in canonical orientation; 1: H; 2: W)
                index:int|None=None, # for volumes: the slice index (None: through the ROI's centre, else the foreground's)
@@ -154,7 +158,7 @@ def show_study(study, # a Sample dict, an array (C, H, W) / (C, D, H, W), a list
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_explore.ipynb #6c17a360
+# %% ../nbs/07_explore.ipynb #3cac9066
 def _stack(views) -> Tensor:
     "A list of views (or a stacked tensor) as one tensor; an empty one for no views"
     if isinstance(views, Tensor): return views
@@ -275,7 +279,7 @@ def show_views(views, # a `MultiViewCrops` output, a list of them, or a batch fr
                  (f" · {legend}" if 'composite' in rows and n_channels > 1 else ''), fontsize=10)
     return fig
 
-# %% ../nbs/07_explore.ipynb #f2942fd3
+# %% ../nbs/07_explore.ipynb #758a4bca
 def _parameters(function, drop=()) -> dict:
     "Keyword parameters of `function` with their defaults, minus `drop`"
     return {name: p.default for name, p in inspect.signature(function).parameters.items()
@@ -319,7 +323,7 @@ def _read_config(config) -> dict: # {key: value} over the sections `crops`, `aug
     if isinstance(config.get('student'), Mapping) and 'patch_size' in config['student']: flat['patch_size'] = config['student']['patch_size']
     return flat
 
-# %% ../nbs/07_explore.ipynb #99b8ac67
+# %% ../nbs/07_explore.ipynb #c63cb565
 _CHOICES = dict(intensity_aug=_INTENSITY_AUGS, roi_fallback=('center', 'random'), interpolation=('bilinear', 'nearest', 'bicubic'))
 
 _SLIDERS = dict(   # key: (kind, min, max, step); ranges widen to hold the starting value
@@ -406,7 +410,7 @@ def _control(name:str, # the config key
     text = yaml.safe_dump(_plain(value), default_flow_style=True).strip().removesuffix('...').strip()
     return widgets.Text(value=text, **common), yaml.safe_load
 
-# %% ../nbs/07_explore.ipynb #b5cdc29c
+# %% ../nbs/07_explore.ipynb #ddecf687
 def _starting_values(given:dict) -> tuple[dict, dict]: # section -> keys, and key -> starting value
     "The explorer's keys by section and their starting values: the recipe's defaults overridden by `given` (checked by building the recipe)"
     defaults = augmentation_parameters()
@@ -483,7 +487,7 @@ class CropExplorer(widgets.VBox):
     def _changed(self, change):
         if not self._held: self.redraw()
 
-# %% ../nbs/07_explore.ipynb #97f15afd
+# %% ../nbs/07_explore.ipynb #841b49b9
 @patch
 @contextlib.contextmanager
 def hold(self:CropExplorer):
@@ -543,7 +547,7 @@ def redraw(self:CropExplorer):
     self.status.value = (f"{len(views['global_crops'])} global + {len(views['local_crops'])} local views · "
                          f"{masked} of {len(batch['masks'])} global crops masked · drawn in {time.perf_counter() - started:.2f} s")
 
-# %% ../nbs/07_explore.ipynb #c0a66530
+# %% ../nbs/07_explore.ipynb #16b7bb19
 def crop_explorer(sample_or_dataset, # a Sample dict, or a dataset of them (a slider picks the sample)
                   config=None, # starting values: a config with sections `crops`, `augment`, `ibot` (dict, OmegaConf, YAML file), or a flat dict
                   **kwargs, # passed to `CropExplorer`: patch_size, seed, channels, names, dpi

@@ -32,7 +32,8 @@ import pandas as pd
 from fastcore.script import call_parse
 from scipy import ndimage
 
-from .io import read_volume
+from .ct import add_kinds, normalize_kind, study_windows
+from .io import read_volume, split_dataset_path
 from .studies import find_studies
 
 # %% ../nbs/03_preprocess.ipynb #cfd5055e
@@ -168,6 +169,7 @@ def prepare_study(volumes:dict, # modality -> volume (`.data` (i, j, k) and `.af
                   percentiles:Sequence[float]=(0.5, 99.5), # normalisation window per modality
                   dtype:str='uint8', # stored dtype: 'uint8' or 'float16'
                   foreground_threshold:float=0.05, # see `foreground_mask`
+                  windows:dict|None=None, # modality -> fixed (lower, upper) instead of percentiles (CT: `mri_dino.ct.study_windows`)
                  ) -> tuple[np.ndarray, np.ndarray|None, dict]: # (C, D, H, W) array, (D, H, W) uint8 ROI or None, metadata
     "Resample, normalise and stack the modalities of one study onto the reference grid"
     modalities = list(modalities)
@@ -181,7 +183,8 @@ def prepare_study(volumes:dict, # modality -> volume (`.data` (i, j, k) and `.af
     for c, modality in enumerate(modalities):
         volume = volumes.get(modality)
         if volume is None: continue
-        lower, upper, status = intensity_window(volume.data, *percentiles)
+        if windows and modality in windows: lower, upper, status = *(float(v) for v in windows[modality]), 'fixed'
+        else: lower, upper, status = intensity_window(volume.data, *percentiles)
         normalization[modality] = dict(lower=lower, upper=upper, status=status)
         if status == 'constant':
             present[c] = False
@@ -386,13 +389,13 @@ def verify_cache(cache_dir:str|Path, # the cache folder
 # %% ../nbs/03_preprocess.ipynb #0e3ab1ea
 def source_fingerprint(path:str|Path) -> dict:
     "Size and modification time of a source file (for a folder: total size, newest time and count of its files)"
-    path = Path(path)
+    text, path = str(path), split_dataset_path(path)[0]   # `file.h5::dataset`: the HDF5 file's
     if path.is_dir():
         files = [p for p in path.rglob('*') if p.is_file()]
         stats = [p.stat() for p in files]
         return dict(path=str(path), size=sum(s.st_size for s in stats), mtime_ns=max((s.st_mtime_ns for s in stats), default=0), files=len(files))
     stat = path.stat()
-    return dict(path=str(path), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+    return dict(path=text, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
 
 def _clean_value(value):
     "A table value as plain JSON (None for missing)"
@@ -430,6 +433,7 @@ def study_status(cache_dir:Path, # the cache folder
     if meta.get('sources') != fingerprints: return 'sources changed'
     if not _array_matches(Path(cache_dir), meta): return 'array changed'
     if meta.get('roi_file') and not (Path(cache_dir) / meta['roi_file']).exists(): return 'ROI missing'
+    if (meta.get('labels') or {}).get('kind') != labels.get('kind'): return 'kind changed'   # CT and MRI normalise differently
     return 'up to date' if meta.get('labels') == labels else 'labels changed'
 
 def _read(path:str, non_finite:str):
@@ -445,9 +449,12 @@ def build_study(cache_dir:Path, # the cache folder
     "Read, prepare and write one study"
     volumes = {m: _read(sources[m], settings['non_finite']) if m in sources else None for m in settings['modalities']}
     roi = _read(sources['roi'], 'zero') if 'roi' in sources else None
+    windows, ct = study_windows(settings['modalities'], sources, labels.get('kind'), settings.get('ct_window', 'hu'), settings.get('ct_windows'))
+    dtype = 'float16' if 'hu' in ct.values() else settings['dtype']          # HU kept for per-view windows need float16
     image, roi_mask, meta = prepare_study(volumes, settings['modalities'], settings['reference'], settings['spacing'], roi,
-                                          settings['percentiles'], settings['dtype'], settings['foreground_threshold'])
+                                          settings['percentiles'], dtype, settings['foreground_threshold'], windows)
     meta.update(sources=fingerprints, labels=labels, settings=settings)
+    if ct: meta['ct'] = ct
     return write_cached_study(cache_dir, study_id, image, roi_mask, meta)
 
 def _process(task) -> dict:
@@ -539,6 +546,9 @@ def preprocess_dataset(source, # a study table (`find_studies`), a root folder o
                        workers:int|None=None, # processes (None: CPU count, at most 16; 0 or 1: this process)
                        force:bool=False, # rebuild every study
                        progress:bool=True, # progress line on stderr
+                       kind:str|dict|None=None, # study kinds: None (the table's `kind` column, if any), 'mri', 'ct', 'auto' (`mri_dino.ct.guess_kind`) or {study_id: kind}
+                       ct_window:str='hu', # CT studies: 'hu' (HU kept, float16, windows drawn per view), a window name ('brain'), or 'auto' (from file names)
+                       ct_windows:dict|None=None, # level and width of named windows, replacing or adding to `mri_dino.ct.CT_WINDOWS`
                       ) -> PreprocessReport:
     "Bring the cache up to date with a dataset"
     start = time.perf_counter()
@@ -548,6 +558,9 @@ def preprocess_dataset(source, # a study table (`find_studies`), a root folder o
         raise ValueError(f"percentiles must be two numbers 0 <= low < high <= 100, got {list(percentiles)}")
     table = source if isinstance(source, pd.DataFrame) else find_studies(source, modalities, csv=csv)
     modalities = list(table.attrs.get('modalities', modalities))
+    if kind is not None or 'kind' in table.columns:                  # CT or MRI per study (carried into the index)
+        given = dict(kind) if isinstance(kind, dict) else {} if kind in (None, 'auto') else {s: normalize_kind(kind) for s in table.index}
+        table = add_kinds(table, mapping=given, rule='auto' if kind == 'auto' else None)
     if reference not in modalities: raise ValueError(f"reference {reference!r} is not one of the modalities {modalities}")
     shard = parse_shard(shard) if isinstance(shard, str) else shard
     cache_dir = Path(cache_dir)
@@ -556,6 +569,8 @@ def preprocess_dataset(source, # a study table (`find_studies`), a root folder o
     settings = dict(modalities=modalities, reference=reference, spacing=None if spacing is None else [float(s) for s in spacing],
                     percentiles=[float(p) for p in percentiles], dtype=dtype, foreground_threshold=float(foreground_threshold),
                     non_finite=non_finite, axes=''.join(CANONICAL_AXES))
+    if 'kind' in table.columns:                                      # only datasets with kinds carry (and hash) the CT settings
+        settings.update(ct_window=ct_window, ct_windows={k: list(v) for k, v in dict(ct_windows or {}).items()})
     write_json(dict(settings, version=CACHE_VERSION, source=str(table.attrs.get('source', ''))), cache_dir / 'cache.json')
     tasks = [(str(cache_dir), study_id, sources, labels, settings, force)
              for study_id, sources, labels in study_tasks(table, modalities) if in_shard(study_id, shard)]
@@ -594,8 +609,10 @@ def mri_dino_preprocess(
     non_finite:str='error', # NaN/inf voxels: error (the study fails) or zero
     force:bool=False, # rebuild every study
     quiet:bool=False, # no progress line
+    kind:str=None, # mri, ct or auto (default: a kind column of the labels, else MRI)
+    ct_window:str='hu', # CT studies: hu (keep HU, windows per view), a window name (brain, blood, bone, lung, mediastinum, soft_tissue) or auto
 ):
-    "Preprocess a dataset of MRI studies into a memory-mappable cache (resampled, normalised, stacked)"
+    "Preprocess a dataset of MRI (and CT) studies into a memory-mappable cache (resampled, normalised, stacked)"
     numbers = lambda text: [float(v) for v in text.split(',') if v.strip()]
     try:
         xyz = None if spacing is None else numbers(spacing)
@@ -603,7 +620,7 @@ def mri_dino_preprocess(
         report = preprocess_dataset(root, cache_dir, modalities=[m.strip() for m in modalities.split(',') if m.strip()],
                                     reference=reference, spacing=None if xyz is None else xyz[::-1], percentiles=numbers(percentiles),
                                     dtype=dtype, non_finite=non_finite, csv=csv, shard=shard, workers=workers, force=force,
-                                    progress=not quiet)
+                                    progress=not quiet, kind=kind, ct_window=ct_window)
     except ValueError as error:
         print(f"mri_dino_preprocess: {error}", file=sys.stderr)
         return 2
