@@ -1,18 +1,22 @@
 """Evidence that pretraining helps: lesion probes of a briefly pretrained backbone next to the same probes of the
 same architecture left at its random initialisation.
 
-1. phantom studies (`make_phantom_dataset`, labels lesion / significant / fold) preprocessed into a cache;
-2. DINO + iBOT + KoLeo pretraining of a small 2D ViT (stack fusion, patch 8) on axial ROI slices of the cache
-   (SliceDataset -> MultiViewCrops -> collate_views -> SSLModel -> ssl_learner), on CPU for a few minutes;
-3. the teacher (loaded back with `mri_dino.eval.load_backbone` from the run folder) and a randomly initialised
-   backbone of the same config and seed go through the same protocol (`probe_cache`): CLS features of every ROI
-   slice, averaged per study, weighted kNN (k=20, T=0.07) and linear probe, 5-fold cross-validation;
-4. a table: metric means over folds (± std) for both backbones, and pretrained / random.
+1. phantom studies (`make_phantom_dataset`: labels lesion / significant / fold) preprocessed into a cache;
+2. pretraining with `mri_dino.train` (its default config: DINO + iBOT + KoLeo, Sinkhorn-Knopp, a tiny 2D ViT on the
+   cache's ROI slices) with views centred on the prostate (global crops 15-35% of the slice, local 3-10%, always
+   guided to the ROI), 480 steps on CPU, with the `CollapseMonitor` watching the teacher's CLS features;
+3. the teacher (read back from the run folder by `mri_dino.eval.load_backbone`) and a backbone of the same config
+   at the initialisation the run started from go through the same protocol (`probe_cache`): features of every
+   ROI slice (cropped around the prostate) averaged per study, weighted kNN (k=20, T=0.07) and linear probe,
+   5-fold cross-validation;
+4. tables: metric means over folds (± std) for both backbones, pretrained / random and the difference.
 
     PYTHONPATH=. python bench/probe_pretrained_vs_random.py                  # ~10 minutes on 2 CPU cores
-    PYTHONPATH=. python bench/probe_pretrained_vs_random.py --studies 40 --epochs 30 --out bench/results/probe
+    PYTHONPATH=. python bench/probe_pretrained_vs_random.py --seed 1         # other phantom studies, other run
+    PYTHONPATH=. python bench/probe_pretrained_vs_random.py optim.epochs=60  # trailing key=value: training overrides
 
-With --run an existing run folder (or any backbone `load_backbone` reads) is probed instead of pretraining.
+Trailing key.sub=value arguments override the training config (as for mri_dino_train; they win over the view
+settings above). With --run an existing run folder (or any backbone `load_backbone` reads) is probed instead.
 """
 import argparse
 import json
@@ -22,71 +26,42 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
-from mri_dino.augment import MultiViewCrops
-from mri_dino.datasets import SliceDataset
-from mri_dino.eval import METRICS, load_backbone, probe_cache, cache_features, evaluation_table
-from mri_dino.learner import EpochBatchSampler, SSLDataLoaders, SSLModel, fit_ssl, ssl_learner
-from mri_dino.masking import collate_views
+from omegaconf import OmegaConf
+
+from mri_dino.eval import (METRICS, CollapseMonitor, cache_features, effective_rank, evaluation_table, feature_spread,
+                           load_backbone, probe_cache)
 from mri_dino.phantom import make_phantom_dataset
 from mri_dino.preprocess import preprocess_dataset
+from mri_dino.train import backbone_config, load_config, seed_everything, train
 from mri_dino.vit import build_backbone
 
 
-def experiment_config(args) -> dict:
-    "The run's config: the sections the learner reads, and those `load_backbone` / `input_settings` read back"
-    return dict(
-        data=dict(modalities=['t2w', 'adc', 'dwi']),
-        student=dict(arch='vit_tiny', patch_size=8, embed_dim=args.embed_dim, depth=args.depth, num_heads=args.heads,
-                     drop_path_rate=0.0),
-        crops=dict(global_crops_size=args.size, local_crops_size=args.size // 2, local_crops_number=4,
-                   global_crops_scale=[0.4, 1.0], local_crops_scale=[0.1, 0.4]),
-        augment=dict(normalize_mean=0.5, normalize_std=0.25),
-        dino=dict(head_n_prototypes=1024, head_hidden_dim=512, head_bottleneck_dim=128, koleo_loss_weight=0.1),
-        ibot=dict(loss_weight=1.0, separate_head=False),
-        teacher=dict(momentum_teacher=0.99, final_momentum_teacher=1.0, warmup_teacher_temp=0.04, teacher_temp=0.06,
-                     warmup_teacher_temp_epochs=max(1, args.epochs // 5)),
-        optim=dict(epochs=args.epochs, base_lr=args.lr, scaling_rule='none', warmup_epochs=max(1, args.epochs // 10),
-                   min_lr=1e-6, weight_decay=0.04, weight_decay_end=0.2, clip_grad=3.0, freeze_last_layer_epochs=1,
-                   layerwise_decay=1.0, patch_embed_lr_mult=1.0),
-        train=dict(batch_size_per_gpu=args.batch, centering='centering', checkpoint_every_steps=0, keep_checkpoints=1,
-                   print_every_steps=args.print_every, nan_policy='stop', tensorboard=False))
+# views centred on the prostate: the probes look at the prostate region, and a lesion is a few millimetres
+PROSTATE_VIEWS = ['crops.global_crops_scale=[0.15,0.35]', 'crops.local_crops_scale=[0.03,0.1]', 'crops.crop_from_tumor_foreground=1.0']
 
-
-def pretrain(cache:Path, run:Path, args) -> Path:
-    "A short DINO/iBOT pretraining on the cache's ROI slices; returns the run folder"
-    cfg = experiment_config(args)
-    crops = cfg['crops']
-    recipe = MultiViewCrops(global_crops_size=crops['global_crops_size'], local_crops_size=crops['local_crops_size'],
-                            local_crops_number=crops['local_crops_number'], global_crops_scale=crops['global_crops_scale'],
-                            local_crops_scale=crops['local_crops_scale'], crop_from_tumor_foreground=0.8,
-                            normalize_mean=cfg['augment']['normalize_mean'], normalize_std=cfg['augment']['normalize_std'])
-    dataset = SliceDataset(cache, axis='axial', restrict='roi', margin=6.0, epoch_length=args.epoch_length, seed=args.seed,
-                           transform=recipe)
-    sampler = EpochBatchSampler(len(dataset), args.batch, seed=args.seed)
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=args.workers,
-                                         collate_fn=lambda samples: collate_views(samples, patch_size=8))
-    torch.manual_seed(args.seed)
-    backbone = build_backbone(cfg['student'], in_chans=3, modalities=cfg['data']['modalities'], img_size=args.size)
-    model = SSLModel.from_config(cfg, backbone)
-    run.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(cfg)
-    (run / 'config.yaml').write_text(text)
-    learn = ssl_learner(cfg, model, SSLDataLoaders(loader), run, config_text=text)
+def pretrain(data:Path, cache:Path, run:Path, args) -> Path:
+    "Pretrain with mri_dino.train on the phantom studies (the cache already built); returns the run folder"
+    overrides = [f'data.root={data}', f'data.cache_dir={cache}', f'train.output_dir={run}', f'optim.epochs={args.epochs}',
+                 f'train.OFFICIAL_EPOCH_LENGTH={args.epoch_length}', f'train.seed={args.seed}', 'data.restrict=roi', 'data.margin=6.0',
+                 f'train.print_every_steps={args.print_every}', 'train.tensorboard=false', 'train.checkpoint_every_steps=0',
+                 f'train.num_workers={args.workers}', *PROSTATE_VIEWS, *args.overrides]
+    cfg = load_config(None, overrides)
+    monitor = CollapseMonitor(every=args.monitor_every, buffer_size=512, output_dir=run)
     start = time.perf_counter()
-    fit_ssl(learn)
+    learn = train(cfg, extra_cbs=[monitor])
     print(f"pretrained {learn.step} steps in {time.perf_counter() - start:.0f} s -> {run}", flush=True)
+    print("teacher CLS features during pretraining (CollapseMonitor):")
+    print(monitor.frame.to_string(index=False), flush=True)
     return run
 
 
 def random_backbone(run_backbone):
-    "The same architecture as the run's, at the initialisation the run started from (same seed)"
-    cfg = run_backbone.run_config
-    torch.manual_seed(ARGS.seed)
-    backbone = build_backbone(cfg['student'], in_chans=3, modalities=cfg['data']['modalities'],
-                              img_size=cfg['crops']['global_crops_size']).eval()
-    backbone.run_config = cfg
+    "The same architecture as the run's, at the initialisation the run started from (the run's seed, as train seeds it)"
+    cfg = OmegaConf.create(run_backbone.run_config)
+    seed_everything(int(cfg.train.seed))
+    backbone = build_backbone(backbone_config(cfg)).eval()
+    backbone.run_config = run_backbone.run_config
     return backbone
 
 
@@ -114,40 +89,46 @@ def main(args):
         make_phantom_dataset(data, n=args.studies, seed=args.seed, n_folds=args.folds)
         report = preprocess_dataset(data, cache, workers=args.workers or 1, progress=False)
         print(f"{report} (phantom + cache in {time.perf_counter() - start:.0f} s)", flush=True)
-    run = Path(args.run) if args.run else pretrain(cache, out / 'run', args)
+    run = Path(args.run) if args.run else pretrain(data, cache, out / 'run', args)
     pretrained = load_backbone(run)
     backbones = {'pretrained': pretrained, 'random': random_backbone(pretrained)}
     labels = evaluation_table(cache)
     print(f"{len(labels)} studies, {int(labels[args.label].sum())} with {args.label}, folds {sorted(labels.fold.unique())}")
-    results = {}
-    for name, backbone in backbones.items():
-        features = cache_features(backbone, cache, batch_size=64)
-        results[name] = probe_cache(backbone, cache, args.label, labels, ('knn', 'linear'), level='study',
-                                    out=out / f'probe_{name}', features=features)
-    summary = table(results)
-    print(f"\nlesion probes, {args.folds}-fold CV over {len(labels)} phantom studies (study-level CLS features; "
-          f"mean ± std over folds; ratio = pretrained / random)")
-    print(summary.to_string(index=False))
-    (out / 'summary.json').write_text(json.dumps(dict(args=vars(args), table=summary.to_dict('records')), indent=1))
+    features = {name: cache_features(backbone, cache, batch_size=64) for name, backbone in backbones.items()}
+    for name, f in features.items():
+        for kind in ('cls', 'patch'):
+            x = torch.as_tensor(f.get(kind))
+            print(f"{name:>10} {kind:>5} features of {len(x)} slices: effective rank {effective_rank(x):.2f}, spread {feature_spread(x):.3f}")
+    report = {}
+    for kind in args.kinds.split(','):
+        results = {name: probe_cache(backbone, cache, args.label, labels, ('knn', 'linear'), kind=kind, level='study',
+                                     out=out / f'probe_{name}_{kind}', features=features[name])
+                   for name, backbone in backbones.items()}
+        summary = table(results)
+        print(f"\n{args.label} probes on {kind} features, {args.folds}-fold CV over {len(labels)} phantom studies "
+              f"(study means of the ROI slices; mean ± std over folds; ratio = pretrained / random)")
+        print(summary.to_string(index=False), flush=True)
+        report[kind] = summary.to_dict('records')
+    (out / 'summary.json').write_text(json.dumps(dict(args=vars(args), tables=report), indent=1))
 
 
 if __name__ == '__main__':
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default='bench/results/probe_pretrained_vs_random')
     parser.add_argument('--run', default=None, help='probe this run folder / backbone instead of pretraining')
-    parser.add_argument('--studies', type=int, default=40)
+    parser.add_argument('--studies', type=int, default=80)
     parser.add_argument('--folds', type=int, default=5)
     parser.add_argument('--label', default='lesion')
-    parser.add_argument('--epochs', type=int, default=20)
-    parser.add_argument('--epoch-length', type=int, default=256, help='slices per epoch')
-    parser.add_argument('--batch', type=int, default=32)
-    parser.add_argument('--size', type=int, default=64, help='global crop size (local: half)')
-    parser.add_argument('--embed-dim', type=int, default=96)
-    parser.add_argument('--depth', type=int, default=4)
-    parser.add_argument('--heads', type=int, default=3)
-    parser.add_argument('--lr', type=float, default=5e-4)
-    parser.add_argument('--workers', type=int, default=0)
+    parser.add_argument('--epochs', type=int, default=30)
+    parser.add_argument('--epoch-length', type=int, default=16, help='optimiser steps per epoch')
+    parser.add_argument('--workers', type=int, default=1)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--print-every', type=int, default=20)
+    parser.add_argument('--print-every', type=int, default=40)
+    parser.add_argument('--monitor-every', type=int, default=40, help='CollapseMonitor measurement period (steps)')
+    parser.add_argument('--kinds', default='cls,patch', help='feature kinds to probe: cls, patch, cls+patch')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads (1: on a shared CPU, more threads than free cores slow every step many times over)')
+    parser.add_argument('overrides', nargs='*', help='training config overrides, key.sub=value')
     ARGS = parser.parse_args()
+    torch.set_num_threads(ARGS.threads)
     main(ARGS)

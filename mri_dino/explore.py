@@ -8,7 +8,7 @@ Docs: https://mri-dino.github.io/mri_dino/explore.html.md"""
 __all__ = ['study_arrays', 'centre_slice', 'show_study', 'views_of_sample', 'show_views', 'augmentation_parameters',
            'FloatTriple', 'CropExplorer', 'crop_explorer']
 
-# %% ../nbs/07_explore.ipynb #596051f0
+# %% ../nbs/07_explore.ipynb #f7aed4da
 import contextlib
 import html
 import inspect
@@ -31,7 +31,7 @@ from fastcore.docments import docments
 from .augment import MultiViewCrops, IntensityAugment, roi_as_box, augment_batch, _INTENSITY_AUGS
 from .masking import collate_views
 
-# %% ../nbs/07_explore.ipynb #976a65f5
+# %% ../nbs/07_explore.ipynb #28f2abe1
 def _as_numpy(x, what:str) -> np.ndarray:
     "A numpy array from a tensor, an array or a Volume-like object (one with `.data`)"
     if not isinstance(x, (np.ndarray, Tensor)) and hasattr(x, 'data'): x = x.data
@@ -61,14 +61,15 @@ def _roi_mask(roi, spatial:Sequence[int], study) -> np.ndarray|None:
 def study_arrays(study, # a Sample dict (`image`, `modality_mask`, `roi_box`, `study_id`), a cached study, an array (C, H, W) / (C, D, H, W), a list of arrays, or a dict modality -> array (or None when missing)
                  roi=None, # ROI mask (the image's spatial shape) or box; None: the sample's `roi_box` or the dict's `roi`
                  names:Sequence[str]|None=None, # modality names (None: the sample's `modalities`, the dict's keys, or 'channel i')
-                ) -> tuple: # image (C, *spatial) float32, names, present (C,) bool, ROI mask (*spatial) bool or None, study id
+                 spacing:Sequence[float]|None=None, # pixel or voxel size per spatial axis (None: the study's `spacing`, else 1)
+                ) -> dict: # `image` (C, *spatial) float32, `names`, `present` (C,) bool, `roi` (*spatial) bool or None, `study_id`, `spacing`
     "Whatever describes a study, as the arrays `show_study` draws"
-    study_id, present, box = None, None, None
+    study_id, present, box, own_spacing = None, None, None, None
     if hasattr(study, 'image') and hasattr(study, 'meta'):                    # a cached study (`mri_dino.preprocess`)
         study = dict(image=study.image, modality_mask=getattr(study, 'present', None), study_id=getattr(study, 'study_id', None),
-                     modalities=study.meta.get('modalities'), roi=getattr(study, 'roi', None))
+                     modalities=study.meta.get('modalities'), roi=getattr(study, 'roi', None), spacing=study.meta.get('spacing'))
     if isinstance(study, Mapping) and 'image' in study:                      # a Sample
-        study_id = study.get('study_id')
+        study_id, own_spacing = study.get('study_id'), study.get('spacing')
         image = _as_numpy(study['image'], f"study {study_id!r}: image")
         if study.get('modality_mask') is not None: present = _as_numpy(study['modality_mask'], 'modality_mask').astype(bool)
         names = names or study.get('modalities')
@@ -76,10 +77,10 @@ def study_arrays(study, # a Sample dict (`image`, `modality_mask`, `roi_box`, `s
     else:
         if isinstance(study, (list, tuple)): study = {f'channel {i}': a for i, a in enumerate(study)}
         if isinstance(study, Mapping):                                          # modality -> array
-            study_id = study.get('study_id')
+            study_id, own_spacing = study.get('study_id'), study.get('spacing')
             if roi is None: roi = study.get('roi')
             arrays = {k: None if v is None else _as_numpy(v, f"study {study_id!r}: {k}") for k, v in study.items()
-                      if k not in ('roi', 'study_id')}
+                      if k not in ('roi', 'study_id', 'spacing')}
             shapes = {a.shape for a in arrays.values() if a is not None}
             if len(shapes) != 1:
                 found = {k: None if a is None else list(a.shape) for k, a in arrays.items()}
@@ -98,10 +99,14 @@ def study_arrays(study, # a Sample dict (`image`, `modality_mask`, `roi_box`, `s
     if present.shape != (channels,): raise ValueError(f"study {study_id!r}: modality_mask has shape {list(present.shape)}, the image has {channels} channels")
     names = [f'channel {i}' for i in range(channels)] if names is None else [str(n) for n in names]
     if len(names) != channels: raise ValueError(f"study {study_id!r}: {len(names)} names for {channels} channels: {names}")
+    spacing = spacing if spacing is not None else own_spacing if own_spacing is not None else (1.0,) * len(spatial)
+    spacing = tuple(float(v) for v in np.asarray(spacing, dtype=np.float64).ravel())
+    if len(spacing) != len(spatial) or min(spacing) <= 0:
+        raise ValueError(f"study {study_id!r}: spacing must be {len(spatial)} positive sizes (one per spatial axis), got {spacing}")
     mask = _roi_mask(roi, spatial, study_id) if roi is not None else (_box_mask(box, spatial, study_id) if box is not None else None)
-    return image, names, present, mask, study_id
+    return dict(image=image, names=names, present=present, roi=mask, study_id=study_id, spacing=spacing)
 
-# %% ../nbs/07_explore.ipynb #f0946789
+# %% ../nbs/07_explore.ipynb #1f025b5e
 def centre_slice(image:np.ndarray, # (C, D, H, W) volume
                  axis:int=0, # spatial axis the slices cut (0: D, 1: H, 2: W)
                  roi:np.ndarray|None=None, # (D, H, W) bool ROI mask, or None
@@ -130,26 +135,32 @@ def show_study(study, # a Sample dict, a cached study, an array (C, H, W) / (C, 
                axis:int=0, # for volumes: the spatial axis the slice cuts (0: D, axial in canonical orientation; 1: H; 2: W)
                index:int|None=None, # for volumes: the slice index (None: through the ROI's centre, else the foreground's)
                names:Sequence[str]|None=None, # modality names (None: the sample's `modalities`, the dict's keys or 'channel i')
+               spacing:Sequence[float]|None=None, # pixel or voxel size per spatial axis, for the aspect ratio (None: the study's `spacing`, else square)
                roi_colour:str='yellow', # colour of the ROI outline
                size:float=3.0, # height of a panel, in inches
               ) -> plt.Figure:
     "The modalities of one study side by side, one slice of each, with the ROI's outline"
-    image, names, present, roi_mask, study_id = study_arrays(study, roi, names)
+    study = study_arrays(study, roi, names, spacing)
+    image, roi_mask, study_id, spacing = study['image'], study['roi'], study['study_id'], study['spacing']
     where = ''
     if image.ndim == 4:
         if not -3 <= axis < 3: raise ValueError(f"study {study_id!r}: axis must be a spatial axis, 0, 1 or 2, got {axis}")
         axis %= 3
-        index = centre_slice(image, axis, roi_mask, present) if index is None else index
+        index = centre_slice(image, axis, roi_mask, study['present']) if index is None else index
         if not -image.shape[1 + axis] <= index < image.shape[1 + axis]:
             raise IndexError(f"study {study_id!r}: slice {index} is outside axis {axis} of size {image.shape[1 + axis]}")
         index %= image.shape[1 + axis]
         image = np.take(image, index, axis=1 + axis)
         roi_mask = None if roi_mask is None else np.take(roi_mask, index, axis=axis)
+        spacing = tuple(s for a, s in enumerate(spacing) if a != axis)
         where = f" · slice {index} of axis {axis}"
     height, width = image.shape[1:]
-    fig, axes = plt.subplots(1, len(image), figsize=(size * width / height * len(image), size + 0.5), squeeze=False)
-    for ax, plane, name, shown in zip(axes[0], image, names, present):
-        ax.imshow(plane, cmap='gray', vmin=_limits(plane)[0], vmax=_limits(plane)[1], interpolation='nearest')
+    aspect = spacing[0] / spacing[1]                                            # a pixel's height over its width
+    panel_width = size * width / (height * aspect)
+    fig, axes = plt.subplots(1, len(image), figsize=(panel_width * len(image), size + 0.5), squeeze=False)
+    for ax, plane, name, shown in zip(axes[0], image, study['names'], study['present']):
+        low, high = _limits(plane)
+        ax.imshow(plane, cmap='gray', vmin=low, vmax=high, interpolation='nearest', aspect=aspect)
         if not shown: ax.text(0.5, 0.5, 'missing', color='red', ha='center', va='center', transform=ax.transAxes)
         elif roi_mask is not None and roi_mask.any():
             ax.contour(roi_mask.astype(np.float32), levels=[0.5], colors=roi_colour, linewidths=1.2)
@@ -158,7 +169,7 @@ def show_study(study, # a Sample dict, a cached study, an array (C, H, W) / (C, 
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_explore.ipynb #3cac9066
+# %% ../nbs/07_explore.ipynb #9bbf1e98
 def _stack(views) -> Tensor:
     "A list of views (or a stacked tensor) as one tensor; an empty one for no views"
     if isinstance(views, Tensor): return views
@@ -197,17 +208,19 @@ def _patch_size(mask_length:int, view_size:Sequence[int]) -> int:
 
 def _mask_image(mask:Tensor, # (N,) bool patch mask
                 view_size:Sequence[int], # the view's spatial size
-                patch_size:int|None, # None: inferred
+                patch_size:int|Sequence[int]|None, # one size, one per spatial axis, or None (inferred)
                 layer:int|None=None, # for 3D views: the displayed slice of the first spatial axis
                ) -> np.ndarray: # (H, W) bool, True on masked patches' pixels
     "A patch mask as a pixel mask of the displayed slice"
     patch = patch_size or _patch_size(mask.numel(), view_size)
-    grid = [s // patch for s in view_size]
+    patch = (int(patch),) * len(view_size) if np.ndim(patch) == 0 else tuple(int(p) for p in patch)
+    if len(patch) != len(view_size): raise ValueError(f"patch size {list(patch)} does not match views of {len(view_size)} spatial axes")
+    grid = [s // p for s, p in zip(view_size, patch)]
     if int(np.prod(grid)) != mask.numel():
-        raise ValueError(f"a mask of {mask.numel()} patches does not fit patch size {patch} on a view of size {list(view_size)}")
+        raise ValueError(f"a mask of {mask.numel()} patches does not fit patch size {list(patch)} on a view of size {list(view_size)}")
     grid_mask = mask.reshape(grid).cpu().numpy()
-    if len(grid) == 3: grid_mask = grid_mask[min(layer // patch, grid[0] - 1)]
-    pixels = np.kron(grid_mask, np.ones((patch, patch), dtype=bool)).astype(bool)
+    if len(grid) == 3: grid_mask = grid_mask[min(layer // patch[0], grid[0] - 1)]
+    pixels = np.kron(grid_mask, np.ones(patch[-2:], dtype=bool)).astype(bool)
     out = np.zeros(tuple(view_size[-2:]), dtype=bool)
     out[:pixels.shape[0], :pixels.shape[1]] = pixels
     return out
@@ -217,7 +230,7 @@ def show_views(views, # a `MultiViewCrops` output, a list of them, or a batch fr
                channels:str|Sequence[int]='composite', # 'composite' (first three channels as red, green, blue), 'each' (one row per modality) or channel indices (one row each)
                recipe:MultiViewCrops|IntensityAugment|None=None, # the recipe, to undo its normalisation (None: `IntensityAugment`'s defaults)
                names:Sequence[str]|None=None, # modality names (None: 'channel i')
-               patch_size:int|None=None, # ViT patch size of the masks (None: inferred from the mask length)
+               patch_size:int|Sequence[int]|None=None, # ViT patch size of the masks, one or one per spatial axis (None: inferred from the mask length)
                mask_colour:Sequence[float]|None=None, # RGB of the iBOT mask overlay (None: red on a modality, white on the composite)
                mask_alpha:float=0.5, # opacity of the iBOT mask overlay
                size:float=2.2, # height of a row, in inches
@@ -279,7 +292,7 @@ def show_views(views, # a `MultiViewCrops` output, a list of them, or a batch fr
                  (f" · {legend}" if 'composite' in rows and n_channels > 1 else ''), fontsize=10)
     return fig
 
-# %% ../nbs/07_explore.ipynb #758a4bca
+# %% ../nbs/07_explore.ipynb #847163cb
 def _parameters(function, drop=()) -> dict:
     "Keyword parameters of `function` with their defaults, minus `drop`"
     return {name: p.default for name, p in inspect.signature(function).parameters.items()
@@ -323,7 +336,7 @@ def _read_config(config) -> dict: # {key: value} over the sections `crops`, `aug
     if isinstance(config.get('student'), Mapping) and 'patch_size' in config['student']: flat['patch_size'] = config['student']['patch_size']
     return flat
 
-# %% ../nbs/07_explore.ipynb #c63cb565
+# %% ../nbs/07_explore.ipynb #0de4f69f
 _CHOICES = dict(intensity_aug=_INTENSITY_AUGS, roi_fallback=('center', 'random'), interpolation=('bilinear', 'nearest', 'bicubic'))
 
 _SLIDERS = dict(   # key: (kind, min, max, step); ranges widen to hold the starting value
@@ -410,7 +423,7 @@ def _control(name:str, # the config key
     text = yaml.safe_dump(_plain(value), default_flow_style=True).strip().removesuffix('...').strip()
     return widgets.Text(value=text, **common), yaml.safe_load
 
-# %% ../nbs/07_explore.ipynb #ddecf687
+# %% ../nbs/07_explore.ipynb #3c043074
 def _starting_values(given:dict) -> tuple[dict, dict]: # section -> keys, and key -> starting value
     "The explorer's keys by section and their starting values: the recipe's defaults overridden by `given` (checked by building the recipe)"
     defaults = augmentation_parameters()
@@ -427,10 +440,10 @@ class CropExplorer(widgets.VBox):
     def __init__(self,
                  source, # a Sample dict, or a dataset (anything indexable with `len`) of them
                  config=None, # starting values: a config (dict, OmegaConf, YAML file or text) with sections `crops`, `augment`, `ibot`, or a flat dict
-                 patch_size:int|None=None, # ViT patch size for the iBOT masks (None: the config's `student.patch_size`, else 14)
+                 patch_size:int|Sequence[int]|None=None, # ViT patch size for the iBOT masks, one or one per spatial axis (None: the config's `student.patch_size`, else 14)
                  seed:int=0, # starting seed of the random draws
                  channels:str='composite', # starting display: 'composite' or 'each'
-                 names:Sequence[str]|None=None, # modality names for the picture (None: the sample's `modalities`, else 'channel i')
+                 names:Sequence[str]|None=None, # modality names for the picture (None: the sample's or the dataset's `modalities`, else 'channel i')
                  dpi:int=72, # resolution of the redrawn figure
                 ):
         self.source, self.names, self.dpi = source, names, dpi
@@ -439,7 +452,8 @@ class CropExplorer(widgets.VBox):
            (self.is_dataset and not (hasattr(source, '__len__') and hasattr(source, '__getitem__') and len(source) > 0)):
             raise ValueError("crop_explorer needs a Sample dict (with 'image') or a non-empty dataset of them")
         given = _read_config(config)
-        self.patch_size = int(patch_size or given.get('patch_size') or 14)
+        patch = patch_size or given.get('patch_size') or 14
+        self.patch_size = int(patch) if np.ndim(patch) == 0 else tuple(int(p) for p in patch)
         given.pop('patch_size', None)
         self.sections, start = _starting_values(given)
         spatial_dims = torch.as_tensor(self._sample(0)['image']).ndim - 1
@@ -487,7 +501,7 @@ class CropExplorer(widgets.VBox):
     def _changed(self, change):
         if not self._held: self.redraw()
 
-# %% ../nbs/07_explore.ipynb #841b49b9
+# %% ../nbs/07_explore.ipynb #49df9cf2
 @patch
 @contextlib.contextmanager
 def hold(self:CropExplorer):
@@ -531,7 +545,7 @@ def redraw(self:CropExplorer):
         views = recipe(sample, generator=generator)
         batch = collate_views([views], patch_size=self.patch_size, generator=generator, **settings['ibot'])
         if recipe.batch_intensity: batch = augment_batch(batch, recipe, generator)
-        figure = show_views(batch, 0, self.controls['channels'].value, recipe, self.names or sample.get('modalities'), self.patch_size)
+        figure = show_views(batch, 0, self.controls['channels'].value, recipe, self.names or sample.get('modalities') or getattr(self.source, 'modalities', None), self.patch_size)
     except (ValueError, IndexError, yaml.YAMLError) as e:
         self.error = str(e)
         self.status.value = f"<span style='color:#c00'>not redrawn: {html.escape(self.error)}</span>"
@@ -547,7 +561,7 @@ def redraw(self:CropExplorer):
     self.status.value = (f"{len(views['global_crops'])} global + {len(views['local_crops'])} local views · "
                          f"{masked} of {len(batch['masks'])} global crops masked · drawn in {time.perf_counter() - started:.2f} s")
 
-# %% ../nbs/07_explore.ipynb #16b7bb19
+# %% ../nbs/07_explore.ipynb #da168919
 def crop_explorer(sample_or_dataset, # a Sample dict, or a dataset of them (a slider picks the sample)
                   config=None, # starting values: a config with sections `crops`, `augment`, `ibot` (dict, OmegaConf, YAML file), or a flat dict
                   **kwargs, # passed to `CropExplorer`: patch_size, seed, channels, names, dpi

@@ -20,7 +20,7 @@ from .vit import Block, as_size_tuple, drop_patches, foreground_patches
 
 # %% auto #0
 __all__ = ['OBJECTIVES', 'jepa_masks', 'sincos_position_embedding', 'JEPAPredictor', 'pack', 'JEPAStudent', 'TargetEncoder',
-           'JEPAModel', 'build_ssl_model']
+           'JEPAModel', 'build_ssl_model', 'resolve_ema_beta']
 
 # %% ../nbs/10a_jepa.ipynb #49b73a5b
 def _block(grid:Sequence[int], scale:float, aspect:Sequence[float], generator) -> torch.Tensor:
@@ -260,7 +260,7 @@ class JEPAModel(nn.Module):
                    jepa.get('loss', 'smooth_l1'), jepa.get('loss_weight', 1.0), jepa.get('remove_background', True),
                    threshold, jepa.get('min_foreground', 0.05), jepa.get('patch_drop_rate', 0.0))
 
-# %% ../nbs/10a_jepa.ipynb #9d269fa2
+# %% ../nbs/10a_jepa.ipynb #0c01713d
 OBJECTIVES = ('dino', 'jepa')
 
 def build_ssl_model(cfg, # the experiment config (an OmegaConf DictConfig or a dict); `train.objective` picks the model
@@ -270,8 +270,16 @@ def build_ssl_model(cfg, # the experiment config (an OmegaConf DictConfig or a d
     objective = str((cfg.get('train') or {}).get('objective', 'dino')).lower()
     if objective not in OBJECTIVES: raise ValueError(f"train.objective must be one of {list(OBJECTIVES)}, got {objective!r}")
     if objective == 'dino': return SSLModel.from_config(cfg, backbone)
-    beta = (cfg.get('jepa') or {}).get('ema_beta')
-    if beta is not None:
-        if len(beta) != 2 or not 0 <= beta[0] <= beta[1] <= 1: raise ValueError(f"jepa.ema_beta must be [start, end] with 0 <= start <= end <= 1, got {list(beta)}")
-        cfg['teacher']['momentum_teacher'], cfg['teacher']['final_momentum_teacher'] = float(beta[0]), float(beta[1])
+    resolve_ema_beta(cfg)
     return JEPAModel.from_config(cfg, backbone)
+
+def resolve_ema_beta(cfg, # the experiment config, changed in place
+                    ):
+    "Set `teacher.momentum_teacher` and `final_momentum_teacher` from `jepa.ema_beta` (when the objective is JEPA and it is given)"
+    if str((cfg.get('train') or {}).get('objective', 'dino')).lower() != 'jepa': return cfg
+    beta = (cfg.get('jepa') or {}).get('ema_beta')
+    if beta is None: return cfg
+    if len(beta) != 2 or not 0 <= beta[0] <= beta[1] <= 1: raise ValueError(f"jepa.ema_beta must be [start, end] with 0 <= start <= end <= 1, got {list(beta)}")
+    if cfg.get('teacher') is None: cfg['teacher'] = {}
+    cfg['teacher']['momentum_teacher'], cfg['teacher']['final_momentum_teacher'] = float(beta[0]), float(beta[1])
+    return cfg

@@ -35,12 +35,15 @@ from omegaconf import DictConfig, OmegaConf
 from fastcore.imports import IN_NOTEBOOK
 
 from .augment import MultiViewCrops, augment_batch
+from .ct import ct_preprocess_options, ct_views
 from .datasets import PatchDataset3D, SliceDataset
 from .learner import (EpochBatchSampler, SSLDataLoaders, SSLModel, ssl_learner, fit_ssl, atomic_write_text)
 from .masking import collate_views
 from .phantom import make_phantom_dataset
 from .preprocess import preprocess_dataset, read_index
-from .vit import build_backbone
+from .samplers import series_table, study_sampler
+from .jepa import build_ssl_model, resolve_ema_beta
+from .vit import as_size_tuple, build_backbone
 
 # %% auto #0
 __all__ = ['OPEN_SECTIONS', 'mri_dino_train', 'config_dir', 'rewrite_env_syntax', 'find_config', 'load_config', 'save_config',
@@ -49,7 +52,7 @@ __all__ = ['OPEN_SECTIONS', 'mri_dino_train', 'config_dir', 'rewrite_env_syntax'
            'main']
 
 # %% ../nbs/11_train.ipynb #4d6cc65c
-OPEN_SECTIONS = ('student', 'crops', 'augment')
+OPEN_SECTIONS = ('student', 'crops', 'augment', 'ct.mode_mapping', 'ct.window_table')   # sections (and keys) taking any key
 
 def config_dir() -> Path:
     "The folder of the shipped configs (`mri_dino/configs`)"
@@ -114,7 +117,8 @@ def load_config(config:str|Path|None=None, # a YAML file (or the name of a shipp
     except Exception as e: raise ValueError(f"command-line overrides {list(overrides)}: {e}") from None
     OmegaConf.set_struct(base, True)
     for section in OPEN_SECTIONS:
-        if section in base: OmegaConf.set_struct(base[section], False)
+        node = OmegaConf.select(base, section)
+        if isinstance(node, DictConfig): OmegaConf.set_struct(node, False)
     cfg = base
     for source, layer in layers[1:]:
         try: cfg = OmegaConf.merge(cfg, layer)
@@ -158,9 +162,11 @@ def prepare_cache(cfg:DictConfig, # the experiment config (section `data`)
         digest = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:8]
         cache_dir = Path(str(data.cache_dir)).expanduser() if data.cache_dir else cache_root / f'{name}-{digest}'
     if _is_main(accelerator):
-        report = preprocess_dataset(str(source), cache_dir, modalities=list(data.modalities), reference=data.reference,
+        table = series_table(cfg) if data.root is not None else None     # data.series: one row per series
+        report = preprocess_dataset(str(source) if table is None else table, cache_dir, modalities=list(data.modalities), reference=data.reference,
                                     spacing=None if data.spacing is None else list(data.spacing),
-                                    csv=None if data.csv is None else data.csv, workers=data.preprocess_workers, progress=progress)
+                                    csv=None if data.csv is None else data.csv, workers=data.preprocess_workers, progress=progress,
+                                    **ct_preprocess_options(cfg))             # CT: kinds and windows (the ct section)
         if report.failures: print(f"preprocessing: {len(report.failures)} studies failed, see {cache_dir}/failures.csv", flush=True)
     _wait(accelerator)
     return cache_dir
@@ -176,6 +182,7 @@ def build_datasets(cfg:DictConfig, # the experiment config
                   ) -> tuple: # training dataset, validation dataset or None
     "Slices or patches of the cache, each sample made into views"
     data, recipe = cfg.data, view_recipe(cfg)
+    recipe = ct_views(recipe, cfg, read_index(cache_dir))                 # CT in HU: a window drawn per view
     common = dict(modalities=list(data.modalities), restrict=data.restrict, margin=data.margin, transform=recipe)
     def make(split):
         if data.kind == 'slices': return SliceDataset(cache_dir, axis=data.axis, stride=data.stride, split=split, **common)
@@ -200,7 +207,8 @@ def build_dataloaders(cfg:DictConfig, # the experiment config
     train = cfg.train
     workers = int(train.num_workers)
     def loader(dataset, shuffle, epoch_length):
-        sampler = EpochBatchSampler(len(dataset), train.batch_size_per_gpu, epoch_length, rank, world, shuffle, train.seed)
+        sampler = (shuffle and study_sampler(cfg, dataset, rank, world, train.seed)) or \
+                  EpochBatchSampler(len(dataset), train.batch_size_per_gpu, epoch_length, rank, world, shuffle, train.seed)
         return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=_collate(cfg), num_workers=workers,
                                            persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
     valid = None if valid_dataset is None else loader(valid_dataset, False, None)
@@ -217,8 +225,8 @@ def backbone_config(cfg:DictConfig) -> dict:
     return student
 
 def build_model(cfg:DictConfig) -> SSLModel:
-    "The SSL model of the config: `build_backbone` of `backbone_config(cfg)`, heads from `dino` / `ibot`, the losses"
-    return SSLModel.from_config(cfg, build_backbone(backbone_config(cfg)))
+    "The SSL model of the config: `build_backbone` of `backbone_config(cfg)`, then DINO's heads and losses, or JEPA's predictor (`train.objective`)"
+    return build_ssl_model(cfg, build_backbone(backbone_config(cfg)))
 
 # %% ../nbs/11_train.ipynb #cdcba3df
 @torch.no_grad()
@@ -238,7 +246,7 @@ def attention_picture(backbone:torch.nn.Module, # the teacher's backbone
         study_items = [i for i, (study, _, _) in enumerate(dataset.items) if study == 0]
         sample = dataset[study_items[len(study_items) // 2]]
     else: sample = PatchDataset3D(cache_dir, patch_size=list(data.patch_size), **kwargs)[0]
-    size = [cfg.crops.global_crops_size] * (sample['image'].ndim - 1)
+    size = list(as_size_tuple(cfg.crops.global_crops_size, sample['image'].ndim - 1, 'crops.global_crops_size'))
     image = F.interpolate(sample['image'][None], size=size, mode='bilinear' if len(size) == 2 else 'trilinear', align_corners=False)
     intensity = view_recipe(cfg).intensity
     present = sample['modality_mask'][None].bool()
@@ -291,6 +299,7 @@ def train(cfg:DictConfig, # the resolved experiment config
          ):
     "Pretrain as the config says; returns the learner"
     if accelerator is None: accelerator = make_accelerator(cfg)
+    resolve_ema_beta(cfg)                                           # JEPA: jepa.ema_beta is the teacher momentum schedule
     output_dir = Path(str(cfg.train.output_dir)).expanduser()
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
