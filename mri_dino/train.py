@@ -48,8 +48,8 @@ from .vit import as_size_tuple, build_backbone
 # %% auto #0
 __all__ = ['OPEN_SECTIONS', 'mri_dino_train', 'config_dir', 'rewrite_env_syntax', 'find_config', 'load_config', 'save_config',
            'prepare_cache', 'view_recipe', 'build_datasets', 'build_dataloaders', 'backbone_config', 'build_model',
-           'attention_picture', 'BatchIntensityCallback', 'seed_everything', 'train', 'make_accelerator', 'parse_args',
-           'main']
+           'attention_picture', 'BatchIntensityCallback', 'seed_everything', 'train', 'wanted_precision',
+           'make_accelerator', 'parse_args', 'main']
 
 # %% ../nbs/11_train.ipynb #cd5c13b2
 OPEN_SECTIONS = ('student', 'crops', 'augment', 'ct.mode_mapping', 'ct.window_table')   # sections (and keys) taking any key
@@ -326,12 +326,21 @@ def train(cfg:DictConfig, # the resolved experiment config
     accelerator.wait_for_everyone()
     return learn
 
+def wanted_precision(cfg:DictConfig) -> str:
+    "The mixed precision a run asks for: `train.mixed_precision`, else the launcher's (`accelerate launch --mixed_precision`), else 'no'"
+    precision = cfg.train.get('mixed_precision')
+    return str(precision) if precision is not None else os.environ.get('ACCELERATE_MIXED_PRECISION', 'no')
+
 def make_accelerator(cfg:DictConfig):
     "An `accelerate.Accelerator`: on the CPU (gloo between processes) when there is no GPU; mixed precision from the config or the launcher"
     from accelerate import Accelerator
-    precision = cfg.train.get('mixed_precision')
-    kwargs = {} if precision is None else dict(mixed_precision=str(precision))
-    return Accelerator(cpu=not torch.cuda.is_available(), **kwargs)
+    from accelerate.state import AcceleratorState
+    precision = wanted_precision(cfg)
+    # accelerate keeps one shared state per process: in a notebook, a run in bf16 would make every later run in the
+    # same kernel bf16 too, whatever its config says. Start from a fresh state when the precision differs.
+    shared = AcceleratorState._shared_state
+    if shared and shared.get('_mixed_precision') != precision: AcceleratorState._reset_state()
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=precision)
 
 # %% ../nbs/11_train.ipynb #d4d1d98b
 def parse_args(argv:Sequence[str]|None=None) -> argparse.Namespace:
