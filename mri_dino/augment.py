@@ -391,8 +391,8 @@ class MultiViewCrops:
     "DINOv2-style multi-view augmentation of a multi-modal sample: global and local crops, one spatial transform per view for all modalities, intensity transforms per modality"
     @delegates(IntensityAugment)
     def __init__(self,
-                 global_crops_size:int|Sequence[int]=224, # side of a global crop in pixels (one per spatial axis allowed)
-                 local_crops_size:int|Sequence[int]=98, # side of a local crop in pixels (a multiple of the ViT's patch size: 98 = 7 x 14)
+                 global_crops_size:int|Sequence[int]=224, # side of a global crop in pixels (one per spatial axis allowed), a whole number of ViT patches: 224 = 16 x 14
+                 local_crops_size:int|Sequence[int]=98, # side of a local crop in pixels, a whole number of ViT patches: 98 = 7 x 14
                  global_crops_number:int=2, # global crops per sample (the teacher's views)
                  local_crops_number:int=8, # local crops per sample
                  global_crops_scale:Sequence[float]=(0.5, 1.0), # (min, max) fraction of the image area (volume) a global crop covers
