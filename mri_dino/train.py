@@ -34,7 +34,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from fastcore.imports import IN_NOTEBOOK
 
-from .augment import MultiViewCrops, augment_batch
+from .augment import MultiViewCrops, augment_batch, check_crop_sizes
 from .ct import ct_preprocess_options, ct_views
 from .datasets import PatchDataset3D, SliceDataset
 from .learner import (EpochBatchSampler, SSLDataLoaders, SSLModel, ssl_learner, fit_ssl, atomic_write_text)
@@ -298,6 +298,7 @@ def train(cfg:DictConfig, # the resolved experiment config
           extra_cbs:Sequence=(), # more callbacks (tests)
          ):
     "Pretrain as the config says; returns the learner"
+    check_crop_sizes(cfg.crops, cfg.student.patch_size)             # a crop that is not a whole number of patches is an error, before any work
     if accelerator is None: accelerator = make_accelerator(cfg)
     resolve_ema_beta(cfg)                                           # JEPA: jepa.ema_beta is the teacher momentum schedule
     output_dir = Path(str(cfg.train.output_dir)).expanduser()
@@ -362,7 +363,7 @@ def parse_args(argv:Sequence[str]|None=None) -> argparse.Namespace:
 def main(argv:Sequence[str]|None=None):
     "Command line: `mri_dino_train [CONFIG] [key.sub=value ...] [--no-resume] [--print-config]`"
     options = parse_args(argv)
-    try: cfg = load_config(options.config, options.overrides)
+    try: cfg = load_config(options.config, options.overrides); check_crop_sizes(cfg.crops, cfg.student.patch_size)
     except (ValueError, FileNotFoundError) as e: sys.exit(f"mri_dino_train: {e}")
     if options.print_config: print(OmegaConf.to_yaml(cfg)); return cfg
     train(cfg)
