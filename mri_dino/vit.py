@@ -113,7 +113,7 @@ class Attention(nn.Module):
         out = _xformers_ops().memory_efficient_attention(q, k, v)                  # (B, T, heads, head_dim)
         return self.proj(out.reshape(B, T, D))
 
-# %% ../nbs/08_vit.ipynb #85e2b9c0
+# %% ../nbs/08_vit.ipynb #c4ea5119
 class TokenPacking:
     "Where each sample's rows lie in a packed sequence: `lengths[i]` rows of sample i, samples one after the other"
     def __init__(self, lengths:torch.Tensor): # (B,) int, rows per sample (each at least 1)
@@ -626,12 +626,14 @@ def get_last_self_attention(self:VisionTransformer,
 def foreground_patches(x:torch.Tensor, # (B, C, *spatial) images (e.g. in [0, 1]), or a (B, *spatial) bool voxel mask
                        patch_size:int|Sequence[int], # the ViT's patch size (one int or one per spatial axis)
                        modality_mask:torch.Tensor|None=None, # (B, C) bool, present channels (absent ones are ignored)
-                       threshold:float=0.05, # a voxel is foreground where a present channel exceeds this (units of x)
+                       threshold:float|torch.Tensor=0.05, # a voxel is foreground where a present channel exceeds this (units of x; one or (C,) per channel)
                        min_foreground:float=0.05, # keep a patch with at least this fraction of foreground voxels (1.0: all)
                       ) -> torch.Tensor: # (B, N) bool, True = keep, patches in the ViT's (row-major grid) order
     "Which patch tokens hold enough foreground to keep"
     if x.dtype == torch.bool: voxels = x
     else:
+        threshold = torch.as_tensor(threshold, dtype=x.dtype, device=x.device)
+        if threshold.ndim == 1: threshold = threshold.view(1, -1, *[1] * (x.ndim - 2))     # one per channel
         present = x > threshold
         if modality_mask is not None: present = present & modality_mask.bool().view(*modality_mask.shape, *[1] * (x.ndim - 2))
         voxels = present.any(1)
@@ -714,7 +716,18 @@ def forward_tokens(self:VisionTransformer,
         normed = self.norm(tokens)
     return {'x_norm_clstoken': normed[:, 0], 'x_norm_regtokens': normed[:, 1:P],
             'x_norm_patchtokens': normed[:, P:] * valid[..., None].to(normed.dtype), 'token_index': index, 'token_valid': valid,
-            'x_prenorm': tokens, 'masks': masks, 'grid': prepared['grid']}
+            'x_prenorm': tokens, 'masks': masks, 'grid': prepared['grid'], 'channels': prepared['channels'], 'present': prepared['present']}
+
+@patch
+def tokens_on_grid(self:VisionTransformer,
+                   out:dict, # a `forward_tokens` output
+                  ) -> tuple[torch.Tensor, torch.Tensor|None]: # (B, N, D) patch tokens; (B, C, N, D) per modality with tokens fusion, else None
+    "The patch tokens of `forward_tokens` back on the full grid, zeros at dropped patches, as `forward_features` gives them"
+    N = math.prod(out['grid'])
+    n_sets = len(out['channels']) if self.fusion == 'tokens' else 1                   # token sets: modalities, or one
+    patches = scatter_tokens(out['x_norm_patchtokens'], out['token_index'], out['token_valid'], n_sets * N)
+    prefix = torch.cat([out['x_norm_clstoken'][:, None], out['x_norm_regtokens']], 1)
+    return self._split_tokens(torch.cat([prefix, patches], 1), out)[2:]
 
 # %% ../nbs/08_vit.ipynb #90b19774
 VIT_SIZES = {
