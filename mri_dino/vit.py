@@ -96,8 +96,8 @@ class Attention(nn.Module):
                ):
         if packing is not None:
             L, D = x.shape
-            q, k, v = self.qkv(x).reshape(L, 3, self.num_heads, D // self.num_heads).unbind(1)   # each (L, heads, head_dim)
-            return self.proj(packed_attention(q, k, v, packing).reshape(L, D))
+            qkv = self.qkv(x).reshape(L, 3, self.num_heads, D // self.num_heads)          # (L, 3, heads, head_dim)
+            return self.proj(packed_attention(qkv, packing).reshape(L, D))
         B, T, D = x.shape
         qkv = self.qkv(x).reshape(B, T, 3, self.num_heads, D // self.num_heads)    # (B, T, 3, heads, head_dim)
         if return_attention or key_mask is not None or not use_xformers(x.device):
@@ -113,7 +113,7 @@ class Attention(nn.Module):
         out = _xformers_ops().memory_efficient_attention(q, k, v)                  # (B, T, heads, head_dim)
         return self.proj(out.reshape(B, T, D))
 
-# %% ../nbs/08_vit.ipynb #c4ea5119
+# %% ../nbs/08_vit.ipynb #84bed5fa
 class TokenPacking:
     "Where each sample's rows lie in a packed sequence: `lengths[i]` rows of sample i, samples one after the other"
     def __init__(self, lengths:torch.Tensor): # (B,) int, rows per sample (each at least 1)
@@ -123,6 +123,7 @@ class TokenPacking:
         self.sample = torch.repeat_interleave(samples, self.lengths)                     # (L,) the sample of every row
         self.max_length = int(self.lengths.max())
         self.slots = torch.arange(self.max_length, device=lengths.device)[None] < self.lengths[:, None]   # (B, K) real rows when padded
+        self.slot_rows = self.slots.flatten().nonzero()[:, 0]                           # (L,) their rows in (B * K)
         self._block_mask = None
 
     @classmethod
@@ -135,12 +136,11 @@ class TokenPacking:
 
     def pad(self, x:torch.Tensor, # (L, ...) packed rows
             fill:float=0.0) -> torch.Tensor: # (B, K, ...), K the longest sample, `fill` after each sample's rows
-        out = x.new_full((self.n_samples, self.max_length, *x.shape[1:]), fill)
-        out[self.slots] = x
-        return out
+        out = x.new_full((self.n_samples * self.max_length, *x.shape[1:]), fill).index_copy(0, self.slot_rows, x)
+        return out.view(self.n_samples, self.max_length, *x.shape[1:])
 
     def unpad(self, x:torch.Tensor # (B, K, ...) padded rows
-             ) -> torch.Tensor: return x[self.slots]                                    # (L, ...)
+             ) -> torch.Tensor: return x.flatten(0, 1).index_select(0, self.slot_rows)  # (L, ...)
 
     def rows(self, index:torch.Tensor # (k,) samples
             ) -> torch.Tensor: # (sum of their lengths,) their rows, sample after sample
@@ -156,16 +156,15 @@ class TokenPacking:
         if self._block_mask is None: self._block_mask = ops.fmha.BlockDiagonalMask.from_seqlens(self.lengths.tolist())
         return self._block_mask
 
-def packed_attention(q:torch.Tensor, # (L, heads, head_dim) packed queries
-                     k:torch.Tensor, # (L, heads, head_dim) keys
-                     v:torch.Tensor, # (L, heads, head_dim) values
+def packed_attention(qkv:torch.Tensor, # (L, 3, heads, head_dim) packed queries, keys and values
                      packing:TokenPacking, # which rows belong to which sample
                     ) -> torch.Tensor: # (L, heads, head_dim)
     "Attention within each sample of a packed sequence: xFormers' block-diagonal mask on CUDA, else SDPA padded inside attention"
-    if use_xformers(q.device):
+    if use_xformers(qkv.device):
         ops = _xformers_ops()
-        return ops.memory_efficient_attention(q[None], k[None], v[None], attn_bias=packing.block_mask(ops))[0]
-    q, k, v = (packing.pad(t).transpose(1, 2) for t in (q, k, v))                       # each (B, heads, K, head_dim)
+        q, k, v = qkv[None].unbind(2)                                                   # each (1, L, heads, head_dim)
+        return ops.memory_efficient_attention(q, k, v, attn_bias=packing.block_mask(ops))[0]
+    q, k, v = packing.pad(qkv).permute(2, 0, 3, 1, 4).unbind(0)                        # each (B, heads, K, head_dim)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=packing.slots[:, None, None, :])
     return packing.unpad(out.transpose(1, 2))
 
