@@ -31,6 +31,7 @@ from typing import Sequence
 import numpy as np
 import torch
 import yaml
+from fastai.callback.core import Callback
 from omegaconf import DictConfig, OmegaConf
 from fastcore.imports import IN_NOTEBOOK
 
@@ -280,8 +281,6 @@ def attention_picture(backbone:torch.nn.Module, # the teacher's backbone
     return path
 
 # %% ../nbs/11_train.ipynb #af189712
-from fastai.callback.core import Callback
-
 class BatchIntensityCallback(Callback):
     "Apply the intensity transforms to the collated batch on the training device (`crops.batch_intensity: true`)"
     order = -8
