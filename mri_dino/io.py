@@ -27,7 +27,7 @@ import numpy as np
 __all__ = ['HDF5_EXTENSIONS', 'LPS_TO_RAS', 'VolumeError', 'affine_spacing', 'Volume', 'VolumeHeader', 'dwi_b_values',
            'dwi_b_value', 'split_dataset_path', 'volume_format', 'read_bvals', 'itk_affine', 'keep_locale',
            'dicom_series', 'hdf5_volumes', 'read_volume', 'read_header', 'inspect_volume', 'atomic_write',
-           'atomic_write_bytes', 'atomic_write_text']
+           'temporary_owner', 'atomic_write_bytes', 'atomic_write_text']
 
 # %% ../nbs/00_io.ipynb #303ad9f9
 class VolumeError(ValueError):
@@ -751,8 +751,8 @@ def atomic_write(path, # the file to write (its folder is created)
     if to not in ('file', 'path'): raise ValueError(f"atomic_write {path}: to must be 'file' or 'path', got {to!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.{_HOST}.{os.getpid()}.', suffix='.tmp' + ''.join(path.suffixes),
-                                         dir=path.parent)
+    suffix = '.tmp' + (''.join(path.suffixes) if to == 'path' else '')
+    handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.{_HOST}.{os.getpid()}.', suffix=suffix, dir=path.parent)
     try:
         if to == 'file':
             with os.fdopen(handle, 'wb') as file:
@@ -768,6 +768,14 @@ def atomic_write(path, # the file to write (its folder is created)
         if os.path.exists(temporary): os.unlink(temporary)
         raise
     return path
+
+_TEMPORARY_NAME = re.compile(r'^\.(?P<target>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp(?:\.[^.]+)*$')
+
+def temporary_owner(path, # a file in a folder `atomic_write` writes to
+                   ) -> tuple[str, int]|None: # (host, process id) of the writer, or None when `path` is not one of its temporary files
+    "The host and process that were writing this temporary file of `atomic_write` (to clean up after killed runs)"
+    match = _TEMPORARY_NAME.match(Path(path).name)
+    return None if match is None else (match['host'], int(match['pid']))
 
 def atomic_write_bytes(path, # the file to write
                        data:bytes, # its whole content
