@@ -16,12 +16,15 @@ Quarto cannot be installed on every machine (CI here among them), so this script
 4. With `--screenshot FILE`, headless Chromium opens the rendered index page and saves a
    screenshot; the build fails when Chromium cannot render it or the picture is blank.
 
-Before all that, a cheap check of the notebooks: nbdev executes, while building the docs, every
-cell that holds an import statement (anywhere in the cell); a cell mixing imports with other
-code (a test, a setup step) therefore runs during the docs build. Such cells fail the build
-(split them: imports in a cell of their own). `#| export`-like cells are exempt (nbdev runs
-them anyway: they are the module), so are `#| eval: false` cells (never run) and the last
-`nbdev_export()` cell.
+Before all that, two cheap checks of the notebooks:
+
+- every notebook is listed in the hand-written `nbs/sidebar.yml`, and it lists nothing else;
+- no cell mixes imports with other code. nbdev executes, while building the docs, every cell
+  that holds an import statement (anywhere in the cell), so such a cell (a test, a setup step)
+  runs during the docs build; split it, imports in a cell of their own. `#| export`-like cells
+  are exempt (nbdev runs them anyway: they are the module), so are `#| eval: false` cells
+  (never run) and the last `nbdev_export()` cell. Notebooks in `MIXED_IMPORTS_REPORT_ONLY`
+  are only reported.
 
 Usage: `python tools/build_docs.py [--out _docs] [--screenshot _docs/index.png]`.
 """
@@ -116,11 +119,38 @@ def _test_missing_pictures():
 
 def process_notebooks() -> Path:
     "Run nbdev's docs processing into `_proc/`; raise with nbdev's message when it fails."
-    result = subprocess.run(['nbdev-proc-nbs', '--force'], cwd=ROOT, capture_output=True, text=True)
+    # `nbdev-proc-nbs --force` would also pass `force` to nbdev's sidebar generator, which then
+    # overwrites our hand-written nbs/sidebar.yml (custom_sidebar = true) with a list of every
+    # file in nbs/; emptying `_proc` ourselves has the same effect on the processing.
+    sidebar = ROOT/'nbs'/'sidebar.yml'
+    before = sidebar.read_bytes()
+    shutil.rmtree(ROOT/'_proc', ignore_errors=True)
+    result = subprocess.run(['nbdev-proc-nbs'], cwd=ROOT, capture_output=True, text=True)
     output = result.stdout + result.stderr
+    if sidebar.read_bytes() != before:
+        sidebar.write_bytes(before)
+        raise SystemExit('nbdev-proc-nbs rewrote nbs/sidebar.yml (put back as it was); is custom_sidebar still true in pyproject.toml?')
     if result.returncode != 0 or 'Traceback' in output:
         raise SystemExit(f'nbdev-proc-nbs failed (the docs processing of a notebook):\n{output[-6000:]}')
     return ROOT/'_proc'
+
+def _sidebar_entries(path:Path) -> list[str]:
+    def walk(items):
+        for item in items:
+            if isinstance(item, str): yield item
+            elif isinstance(item, dict):
+                yield from walk(item.get('contents', [])) if 'contents' in item else ([item['href']] if 'href' in item else [])
+    return list(walk(yaml.safe_load(path.read_text(encoding='utf-8'))['website']['sidebar']['contents']))
+
+
+def check_sidebar(nbs:Path) -> None:
+    "Fail when a notebook is missing from the hand-written `sidebar.yml`, or it lists a file that does not exist"
+    listed = _sidebar_entries(nbs/'sidebar.yml')
+    notebooks = {p.relative_to(nbs).as_posix() for p in nbs.rglob('*.ipynb')
+                 if not any(part.startswith(('.', '_')) for part in p.relative_to(nbs).parts)}
+    problems = [f'{n} is not in nbs/sidebar.yml' for n in sorted(notebooks - set(listed))]
+    problems += [f'nbs/sidebar.yml lists {n}, which is not a notebook in nbs/' for n in listed if n not in notebooks]
+    if problems: raise SystemExit('the sidebar is out of date:\n  ' + '\n  '.join(problems))
 
 
 def sidebar_order(proc: Path) -> list[str]:
@@ -245,6 +275,7 @@ def main(argv=None):
     out = Path(args.out) if args.out else ROOT/(yaml.safe_load((ROOT/'nbs/nbdev.yml').read_text(encoding='utf-8'))
                                                .get('project', {}).get('output-dir', '_docs'))
     _test_missing_pictures()
+    check_sidebar(ROOT/'nbs')
     check_import_mixing(ROOT/'nbs')
     proc = process_notebooks()
     pages = render(proc, out)
