@@ -6,11 +6,12 @@ Docs: https://mri-dino.github.io/mri_dino/augment.html.md"""
 
 # %% auto #0
 __all__ = ['roi_as_box', 'sample_crop_boxes', 'rotation_matrices', 'crop_affines', 'crop_corners', 'IntensityAugment',
-           'MultiViewCrops', 'points_in_boxes', 'augment_batch']
+           'MultiViewCrops', 'points_in_boxes', 'crop_size_problems', 'check_crop_sizes', 'augment_batch']
 
 # %% ../nbs/05_augment.ipynb #ca092de1
+import inspect
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -390,8 +391,8 @@ class MultiViewCrops:
     "DINOv2-style multi-view augmentation of a multi-modal sample: global and local crops, one spatial transform per view for all modalities, intensity transforms per modality"
     @delegates(IntensityAugment)
     def __init__(self,
-                 global_crops_size:int|Sequence[int]=224, # side of a global crop in pixels (one per spatial axis allowed)
-                 local_crops_size:int|Sequence[int]=96, # side of a local crop in pixels
+                 global_crops_size:int|Sequence[int]=224, # side of a global crop in pixels (one per spatial axis allowed), a whole number of ViT patches: 224 = 16 x 14
+                 local_crops_size:int|Sequence[int]=98, # side of a local crop in pixels, a whole number of ViT patches: 98 = 7 x 14
                  global_crops_number:int=2, # global crops per sample (the teacher's views)
                  local_crops_number:int=8, # local crops per sample
                  global_crops_scale:Sequence[float]=(0.5, 1.0), # (min, max) fraction of the image area (volume) a global crop covers
@@ -529,6 +530,57 @@ def points_in_boxes(points:Tensor, # (n, d) points in pixel-edge coordinates
     edges = torch.stack([corners[:, 2 ** (d - 1 - j)] - origin for j in range(d)], -1)   # (n, d, d): one column per box axis
     local = torch.linalg.solve(edges.double(), (points - origin).double()[..., None])[..., 0]
     return ((local >= -tolerance) & (local <= 1 + tolerance)).all(1)
+
+# %% ../nbs/05_augment.ipynb #525910d6
+def _size_axes(value) -> tuple[int, ...]:
+    "A size (one int, or one per spatial axis) as a tuple of ints"
+    if isinstance(value, (int, float)): return (int(value),)
+    return tuple(int(v) for v in value)
+
+def _shown(sizes:Sequence[int], one:bool):
+    "Sizes as the config writes them: one number when `one` and all are equal, else a list"
+    return sizes[0] if one and len(set(sizes)) == 1 else list(sizes)
+
+def crop_size_problems(crops:Mapping, # a `crops` section or `MultiViewCrops.config`: `global_crops_size`, `local_crops_size`, `local_crops_number` (missing keys: `MultiViewCrops`'s defaults)
+                       patch_size:int|Sequence[int], # the ViT's patch size (`student.patch_size`), one or one per spatial axis
+                       section:str='crops', # the section the crop keys are named under in the messages
+                       patch_key:str='student.patch_size', # what the messages call the patch size
+                      ) -> list[str]: # one message per crop size that is not a whole number of patches; empty when all fit
+    "The crop sizes that are not multiples of the patch size, each with what the ViT would do and the nearest sizes that fit"
+    defaults = inspect.signature(MultiViewCrops).parameters
+    get = lambda key: crops.get(key, defaults[key].default)
+    patch = _size_axes(patch_size)
+    if min(patch) < 1: raise ValueError(f"the patch size must be positive, got {patch_size!r}")
+    problems = []
+    for key in ('global_crops_size', 'local_crops_size'):
+        if key == 'local_crops_size' and int(get('local_crops_number')) == 0: continue
+        size = _size_axes(get(key))
+        one = len(size) == 1
+        value, shown_patch = _shown(size, one), _shown(patch, len(patch) == 1)
+        if not one and len(patch) != 1 and len(size) != len(patch):
+            problems.append(f"{section}.{key} {value} has {len(size)} axes, {patch_key} {shown_patch} has {len(patch)}")
+            continue
+        axes = max(len(size), len(patch))
+        size, patch_axes = size * axes if one else size, patch * axes if len(patch) == 1 else patch
+        if all(s % p == 0 for s, p in zip(size, patch_axes)): continue
+        grid = [s // p for s, p in zip(size, patch_axes)]
+        lower, upper = [g * p for g, p in zip(grid, patch_axes)], [-(-s // p) * p for s, p in zip(size, patch_axes)]
+        fits = ' or '.join(str(_shown(o, one)) for o in ([lower, upper] if min(lower) > 0 else [upper]))
+        kind = key.split('_')[0]
+        if min(grid) == 0: what = f"a {kind} crop of that size is smaller than one patch"
+        else: what = (f"the ViT would cut {_shown(grid, one)} patches per axis and silently drop the last "
+                      f"{_shown([s % p for s, p in zip(size, patch_axes)], one)} pixels of every {kind} crop along each axis (as DINOv2 does)")
+        problems.append(f"{section}.{key} {value} is not a multiple of {patch_key} {shown_patch}: {what}; use {fits}")
+    return problems
+
+def check_crop_sizes(crops:Mapping, # a `crops` section or `MultiViewCrops.config`
+                     patch_size:int|Sequence[int], # the ViT's patch size (`student.patch_size`), one or one per spatial axis
+                     section:str='crops', # the section the crop keys are named under in the error
+                     patch_key:str='student.patch_size', # what the error calls the patch size
+                    ):
+    "Raise a `ValueError` naming every crop size that is not a multiple of the patch size (see `crop_size_problems`)"
+    problems = crop_size_problems(crops, patch_size, section, patch_key)
+    if problems: raise ValueError('; '.join(problems))
 
 # %% ../nbs/05_augment.ipynb #02edff73
 def augment_batch(batch:dict, # a collated batch with `normalized` False: `global_crops`, `local_crops` and their modality masks

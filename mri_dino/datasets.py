@@ -73,6 +73,15 @@ class CacheDataset(Dataset):
 
     def __len__(self): return len(self.study_ids)
 
+    def item_studies(self) -> np.ndarray: # (len(self),) int, each item's study as a position in `study_ids`
+        "The study of every item (datasets without `epoch_length`, whose items are fixed)"
+        if self.epoch_length is not None:
+            raise ValueError(f"{type(self).__name__} with epoch_length={self.epoch_length}: each item draws its study at random "
+                             "every epoch, so items have no fixed study")
+        return self._item_studies()
+
+    def _item_studies(self) -> np.ndarray: return np.arange(len(self.study_ids))   # one item per study
+
     def set_epoch(self, epoch:int):
         "Move to another epoch (changes the random draws when `seed` is set)"
         self.epoch = int(epoch)
@@ -144,6 +153,8 @@ class SliceDataset(CacheDataset):
         if len(self.items) == 0: raise ValueError(f"no slices to sample from {self.cache_dir} with these settings")
 
     def __len__(self): return self.epoch_length if self.epoch_length is not None else len(self.items)
+
+    def _item_studies(self) -> np.ndarray: return self.items[:, 0].copy()            # many slices per study
 
     def position(self, index:int) -> tuple[int, int, int]:
         "The (study, axis, slice) of item `index`"

@@ -28,7 +28,7 @@ from IPython.display import Image
 from fastcore.basics import patch
 from fastcore.docments import docments
 
-from .augment import MultiViewCrops, IntensityAugment, roi_as_box, augment_batch, _INTENSITY_AUGS
+from .augment import MultiViewCrops, IntensityAugment, roi_as_box, augment_batch, crop_size_problems, _INTENSITY_AUGS
 from .masking import collate_views
 
 # %% ../nbs/07_explore.ipynb #28f2abe1
@@ -340,7 +340,7 @@ def _read_config(config) -> dict: # {key: value} over the sections `crops`, `aug
 _CHOICES = dict(intensity_aug=_INTENSITY_AUGS, roi_fallback=('center', 'random'), interpolation=('bilinear', 'nearest', 'bicubic'))
 
 _SLIDERS = dict(   # key: (kind, min, max, step); ranges widen to hold the starting value
-    global_crops_size=('int', 16, 512, 8), local_crops_size=('int', 8, 256, 8),
+    global_crops_size=('int', 14, 512, 14), local_crops_size=('int', 14, 256, 14),   # steps: the patch size (see `_special_control`)
     global_crops_number=('int', 1, 4, 1), local_crops_number=('int', 0, 16, 1),
     global_crops_scale=('range', 0.01, 1.0, 0.01), local_crops_scale=('range', 0.01, 1.0, 0.01),
     crops_aspect_ratio=('range', 0.25, 4.0, 0.05), crop_from_tumor_foreground=('float', 0.0, 1.0, 0.05),
@@ -380,8 +380,8 @@ class FloatTriple(widgets.HBox):
             for slider, v in zip(self.sliders, change['new']): slider.value = float(v)
         finally: self._syncing = False
 
-def _special_control(name:str, value, common:dict, spatial_dims:int):
-    "The widget and parser of a key with its own kind of control, or None"
+def _special_control(name:str, value, common:dict, spatial_dims:int, size_step:int|None=None):
+    "The widget and parser of a key with its own kind of control, or None; crop sizes move in steps of `size_step` (the patch size)"
     if name in _CHOICES: return widgets.Dropdown(options=list(_CHOICES[name]), value=value, **common), str
     if name == 'blur_prob':
         triple = (value,) * 3 if isinstance(value, (int, float)) else tuple(value)
@@ -395,6 +395,8 @@ def _special_control(name:str, value, common:dict, spatial_dims:int):
         return widgets.SelectMultiple(options=options, value=chosen, rows=spatial_dims, **common), lambda v: sorted(v, reverse=True)
     if isinstance(value, bool) and name != 'crop_from_tumor_foreground': return widgets.Checkbox(value=value, indent=False, **common), bool
     kind, low, high, step = ('float', 0.0, 1.0, 0.05) if name.endswith(('_prob', '_probability')) else _SLIDERS.get(name, (None,) * 4)
+    if name in ('global_crops_size', 'local_crops_size') and size_step:    # whole numbers of patches only
+        low = step = int(size_step); high = max(step, high // step * step)
     if kind == 'range' and isinstance(value, (list, tuple)) and len(value) == 2:
         low, high = min(low, float(value[0])), max(high, float(value[1]))
         return widgets.FloatRangeSlider(value=[float(v) for v in value], min=low, max=high, step=step, **common), lambda v: [float(x) for x in v]
@@ -408,11 +410,12 @@ def _control(name:str, # the config key
              value, # its starting value
              tooltip:str, # its documentation
              spatial_dims:int, # 2 or 3 (the flip axes offered)
+             size_step:int|None=None, # crop size sliders move in steps of this (the patch size; None: 14)
             ) -> tuple: # the widget, and the function from its `.value` to the setting
     "A widget for config key `name`: a slider, range slider, dropdown, checkbox or selection where the key's kind is known, else a text box"
     common = dict(description=name, tooltip=tooltip, style=_STYLE, layout=_WIDE)
     try:
-        special = _special_control(name, value, common, spatial_dims)
+        special = _special_control(name, value, common, spatial_dims, size_step)
         if special is not None: return special
     except (traitlets.TraitError, TypeError, ValueError): pass     # a value the usual control cannot hold: a text box below
     if isinstance(value, bool): return widgets.Checkbox(value=value, indent=False, **common), bool
@@ -457,12 +460,14 @@ class CropExplorer(widgets.VBox):
         given.pop('patch_size', None)
         self.sections, start = _starting_values(given)
         spatial_dims = torch.as_tensor(self._sample(0)['image']).ndim - 1
+        size_step = int(np.lcm.reduce(np.atleast_1d(self.patch_size)))       # a crop size slider stops at whole numbers of patches
         tooltips = {**docments(MultiViewCrops.__init__), **docments(IntensityAugment.__init__), **docments(collate_views)}
         self.controls, self._parsers = {}, {}
         for name, value in start.items():
-            self.controls[name], self._parsers[name] = _control(name, value, tooltips.get(name) or '', spatial_dims)
+            self.controls[name], self._parsers[name] = _control(name, value, tooltips.get(name) or '', spatial_dims, size_step)
         super().__init__(self._layout(seed, channels))
         self.figure = self.views = self.batch = self.png = self.error = None
+        self.warnings = []
         self.redraws, self._held = 0, 0
         for control in self.controls.values(): control.observe(self._changed, 'value')
         self.redraw()
@@ -541,6 +546,7 @@ def redraw(self:CropExplorer):
     started = time.perf_counter()
     try:
         settings, recipe, sample = self.settings(), self.recipe(), self.sample
+        warnings = crop_size_problems(settings['crops'], self.patch_size)
         generator = torch.Generator().manual_seed(int(self.controls['seed'].value))
         views = recipe(sample, generator=generator)
         batch = collate_views([views], patch_size=self.patch_size, generator=generator, **settings['ibot'])
@@ -553,13 +559,14 @@ def redraw(self:CropExplorer):
     buffer = io.BytesIO()
     figure.savefig(buffer, format='png', dpi=self.dpi)
     plt.close(figure)
-    self.figure, self.views, self.batch, self.png, self.error = figure, views, batch, buffer.getvalue(), None
+    self.figure, self.views, self.batch, self.png, self.error, self.warnings = figure, views, batch, buffer.getvalue(), None, warnings
     self.redraws += 1
     self.output.outputs = ()
     self.output.append_display_data(Image(data=self.png, format='png'))
     masked = int(batch['masks'].flatten(1).any(1).sum())
     self.status.value = (f"{len(views['global_crops'])} global + {len(views['local_crops'])} local views · "
-                         f"{masked} of {len(batch['masks'])} global crops masked · drawn in {time.perf_counter() - started:.2f} s")
+                         f"{masked} of {len(batch['masks'])} global crops masked · drawn in {time.perf_counter() - started:.2f} s" +
+                         ''.join(f"<br><span style='color:#b45f06'>training would refuse this: {html.escape(w)}</span>" for w in warnings))
 
 # %% ../nbs/07_explore.ipynb #da168919
 def crop_explorer(sample_or_dataset, # a Sample dict, or a dataset of them (a slider picks the sample)

@@ -36,8 +36,8 @@ from fastai.learner import Learner
 from fastai.optimizer import OptimWrapper
 from fastai.torch_core import to_device
 
-from .losses import DINOHead, DINOLoss, iBOTPatchLoss, KoLeoLoss, all_reduce_, is_distributed
-from .vit import _CONFIG_METADATA as VIT_CONFIG_METADATA
+from .losses import DINOHead, DINOLoss, iBOTPatchLoss, KoLeoLoss, all_reduce_, is_distributed, masked_patch_weights
+from .vit import _CONFIG_METADATA as VIT_CONFIG_METADATA, drop_patches, foreground_patches
 
 # %% auto #0
 __all__ = ['Student', 'SSLModel', 'layer_index', 'param_groups', 'scaled_lr', 'cosine_schedule', 'Schedules', 'EpochBatchSampler',
@@ -81,13 +81,20 @@ class Student(nn.Module):
                 masks:torch.Tensor|None=None, # iBOT masks (n_global * B, N) or (n_global * B, C, N); None: no iBOT
                 mask_indices:torch.Tensor|None=None, # flat indices of the masked patches in `masks`
                 mask_inputs:bool=True, # replace the masked patches by the mask token (student); False: see them (teacher)
+                keep_global:torch.Tensor|None=None, # (n_global * B, N) bool: run only these patches of the global crops; None: all
+                keep_local:torch.Tensor|None=None, # (n_local * B, N_local) bool: the same for the local crops
                ) -> dict: # global_cls, global_logits, local_logits (with local crops), masked_patch_logits (with masks)
-        features = self.backbone.forward_features(global_crops, modality_mask=global_modality_mask,
-                                                  masks=masks if mask_inputs else None)
+        input_masks = masks if mask_inputs else None
+        if keep_global is None:
+            features = self.backbone.forward_features(global_crops, modality_mask=global_modality_mask, masks=input_masks)
+        else:
+            features = self.backbone.forward_tokens(global_crops, keep_global, global_modality_mask, masks=input_masks)
+            features['x_norm_patchtokens'], features['x_norm_modality_patchtokens'] = self.backbone.tokens_on_grid(features)
         cls = features['x_norm_clstoken']                                                   # (n_global * B, D)
         out = dict(global_cls=cls, global_logits=self.dino_head(cls))
         if local_crops is not None and len(local_crops):
-            local = self.backbone.forward_features(local_crops, modality_mask=local_modality_mask)
+            local = (self.backbone.forward_features(local_crops, modality_mask=local_modality_mask) if keep_local is None
+                     else self.backbone.forward_tokens(local_crops, keep_local, local_modality_mask))
             out['local_logits'] = self.dino_head(local['x_norm_clstoken'])                  # (n_local * B, K)
         if masks is not None:
             tokens = _patch_tokens(features, masks)
@@ -110,6 +117,10 @@ class SSLModel(nn.Module):
                  centering:str='centering', # teacher targets: 'centering' (softmax, EMA centre) or 'sinkhorn_knopp' (`train.centering`)
                  student_temp:float=0.1, # student temperature
                  center_momentum:float=0.9, # momentum of the centres' EMA
+                 remove_background:bool=False, # run only the foreground patches of every crop (`forward_tokens`)
+                 foreground_threshold:float|Sequence[float]=0.05, # a voxel is foreground above this, in the model input's units (one or per channel)
+                 min_foreground:float=0.05, # share of foreground voxels that keeps a patch
+                 patch_drop_rate:float=0.0, # random share of the kept patches dropped as well (training only)
                 ):
         super().__init__()
         if centering not in ('centering', 'sinkhorn_knopp'): raise ValueError(f"centering must be 'centering' or 'sinkhorn_knopp', got {centering!r}")
@@ -123,6 +134,11 @@ class SSLModel(nn.Module):
         self.koleo_loss = KoLeoLoss() if koleo_loss_weight > 0 else None
         self.dino_loss_weight, self.ibot_loss_weight, self.koleo_loss_weight = dino_loss_weight, ibot_loss_weight, koleo_loss_weight
         self.centering = centering
+        if remove_background and not hasattr(student.backbone, 'forward_tokens'):
+            raise ValueError(f"remove_background needs a backbone with forward_tokens (mri_dino.vit.VisionTransformer), got {type(student.backbone).__name__}")
+        if not 0 <= patch_drop_rate < 1: raise ValueError(f"patch_drop_rate must be in [0, 1), got {patch_drop_rate}")
+        self.remove_background, self.min_foreground, self.patch_drop_rate = remove_background, min_foreground, patch_drop_rate
+        self.foreground_threshold = torch.as_tensor(foreground_threshold, dtype=torch.float32)
         self.__dict__['student_runner'] = student   # not a submodule: a DDP wrapper replaces it in distributed runs
 
     def train(self, mode:bool=True):
@@ -136,6 +152,21 @@ class SSLModel(nn.Module):
         if self.centering == 'centering' and not self.training: return loss.softmax_center_teacher(logits, teacher_temp)
         return loss.teacher_probabilities(logits, teacher_temp, self.centering)
 
+    def keep_masks(self,
+                   batch:dict, # a training batch
+                  ) -> tuple[torch.Tensor|None, torch.Tensor|None]: # (n_global * B, N) and (n_local * B, N_local) bool, or None, None
+        "The patches of the global and local crops that the backbones run: the foreground, thinned by `patch_drop_rate` in training"
+        if not self.remove_background: return None, None
+        keeps = []
+        for crops, present in ((batch['global_crops'], batch['global_modality_mask']),
+                               (batch.get('local_crops'), batch.get('local_modality_mask'))):
+            if crops is None or not len(crops): keeps.append(None); continue
+            keep = foreground_patches(crops, self.student.backbone.patch_size, present, self.foreground_threshold.to(crops.device),
+                                      self.min_foreground)
+            if self.training and self.patch_drop_rate > 0: keep = drop_patches(keep, self.patch_drop_rate)
+            keeps.append(keep)
+        return keeps[0], keeps[1]
+
     def forward(self,
                 batch:dict, # a training batch (`collate_views`) on the model's device
                 teacher_temp:float, # teacher temperature of this step
@@ -144,18 +175,23 @@ class SSLModel(nn.Module):
         n_global = batch['global_crops'].shape[0] // n_samples
         use_ibot = self.ibot_loss is not None
         masks, indices = (batch['masks'], batch['mask_indices']) if use_ibot else (None, None)
+        weights = batch.get('mask_weights')
+        keep_global, keep_local = self.keep_masks(batch)
+        if use_ibot and keep_global is not None:                    # iBOT on masked ∩ kept patches only
+            masks = masks & (keep_global if masks.ndim == 2 else keep_global[:, None])
+            indices, weights = masks.flatten().nonzero()[:, 0], masked_patch_weights(masks)
         with torch.no_grad():
             teacher = self.teacher(batch['global_crops'], batch['global_modality_mask'], masks=masks,
-                                   mask_indices=indices, mask_inputs=False)
+                                   mask_indices=indices, mask_inputs=False, keep_global=keep_global)
             dino_targets = self._targets(self.dino_loss, teacher['global_logits'], teacher_temp)
             if use_ibot: ibot_targets = self._targets(self.ibot_loss, teacher['masked_patch_logits'], teacher_temp)
         student = self.student_runner(batch['global_crops'], batch['global_modality_mask'], batch.get('local_crops'),
-                                      batch.get('local_modality_mask'), masks=masks, mask_indices=indices)
+                                      batch.get('local_modality_mask'), masks=masks, mask_indices=indices,
+                                      keep_global=keep_global, keep_local=keep_local)
         terms = self.dino_loss.loss_terms(student['global_logits'], dino_targets, student.get('local_logits'), n_global)
         terms = {name: value * self.dino_loss_weight for name, value in terms.items()}
         if use_ibot:
-            terms['ibot_loss'] = self.ibot_loss_weight * self.ibot_loss(student['masked_patch_logits'], ibot_targets, masks,
-                                                                        batch.get('mask_weights'))
+            terms['ibot_loss'] = self.ibot_loss_weight * self.ibot_loss(student['masked_patch_logits'], ibot_targets, masks, weights)
         if self.koleo_loss is not None:
             terms['koleo_loss'] = self.koleo_loss_weight * self.koleo_loss(student['global_cls'], n_views=n_global)
         with torch.no_grad():   # health of the run: entropies of the teacher's targets and the student's predictions (nats)
@@ -190,16 +226,22 @@ class SSLModel(nn.Module):
 
     @classmethod
     def from_config(cls,
-                    cfg, # the experiment config (sections `dino`, `ibot`, `train`)
+                    cfg, # the experiment config (sections `dino`, `ibot`, `train`, and `augment`'s normalisation)
                     backbone:nn.Module, # the student backbone, e.g. `mri_dino.vit.build_backbone(cfg.student)`
                    ) -> SSLModel:
-        "Heads from `cfg.dino` / `cfg.ibot` on `backbone`, and the loss weights and centering of the config"
-        dino, ibot = dict(cfg['dino']), dict(cfg['ibot'])
+        "Heads from `cfg.dino` / `cfg.ibot` on `backbone`, and the loss weights, centering and background filtering of the config"
+        dino, ibot, train = dict(cfg['dino']), dict(cfg['ibot']), dict(cfg['train'])
+        augment = dict(cfg.get('augment') or {})
+        mean = torch.as_tensor(augment.get('normalize_mean', 0.5), dtype=torch.float32)
+        std = torch.as_tensor(augment.get('normalize_std', 0.25), dtype=torch.float32)
+        threshold = (float(train.get('foreground_threshold', 0.05)) - mean) / std       # [0, 1] units -> the normalised input's
         dino_head = DINOHead.from_config(backbone.embed_dim, **dino)
         ibot_head = DINOHead.from_config(backbone.embed_dim, **ibot) if ibot.get('separate_head', False) else None
         return cls(Student(backbone, dino_head, ibot_head), dino_loss_weight=dino.get('loss_weight', 1.0),
                    ibot_loss_weight=ibot.get('loss_weight', 1.0), koleo_loss_weight=dino.get('koleo_loss_weight', 0.1),
-                   centering=cfg['train'].get('centering', 'centering'))
+                   centering=train.get('centering', 'centering'), remove_background=bool(train.get('remove_background', False)),
+                   foreground_threshold=threshold, min_foreground=train.get('min_foreground', 0.05),
+                   patch_drop_rate=train.get('patch_drop_rate', 0.0))
 
 # %% ../nbs/10_learner.ipynb #fbea1f9f
 def layer_index(name:str, # parameter name within the student, e.g. 'backbone.blocks.3.attn.qkv.weight'

@@ -117,17 +117,21 @@ class StudyBatchSampler(torch.utils.data.Sampler):
 
     @classmethod
     def from_dataset(cls,
-                     dataset, # a cache dataset whose item i is its study i (`PatchDataset3D` without epoch_length)
+                     dataset, # a cache dataset without epoch_length: one item per cached study (`PatchDataset3D`) or many (`SliceDataset`)
                      column:str='study', # the index column that names the group (`study`, `patient`)
                      **kwargs, # batch_size, shuffle, seed, max_per_group, epoch_length, rank, world_size
                     ) -> StudyBatchSampler:
         "The sampler over a cache dataset, grouping its items by a column of the cache's index"
-        if len(dataset) != len(dataset.study_ids) or getattr(dataset, 'epoch_length', None) is not None:
-            raise ValueError(f"StudyBatchSampler.from_dataset needs a dataset whose item i is its study i (one item per study, no epoch_length); "
-                             f"this one has {len(dataset)} items for {len(dataset.study_ids)} studies")
+        if getattr(dataset, 'epoch_length', None) is not None:
+            raise ValueError(f"StudyBatchSampler.from_dataset needs fixed items, but {type(dataset).__name__} has epoch_length="
+                             f"{dataset.epoch_length}: its items draw a random study every epoch (leave epoch_length unset; "
+                             "the sampler's own epoch_length sets the batches per epoch)")
+        if hasattr(dataset, 'item_studies'): studies = dataset.item_studies()               # item -> cached study
+        elif len(dataset) == len(dataset.study_ids): studies = np.arange(len(dataset))
+        else: raise ValueError(f"StudyBatchSampler.from_dataset: {len(dataset)} items for {len(dataset.study_ids)} studies and no item_studies()")
         index = pd.read_csv(Path(dataset.cache_dir) / 'index.csv', dtype=str, keep_default_na=False).set_index('study_id')
         if column not in index.columns: raise ValueError(f"{dataset.cache_dir}/index.csv has no column {column!r} to group by (it has {list(index.columns)})")
-        return cls(index.loc[dataset.study_ids, column].tolist(), **kwargs)
+        return cls(index.loc[dataset.study_ids, column].to_numpy()[studies].tolist(), **kwargs)
 
 # %% ../nbs/04a_samplers.ipynb #694fd9a3
 def _config_value(cfg, section:str, key:str, default=None):

@@ -31,10 +31,11 @@ from typing import Sequence
 import numpy as np
 import torch
 import yaml
+from fastai.callback.core import Callback
 from omegaconf import DictConfig, OmegaConf
 from fastcore.imports import IN_NOTEBOOK
 
-from .augment import MultiViewCrops, augment_batch
+from .augment import MultiViewCrops, augment_batch, check_crop_sizes
 from .ct import ct_preprocess_options, ct_views
 from .datasets import PatchDataset3D, SliceDataset
 from .learner import (EpochBatchSampler, SSLDataLoaders, SSLModel, ssl_learner, fit_ssl, atomic_write_text)
@@ -48,8 +49,8 @@ from .vit import as_size_tuple, build_backbone
 # %% auto #0
 __all__ = ['OPEN_SECTIONS', 'mri_dino_train', 'config_dir', 'rewrite_env_syntax', 'find_config', 'load_config', 'save_config',
            'prepare_cache', 'view_recipe', 'build_datasets', 'build_dataloaders', 'backbone_config', 'build_model',
-           'attention_picture', 'BatchIntensityCallback', 'seed_everything', 'train', 'make_accelerator', 'parse_args',
-           'main']
+           'attention_picture', 'BatchIntensityCallback', 'seed_everything', 'train', 'wanted_precision',
+           'make_accelerator', 'parse_args', 'main']
 
 # %% ../nbs/11_train.ipynb #cd5c13b2
 OPEN_SECTIONS = ('student', 'crops', 'augment', 'ct.mode_mapping', 'ct.window_table')   # sections (and keys) taking any key
@@ -280,8 +281,6 @@ def attention_picture(backbone:torch.nn.Module, # the teacher's backbone
     return path
 
 # %% ../nbs/11_train.ipynb #af189712
-from fastai.callback.core import Callback
-
 class BatchIntensityCallback(Callback):
     "Apply the intensity transforms to the collated batch on the training device (`crops.batch_intensity: true`)"
     order = -8
@@ -298,6 +297,7 @@ def train(cfg:DictConfig, # the resolved experiment config
           extra_cbs:Sequence=(), # more callbacks (tests)
          ):
     "Pretrain as the config says; returns the learner"
+    check_crop_sizes(cfg.crops, cfg.student.patch_size)             # a crop that is not a whole number of patches is an error, before any work
     if accelerator is None: accelerator = make_accelerator(cfg)
     resolve_ema_beta(cfg)                                           # JEPA: jepa.ema_beta is the teacher momentum schedule
     output_dir = Path(str(cfg.train.output_dir)).expanduser()
@@ -326,12 +326,21 @@ def train(cfg:DictConfig, # the resolved experiment config
     accelerator.wait_for_everyone()
     return learn
 
+def wanted_precision(cfg:DictConfig) -> str:
+    "The mixed precision a run asks for: `train.mixed_precision`, else the launcher's (`accelerate launch --mixed_precision`), else 'no'"
+    precision = cfg.train.get('mixed_precision')
+    return str(precision) if precision is not None else os.environ.get('ACCELERATE_MIXED_PRECISION', 'no')
+
 def make_accelerator(cfg:DictConfig):
     "An `accelerate.Accelerator`: on the CPU (gloo between processes) when there is no GPU; mixed precision from the config or the launcher"
     from accelerate import Accelerator
-    precision = cfg.train.get('mixed_precision')
-    kwargs = {} if precision is None else dict(mixed_precision=str(precision))
-    return Accelerator(cpu=not torch.cuda.is_available(), **kwargs)
+    from accelerate.state import AcceleratorState
+    precision = wanted_precision(cfg)
+    # accelerate keeps one shared state per process: in a notebook, a run in bf16 would make every later run in the
+    # same kernel bf16 too, whatever its config says. Start from a fresh state when the precision differs.
+    shared = AcceleratorState._shared_state
+    if shared and shared.get('_mixed_precision') != precision: AcceleratorState._reset_state()
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=precision)
 
 # %% ../nbs/11_train.ipynb #d4d1d98b
 def parse_args(argv:Sequence[str]|None=None) -> argparse.Namespace:
@@ -353,7 +362,7 @@ def parse_args(argv:Sequence[str]|None=None) -> argparse.Namespace:
 def main(argv:Sequence[str]|None=None):
     "Command line: `mri_dino_train [CONFIG] [key.sub=value ...] [--no-resume] [--print-config]`"
     options = parse_args(argv)
-    try: cfg = load_config(options.config, options.overrides)
+    try: cfg = load_config(options.config, options.overrides); check_crop_sizes(cfg.crops, cfg.student.patch_size)
     except (ValueError, FileNotFoundError) as e: sys.exit(f"mri_dino_train: {e}")
     if options.print_config: print(OmegaConf.to_yaml(cfg)); return cfg
     train(cfg)

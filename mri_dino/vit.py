@@ -22,12 +22,12 @@ from fastcore.basics import patch
 from torch import nn
 
 # %% auto #0
-__all__ = ['DEFAULT_MODALITIES', 'VIT_SIZES', 'as_size_tuple', 'use_xformers', 'explicit_attention', 'Attention', 'Mlp',
-           'swiglu_hidden_dim', 'SwiGLU', 'LayerScale', 'drop_path', 'DropPath', 'drop_add_residual', 'Block',
-           'interpolate_pos_embed', 'PatchEmbed', 'VisionTransformer', 'select_modalities', 'foreground_patches',
-           'drop_patches', 'scatter_tokens', 'vit_tiny', 'vit_small', 'vit_base', 'vit_large', 'vit_giant2',
-           'arch_name', 'build_backbone', 'read_state_dict', 'hf_to_dinov2_state_dict', 'read_hf_dinov2',
-           'load_dinov2_weights', 'save_backbone', 'load_backbone']
+__all__ = ['DEFAULT_MODALITIES', 'PACKING_MODES', 'VIT_SIZES', 'as_size_tuple', 'use_xformers', 'explicit_attention', 'Attention',
+           'TokenPacking', 'packed_attention', 'Mlp', 'swiglu_hidden_dim', 'SwiGLU', 'LayerScale', 'drop_path',
+           'DropPath', 'drop_add_residual', 'Block', 'interpolate_pos_embed', 'PatchEmbed', 'VisionTransformer',
+           'select_modalities', 'foreground_patches', 'drop_patches', 'scatter_tokens', 'vit_tiny', 'vit_small',
+           'vit_base', 'vit_large', 'vit_giant2', 'arch_name', 'build_backbone', 'read_state_dict',
+           'hf_to_dinov2_state_dict', 'read_hf_dinov2', 'load_dinov2_weights', 'save_backbone', 'load_backbone']
 
 # %% ../nbs/08_vit.ipynb #8e94e94b
 def as_size_tuple(value:int|Sequence[int], # one size for every axis, or one per axis
@@ -92,7 +92,12 @@ class Attention(nn.Module):
                 x:torch.Tensor, # (B, T, dim) tokens
                 key_mask:torch.Tensor|None=None, # (B, T) bool, True = can be attended to; None = all
                 return_attention:bool=False, # also return the weights (explicit path)
+                packing:TokenPacking|None=None, # x is (L, dim): the packed rows of `packing`'s samples
                ):
+        if packing is not None:
+            L, D = x.shape
+            qkv = self.qkv(x).reshape(L, 3, self.num_heads, D // self.num_heads)          # (L, 3, heads, head_dim)
+            return self.proj(packed_attention(qkv, packing).reshape(L, D))
         B, T, D = x.shape
         qkv = self.qkv(x).reshape(B, T, 3, self.num_heads, D // self.num_heads)    # (B, T, 3, heads, head_dim)
         if return_attention or key_mask is not None or not use_xformers(x.device):
@@ -107,6 +112,61 @@ class Attention(nn.Module):
         q, k, v = qkv.unbind(2)                                                    # each (B, T, heads, head_dim)
         out = _xformers_ops().memory_efficient_attention(q, k, v)                  # (B, T, heads, head_dim)
         return self.proj(out.reshape(B, T, D))
+
+# %% ../nbs/08_vit.ipynb #84bed5fa
+class TokenPacking:
+    "Where each sample's rows lie in a packed sequence: `lengths[i]` rows of sample i, samples one after the other"
+    def __init__(self, lengths:torch.Tensor): # (B,) int, rows per sample (each at least 1)
+        self.lengths = lengths.long()
+        self.offsets = F.pad(self.lengths.cumsum(0), (1, 0))                             # (B + 1,) first row of each, then L
+        samples = torch.arange(len(lengths), device=lengths.device)
+        self.sample = torch.repeat_interleave(samples, self.lengths)                     # (L,) the sample of every row
+        self.max_length = int(self.lengths.max())
+        self.slots = torch.arange(self.max_length, device=lengths.device)[None] < self.lengths[:, None]   # (B, K) real rows when padded
+        self.slot_rows = self.slots.flatten().nonzero()[:, 0]                           # (L,) their rows in (B * K)
+        self._block_mask = None
+
+    @classmethod
+    def from_mask(cls, keep:torch.Tensor # (B, T) bool, the rows of each sample that are packed
+                 ) -> TokenPacking:
+        return cls(keep.sum(1))
+
+    @property
+    def n_samples(self) -> int: return len(self.lengths)
+
+    def pad(self, x:torch.Tensor, # (L, ...) packed rows
+            fill:float=0.0) -> torch.Tensor: # (B, K, ...), K the longest sample, `fill` after each sample's rows
+        out = x.new_full((self.n_samples * self.max_length, *x.shape[1:]), fill).index_copy(0, self.slot_rows, x)
+        return out.view(self.n_samples, self.max_length, *x.shape[1:])
+
+    def unpad(self, x:torch.Tensor # (B, K, ...) padded rows
+             ) -> torch.Tensor: return x.flatten(0, 1).index_select(0, self.slot_rows)  # (L, ...)
+
+    def rows(self, index:torch.Tensor # (k,) samples
+            ) -> torch.Tensor: # (sum of their lengths,) their rows, sample after sample
+        lengths = self.lengths[index]
+        shift = self.offsets[index] - F.pad(lengths.cumsum(0), (1, 0))[:-1]            # where each one starts, minus where it lands
+        return torch.arange(int(lengths.sum()), device=lengths.device) + torch.repeat_interleave(shift, lengths)
+
+    def subset(self, index:torch.Tensor # (k,) samples
+              ) -> TokenPacking: return TokenPacking(self.lengths[index])                # the packing of `x[self.rows(index)]`
+
+    def block_mask(self, ops):
+        "xFormers' block-diagonal attention bias for these lengths (made once)"
+        if self._block_mask is None: self._block_mask = ops.fmha.BlockDiagonalMask.from_seqlens(self.lengths.tolist())
+        return self._block_mask
+
+def packed_attention(qkv:torch.Tensor, # (L, 3, heads, head_dim) packed queries, keys and values
+                     packing:TokenPacking, # which rows belong to which sample
+                    ) -> torch.Tensor: # (L, heads, head_dim)
+    "Attention within each sample of a packed sequence: xFormers' block-diagonal mask on CUDA, else SDPA padded inside attention"
+    if use_xformers(qkv.device):
+        ops = _xformers_ops()
+        q, k, v = qkv[None].unbind(2)                                                   # each (1, L, heads, head_dim)
+        return ops.memory_efficient_attention(q, k, v, attn_bias=packing.block_mask(ops))[0]
+    q, k, v = packing.pad(qkv).permute(2, 0, 3, 1, 4).unbind(0)                        # each (B, heads, K, head_dim)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=packing.slots[:, None, None, :])
+    return packing.unpad(out.transpose(1, 2))
 
 # %% ../nbs/08_vit.ipynb #6c7a909c
 class Mlp(nn.Module):
@@ -138,14 +198,17 @@ class LayerScale(nn.Module):
     def forward(self, x): return x * self.gamma
 
 # %% ../nbs/08_vit.ipynb #ac698ef7
-def drop_path(x:torch.Tensor, # (B, ...) a residual branch's output
+def drop_path(x:torch.Tensor, # (B, ...) a residual branch's output, or (L, ...) packed rows with `packing`
               rate:float, # probability of dropping a sample's branch
               training:bool=True, # identity when False
+              packing:TokenPacking|None=None, # x is packed: drop whole samples of it
              ) -> torch.Tensor:
     "Per-sample stochastic depth: zero a sample's branch with probability `rate`, scale the others by `1 / (1 - rate)`."
     if rate == 0.0 or not training: return x
     keep_prob = 1.0 - rate
-    keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep_prob)
+    samples = x.shape[0] if packing is None else packing.n_samples
+    keep = x.new_empty((samples,) + (1,) * (x.ndim - 1)).bernoulli_(keep_prob)
+    if packing is not None: keep = keep[packing.sample]                                  # every row of a sample alike
     return x * keep / keep_prob
 
 class DropPath(nn.Module):
@@ -153,22 +216,25 @@ class DropPath(nn.Module):
     def __init__(self, rate:float=0.0):
         super().__init__()
         self.rate = rate
-    def forward(self, x): return drop_path(x, self.rate, self.training)
+    def forward(self, x, packing=None): return drop_path(x, self.rate, self.training, packing)
     def extra_repr(self): return f"rate={self.rate}"
 
-def drop_add_residual(x:torch.Tensor, # (B, T, D) the residual stream
-                      residual:callable, # the branch `f`, called as `f(x_kept, *args_kept)`
+def drop_add_residual(x:torch.Tensor, # (B, T, D) the residual stream, or (L, D) packed rows with `packing`
+                      residual:callable, # the branch `f`, called as `f(x_kept, *args_kept)` (+ `packing=` the kept samples' packing)
                       rate:float, # probability of dropping a sample's branch
                       *args:torch.Tensor|None, # per-sample tensors `f` also takes (e.g. a key mask), subset alike; None passes through
+                      packing:TokenPacking|None=None, # x is packed: samples are its samples, not its rows
                      ) -> torch.Tensor:
     "`x + f(x)` with efficient stochastic depth: `f` is computed only on the kept samples, scaled by `B / kept`."
-    B = x.shape[0]
+    B = x.shape[0] if packing is None else packing.n_samples
     expected = B * (1.0 - rate)
     kept = int(expected) + int(torch.rand(()).item() < expected - int(expected))   # stochastic rounding
     kept = max(1, min(B, kept))
     index = torch.randperm(B, device=x.device)[:kept]
-    branch = residual(x[index], *(None if a is None else a[index] for a in args))
-    return torch.index_add(x, 0, index, branch.to(x.dtype), alpha=B / kept)
+    args = [None if a is None else a[index] for a in args]
+    if packing is None: rows, branch = index, residual(x[index], *args)
+    else: rows = packing.rows(index); branch = residual(x[rows], *args, packing=packing.subset(index))
+    return torch.index_add(x, 0, rows, branch.to(x.dtype), alpha=B / kept)
 
 # %% ../nbs/08_vit.ipynb #1d3988ff
 class Block(nn.Module):
@@ -197,18 +263,19 @@ class Block(nn.Module):
         self.drop_path1, self.drop_path2 = DropPath(drop_path_rate), DropPath(drop_path_rate)
         self.drop_path_rate, self.efficient_drop_path = drop_path_rate, efficient_drop_path
 
-    def attention_branch(self, x, key_mask=None): return self.ls1(self.attn(self.norm1(x), key_mask))
-    def feed_forward_branch(self, x): return self.ls2(self.mlp(self.norm2(x)))
+    def attention_branch(self, x, key_mask=None, packing=None): return self.ls1(self.attn(self.norm1(x), key_mask, packing=packing))
+    def feed_forward_branch(self, x, packing=None): return self.ls2(self.mlp(self.norm2(x)))     # row by row: packing changes nothing
 
     def forward(self,
-                x:torch.Tensor, # (B, T, dim) tokens
+                x:torch.Tensor, # (B, T, dim) tokens, or (L, dim) packed rows with `packing`
                 key_mask:torch.Tensor|None=None, # (B, T) bool, True = can be attended to
+                packing:TokenPacking|None=None, # the samples of packed rows
                ) -> torch.Tensor:
         if self.training and self.drop_path_rate > 0 and self.efficient_drop_path:
-            x = drop_add_residual(x, self.attention_branch, self.drop_path_rate, key_mask)
-            return drop_add_residual(x, self.feed_forward_branch, self.drop_path_rate)
-        x = x + self.drop_path1(self.attention_branch(x, key_mask))
-        return x + self.drop_path2(self.feed_forward_branch(x))
+            x = drop_add_residual(x, self.attention_branch, self.drop_path_rate, key_mask, packing=packing)
+            return drop_add_residual(x, self.feed_forward_branch, self.drop_path_rate, packing=packing)
+        x = x + self.drop_path1(self.attention_branch(x, key_mask, packing), packing)
+        return x + self.drop_path2(self.feed_forward_branch(x), packing)
 
 # %% ../nbs/08_vit.ipynb #a4a08648
 def interpolate_pos_embed(patch_pos_embed:torch.Tensor, # (1, N_old, D) position table of the patches (no CLS)
@@ -558,12 +625,14 @@ def get_last_self_attention(self:VisionTransformer,
 def foreground_patches(x:torch.Tensor, # (B, C, *spatial) images (e.g. in [0, 1]), or a (B, *spatial) bool voxel mask
                        patch_size:int|Sequence[int], # the ViT's patch size (one int or one per spatial axis)
                        modality_mask:torch.Tensor|None=None, # (B, C) bool, present channels (absent ones are ignored)
-                       threshold:float=0.05, # a voxel is foreground where a present channel exceeds this (units of x)
+                       threshold:float|torch.Tensor=0.05, # a voxel is foreground where a present channel exceeds this (units of x; one or (C,) per channel)
                        min_foreground:float=0.05, # keep a patch with at least this fraction of foreground voxels (1.0: all)
                       ) -> torch.Tensor: # (B, N) bool, True = keep, patches in the ViT's (row-major grid) order
     "Which patch tokens hold enough foreground to keep"
     if x.dtype == torch.bool: voxels = x
     else:
+        threshold = torch.as_tensor(threshold, dtype=x.dtype, device=x.device)
+        if threshold.ndim == 1: threshold = threshold.view(1, -1, *[1] * (x.ndim - 2))     # one per channel
         present = x > threshold
         if modality_mask is not None: present = present & modality_mask.bool().view(*modality_mask.shape, *[1] * (x.ndim - 2))
         voxels = present.any(1)
@@ -607,14 +676,18 @@ def scatter_tokens(tokens:torch.Tensor, # (B, K, D) packed patch tokens from `fo
     return out[:, :n_tokens]
 
 # %% ../nbs/08_vit.ipynb #ba53d26f
+PACKING_MODES = ('auto', 'pack', 'pad')
+
 @patch
 def forward_tokens(self:VisionTransformer,
                    x:torch.Tensor, # (B, C, H, W) or (B, C, D, H, W)
                    keep:torch.Tensor, # (B, N) bool: the patches to run (e.g. `foreground_patches`)
                    modality_mask:torch.Tensor|None=None, # (B, C) bool, True = present
                    masks:torch.Tensor|None=None, # iBOT masks (B, N) (or (B, C, N)), applied before the tokens are dropped
+                   packing:str='auto', # 'pack': samples packed one after the other; 'pad': padded to the longest; 'auto': pad if equal counts
                   ) -> dict:
-    "`forward_features` on the kept patch tokens only, packed to the batch's largest count with a key-padding mask"
+    "`forward_features` on the kept patch tokens only, packed (or padded to the batch's largest count)"
+    if packing not in PACKING_MODES: raise ValueError(f"forward_tokens: packing must be one of {PACKING_MODES}, got {packing!r}")
     prepared = self.prepare_tokens(x, modality_mask, masks)
     tokens, key_mask, P = prepared['tokens'], prepared['key_mask'], self.n_prefix_tokens
     B, D, N = tokens.shape[0], tokens.shape[-1], math.prod(prepared['grid'])
@@ -626,15 +699,34 @@ def forward_tokens(self:VisionTransformer,
     counts = keep_tokens.sum(1)
     K = int(counts.max())
     index = torch.argsort((~keep_tokens).to(torch.int8), dim=1, stable=True)[:, :K]   # kept positions first, in order
-    valid = torch.arange(K, device=x.device)[None] < counts[:, None]
-    patches = tokens[:, P:].gather(1, index[..., None].expand(-1, -1, D))
-    tokens = torch.cat([tokens[:, :P], patches], 1)
-    key = None if bool(valid.all()) else torch.cat([torch.ones(B, P, dtype=torch.bool, device=x.device), valid], 1)
-    for block in self.blocks: tokens = block(tokens, key)
-    normed = self.norm(tokens)
+    valid = torch.arange(K, device=x.device)[None] < counts[:, None]                   # (B, K)
+    if packing == 'auto': packing = 'pad' if bool((counts == counts[0]).all()) else 'pack'
+    if packing == 'pack':
+        runs = torch.cat([torch.ones(B, P, dtype=torch.bool, device=x.device), keep_tokens], 1)   # (B, T) rows that run
+        layout = TokenPacking.from_mask(runs)
+        rows = tokens[runs]                                            # (L, D): sample by sample, prefix then kept patches
+        for block in self.blocks: rows = block(rows, packing=layout)
+        tokens, normed = layout.pad(rows), layout.pad(self.norm(rows))                   # (B, P + K, D), zeros after each sample
+    else:
+        patches = tokens[:, P:].gather(1, index[..., None].expand(-1, -1, D))          # (B, K, D)
+        tokens = torch.cat([tokens[:, :P], patches], 1)
+        key = None if bool(valid.all()) else torch.cat([torch.ones(B, P, dtype=torch.bool, device=x.device), valid], 1)
+        for block in self.blocks: tokens = block(tokens, key)
+        normed = self.norm(tokens)
     return {'x_norm_clstoken': normed[:, 0], 'x_norm_regtokens': normed[:, 1:P],
             'x_norm_patchtokens': normed[:, P:] * valid[..., None].to(normed.dtype), 'token_index': index, 'token_valid': valid,
-            'x_prenorm': tokens, 'masks': masks, 'grid': prepared['grid']}
+            'x_prenorm': tokens, 'masks': masks, 'grid': prepared['grid'], 'channels': prepared['channels'], 'present': prepared['present']}
+
+@patch
+def tokens_on_grid(self:VisionTransformer,
+                   out:dict, # a `forward_tokens` output
+                  ) -> tuple[torch.Tensor, torch.Tensor|None]: # (B, N, D) patch tokens; (B, C, N, D) per modality with tokens fusion, else None
+    "The patch tokens of `forward_tokens` back on the full grid, zeros at dropped patches, as `forward_features` gives them"
+    N = math.prod(out['grid'])
+    n_sets = len(out['channels']) if self.fusion == 'tokens' else 1                   # token sets: modalities, or one
+    patches = scatter_tokens(out['x_norm_patchtokens'], out['token_index'], out['token_valid'], n_sets * N)
+    prefix = torch.cat([out['x_norm_clstoken'][:, None], out['x_norm_regtokens']], 1)
+    return self._split_tokens(torch.cat([prefix, patches], 1), out)[2:]
 
 # %% ../nbs/08_vit.ipynb #90b19774
 VIT_SIZES = {
