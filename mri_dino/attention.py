@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from fastcore.script import call_parse
 
 from .eval import fit_image, normalize_input
+from .io import atomic_write
 
 # %% auto #0
 __all__ = ['PLANES', 'cls_attention', 'upsample_maps', 'keep_attention_mass', 'patch_foreground', 'pca_foreground', 'pca_rgb',
@@ -253,16 +254,10 @@ def pca_figure(maps:dict, # from `attention_maps`
 
 # %% ../nbs/13_attention.ipynb #a3ebf2df
 def _save_figure(fig, path:Path) -> Path:
-    "Save a figure as PNG through a temporary file, then close it"
+    "Save a figure as PNG atomically (`mri_dino.io.atomic_write`), then close it"
     import matplotlib.pyplot as plt
-    temporary = path.with_name(f'.{path.name}.tmp.png')
-    try:
-        fig.savefig(temporary, dpi=100, format='png')
-        temporary.replace(path)
-    finally:
-        plt.close(fig)
-        if temporary.exists(): temporary.unlink()
-    return path
+    try: return atomic_write(path, lambda file: fig.savefig(file, dpi=100, format='png'))
+    finally: plt.close(fig)
 
 def save_attention_pngs(maps:dict, # from `attention_maps`
                         out:str|Path, # output folder (created)

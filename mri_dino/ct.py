@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .io import VolumeError, keep_locale, read_header, read_volume, split_dataset_path, volume_format
+from .io import VolumeError, atomic_write, keep_locale, read_header, read_volume, split_dataset_path, volume_format
 from .phantom import grid_affine, voxel_world
 
 # %% auto #0
@@ -468,16 +468,11 @@ def _write_itk_hdf5(hu:np.ndarray, affine:np.ndarray, path:Path):
     spacing = np.sqrt((lps ** 2).sum(0))
     image.SetSpacing(spacing.tolist()); image.SetDirection((lps / spacing).ravel().tolist())
     image.SetOrigin((np.diag([-1.0, -1.0, 1.0]) @ affine[:3, 3]).tolist())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f'.{path.name}.tmp.hdf5')
-    sitk.WriteImage(image, str(temporary))
-    temporary.replace(path)
+    atomic_write(path, lambda temporary: sitk.WriteImage(image, temporary), to='path')
 
 def _write_nifti(data:np.ndarray, affine:np.ndarray, path:Path, dtype):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f'.{path.name}.tmp.nii.gz')
-    nib.save(nib.Nifti1Image(np.rint(data).astype(dtype) if np.dtype(dtype).kind == 'i' else data.astype(dtype), affine), temporary)
-    temporary.replace(path)
+    image = nib.Nifti1Image(np.rint(data).astype(dtype) if np.dtype(dtype).kind == 'i' else data.astype(dtype), affine)
+    atomic_write(path, lambda temporary: nib.save(image, temporary), to='path')
 
 def write_ct_dataset(out:str|Path, # output folder (created)
                      n:int=4, # patients (3dmeddino) or studies (neurovfm)

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .io import atomic_write
+
 # %% auto #0
 __all__ = ['FEATURE_KINDS', 'AXES', 'METRICS', 'PROBES', 'MIL_POOLINGS', 'MIL_LOSSES', 'LABEL_MAPS', 'normalize_input',
            'fit_image', 'load_backbone', 'input_settings', 'backbone_features', 'Features', 'extract_features',
@@ -192,17 +194,6 @@ def backbone_features(backbone:nn.Module, # a backbone with `forward_features(x,
 # %% ../nbs/12_eval.ipynb #66f4a619
 FEATURE_KINDS = ('cls', 'patch', 'cls+patch')
 
-def _atomic_write(path:Path, write:Callable, suffix:str):
-    "Write through a temporary file in the same folder, then rename it over `path`"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix=suffix)
-    try:
-        with os.fdopen(handle, 'wb') as file: write(file)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary): os.remove(temporary)
-        raise
-
 @dataclass
 class Features:
     "Per-sample (or per-study) backbone features with their ids"
@@ -241,8 +232,8 @@ class Features:
     def save(self, path:str|Path) -> Path:
         "Write `path` (.npz: cls, patch, study_id) and the table beside it (.csv); returns the .npz path"
         path = Path(path).with_suffix('.npz')
-        _atomic_write(path, lambda f: np.savez(f, cls=self.cls, patch=self.patch, study_id=self.study_ids.astype(str)), '.npz')
-        _atomic_write(path.with_suffix('.csv'), lambda f: f.write(self.table.to_csv(index=False).encode()), '.csv')
+        atomic_write(path, lambda f: np.savez(f, cls=self.cls, patch=self.patch, study_id=self.study_ids.astype(str)))
+        atomic_write(path.with_suffix('.csv'), lambda f: f.write(self.table.to_csv(index=False).encode()))
         return path
 
     @classmethod
@@ -1263,7 +1254,7 @@ def _image_size(backbone:nn.Module, image_size) -> tuple[int, ...]|None:
     return None if size is None else _spatial_size(size, dims)
 
 def _write_csv(frame:pd.DataFrame, path:Path, **kwargs) -> Path:
-    _atomic_write(path, lambda f: f.write(frame.to_csv(**kwargs).encode()), '.csv')
+    atomic_write(path, lambda f: f.write(frame.to_csv(**kwargs).encode()))
     return path
 
 def cache_features(backbone:nn.Module, # from `load_backbone`
@@ -1386,7 +1377,7 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
     if test_ids: metrics['test'] = evaluate(test_ids)
     if out is not None:
         learn.save('finetuned')
-        _atomic_write(Path(out) / 'metrics.json', lambda f: f.write(json.dumps(metrics, indent=1).encode()), '.json')
+        atomic_write(Path(out) / 'metrics.json', lambda f: f.write(json.dumps(metrics, indent=1).encode()))
     return learn, metrics
 
 # %% ../nbs/12_eval.ipynb #a4028e3c

@@ -12,18 +12,22 @@ import locale
 import math
 import os
 import re
+import socket
 import struct
+import tempfile
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 # %% auto #0
 __all__ = ['HDF5_EXTENSIONS', 'LPS_TO_RAS', 'VolumeError', 'affine_spacing', 'Volume', 'VolumeHeader', 'dwi_b_values',
            'dwi_b_value', 'split_dataset_path', 'volume_format', 'read_bvals', 'itk_affine', 'keep_locale',
-           'dicom_series', 'hdf5_volumes', 'read_volume', 'read_header', 'inspect_volume']
+           'dicom_series', 'hdf5_volumes', 'read_volume', 'read_header', 'inspect_volume', 'atomic_write',
+           'temporary_owner', 'atomic_write_bytes', 'atomic_write_text']
 
 # %% ../nbs/00_io.ipynb #303ad9f9
 class VolumeError(ValueError):
@@ -729,3 +733,59 @@ def inspect_volume(path, # a volume file or DICOM series folder
         stats['non_finite'] = volume.meta['non_finite_voxels']
         header.meta.update(stats)
     return header
+
+# %% ../nbs/00_io.ipynb #0a690e00
+_HOST = re.sub(r'[^A-Za-z0-9-]', '-', socket.gethostname())[:40] or 'host'
+
+def _current_umask() -> int:
+    mask = os.umask(0o022); os.umask(mask)
+    return mask
+
+_UMASK = _current_umask()
+
+def atomic_write(path, # the file to write (its folder is created)
+                 write:Callable, # `write(file)` with a binary file open for writing, or `write(temporary_path)` with `to='path'`
+                 to:str='file', # 'file': `write` gets an open binary file; 'path': the temporary file's path (str, with `path`'s suffixes)
+                ) -> Path: # `path`
+    "Write `path` all at once or not at all: a temporary file in the same folder, synced, renamed over `path`"
+    if to not in ('file', 'path'): raise ValueError(f"atomic_write {path}: to must be 'file' or 'path', got {to!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = '.tmp' + (''.join(path.suffixes) if to == 'path' else '')
+    handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.{_HOST}.{os.getpid()}.', suffix=suffix, dir=path.parent)
+    try:
+        if to == 'file':
+            with os.fdopen(handle, 'wb') as file:
+                write(file)
+                file.flush(); os.fsync(file.fileno())
+        else:
+            os.close(handle)
+            write(temporary)
+            with open(temporary, 'r+b') as file: os.fsync(file.fileno())
+        os.chmod(temporary, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary): os.unlink(temporary)
+        raise
+    return path
+
+_TEMPORARY_NAME = re.compile(r'^\.(?P<target>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp(?:\.[^.]+)*$')
+
+def temporary_owner(path, # a file in a folder `atomic_write` writes to
+                   ) -> tuple[str, int]|None: # (host, process id) of the writer, or None when `path` is not one of its temporary files
+    "The host and process that were writing this temporary file of `atomic_write` (to clean up after killed runs)"
+    match = _TEMPORARY_NAME.match(Path(path).name)
+    return None if match is None else (match['host'], int(match['pid']))
+
+def atomic_write_bytes(path, # the file to write
+                       data:bytes, # its whole content
+                      ) -> Path:
+    "Write `data` to `path` atomically (see `atomic_write`)"
+    return atomic_write(path, lambda file: file.write(data))
+
+def atomic_write_text(path, # the file to write
+                      text:str, # its whole content
+                      encoding:str='utf-8', # text encoding (not the locale's)
+                     ) -> Path:
+    "Write `text` to `path` atomically (see `atomic_write`)"
+    return atomic_write_bytes(path, text.encode(encoding))

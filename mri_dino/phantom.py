@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from fastcore.script import call_parse
 
+from .io import atomic_write
+
 # %% ../nbs/01_phantom.ipynb #ac57f60f
 TISSUES = pd.DataFrame([
     # name,            t2w,  adc,  s0, texture
@@ -344,19 +346,6 @@ LAYOUT_FILES = {
     'web': {'t2w': 't2w/volume.nii.gz', 'adc': 'adc/volume.nii.gz', 'dwi': 'dwi/volume.nii.gz', 'roi': 'roi/volume.nii.gz'},
 }
 
-def _atomic_write(write, path:Path):
-    "Call `write(temporary_path)` then rename the result onto `path`"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ''.join(path.suffixes)
-    handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.', suffix=f'.tmp{suffix}', dir=path.parent)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary): os.unlink(temporary)
-        raise
-
 def save_nifti(image:PhantomImage, # the volume
                path:str|Path, # where to write it (.nii or .nii.gz)
               ) -> Path:
@@ -365,7 +354,7 @@ def save_nifti(image:PhantomImage, # the volume
     nifti.set_qform(image.affine, code=1); nifti.set_sform(image.affine, code=1)
     nifti.header.set_xyzt_units('mm', 'sec')
     path = Path(path)
-    _atomic_write(lambda temporary: nib.save(nifti, temporary), path)
+    atomic_write(path, lambda temporary: nib.save(nifti, temporary), to='path')
     return path
 
 def write_phantom_study(study:PhantomStudy, # the study to write
@@ -390,7 +379,7 @@ def write_phantom_study(study:PhantomStudy, # the study to write
 
 # %% ../nbs/01_phantom.ipynb #b9ede4db
 def _write_csv(frame:pd.DataFrame, path:Path, **kwargs):
-    _atomic_write(lambda temporary: frame.to_csv(temporary, **kwargs), path)
+    atomic_write(path, lambda temporary: frame.to_csv(temporary, **kwargs), to='path')
 
 def assign_folds(n:int, # number of studies
                  n_folds:int=5, # number of folds

@@ -18,7 +18,6 @@ import json
 import math
 import os
 import re
-import socket
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from fastcore.script import call_parse
 from scipy import ndimage
 
 from .ct import add_kinds, normalize_kind, study_windows
-from .io import read_volume, split_dataset_path
+from .io import _HOST, atomic_write, read_volume, split_dataset_path, temporary_owner
 from .studies import find_studies
 
 # %% ../nbs/03_preprocess.ipynb #cfd5055e
@@ -209,25 +208,9 @@ def prepare_study(volumes:dict, # modality -> volume (`.data` (i, j, k) and `.af
 # %% ../nbs/03_preprocess.ipynb #cc71aac5
 CACHE_VERSION = 1
 
-_HOST = re.sub(r'[^A-Za-z0-9-]', '-', socket.gethostname())[:40] or 'host'
-
-def _atomic_write(write, path:Path):
-    "Call `write(file object)` on a temporary file beside `path`, sync it, then rename it onto `path`"
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.{_HOST}.{os.getpid()}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(handle, 'wb') as file:
-            write(file)
-            file.flush(); os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary): os.unlink(temporary)
-        raise
-
 def write_json(data, path:Path):
     "Write JSON atomically"
-    _atomic_write(lambda file: file.write(json.dumps(data, indent=1, default=_json_default).encode()), path)
+    atomic_write(path, lambda file: file.write(json.dumps(data, indent=1, default=_json_default).encode()))
 
 def _json_default(value):
     if isinstance(value, np.generic): return value.item()
@@ -257,11 +240,11 @@ def write_cached_study(cache_dir:str|Path, # the cache folder
     cache_dir = Path(cache_dir)
     name = study_file_name(study_id)
     array_path, roi_path, json_path = (cache_dir / 'studies' / f'{name}{suffix}' for suffix in ('.npy', '.roi.npy', '.json'))
-    _atomic_write(lambda file: np.save(file, np.ascontiguousarray(image)), array_path)
+    atomic_write(array_path, lambda file: np.save(file, np.ascontiguousarray(image)))
     box = meta.get('roi_box') if roi is not None else None
     if box is not None:             # only the ROI box is stored: the mask is zero outside it by definition
         crop = roi[box[0]:box[3], box[1]:box[4], box[2]:box[5]]
-        _atomic_write(lambda file: np.save(file, np.ascontiguousarray(crop, dtype=np.uint8)), roi_path)
+        atomic_write(roi_path, lambda file: np.save(file, np.ascontiguousarray(crop, dtype=np.uint8)))
     elif roi_path.exists(): roi_path.unlink()
     stat = array_path.stat()
     meta = dict(meta, version=CACHE_VERSION, study_id=str(study_id), file=f'studies/{name}.npy',
@@ -324,7 +307,7 @@ def _study_jsons(cache_dir:Path) -> list[Path]:
     return sorted(p for p in (Path(cache_dir) / 'studies').glob('*.json') if not p.name.startswith('.'))
 
 def _write_csv(frame:pd.DataFrame, path:Path):
-    _atomic_write(lambda file: file.write(frame.to_csv(index=False).encode()), path)
+    atomic_write(path, lambda file: file.write(frame.to_csv(index=False).encode()))
 
 def write_index(cache_dir:str|Path, # the cache folder
                ) -> pd.DataFrame: # the index, as written to index.csv
@@ -495,12 +478,11 @@ def clean_temporaries(cache_dir:str|Path, # the cache folder
     removed = 0
     for folder in (Path(cache_dir), Path(cache_dir) / 'studies'):
         if not folder.is_dir(): continue
-        for path in folder.glob('.*.tmp'):
-            parts = path.name.split('.')
-            host, pid = (parts[-4], parts[-3]) if len(parts) >= 5 else (None, None)
+        for path in folder.glob('.*.tmp*'):
+            if (owner := temporary_owner(path)) is None: continue             # not a temporary file of `atomic_write`
             try: age = time.time() - path.stat().st_mtime
             except FileNotFoundError: continue
-            dead = host == _HOST and pid is not None and pid.isdigit() and not _alive(int(pid))
+            dead = owner[0] == _HOST and not _alive(owner[1])
             if dead or age > max_age_s:
                 try: path.unlink(); removed += 1
                 except FileNotFoundError: pass
