@@ -12,7 +12,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 from torch import nn
+
+from .io import atomic_write
 
 # %% auto #0
 __all__ = ['DEFAULT_MODALITIES', 'PACKING_MODES', 'VIT_SIZES', 'as_size_tuple', 'use_xformers', 'explicit_attention', 'Attention',
@@ -979,19 +980,13 @@ def save_backbone(model:VisionTransformer, # the backbone (e.g. the teacher's)
     path = Path(path)
     if path.suffix not in ('.safetensors', '.pth', '.pt'):
         raise ValueError(f"{path}: save_backbone writes .safetensors, .pth or .pt files")
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    os.close(handle)
-    try:
+    def write(temporary:str):
         if path.suffix == '.safetensors':
             from safetensors.torch import save_file
             save_file(state, temporary, metadata={'format': 'pt', _CONFIG_METADATA: json.dumps(model.config)})
         else: torch.save(state, temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary): os.remove(temporary)
-    return path
+    return atomic_write(path, write, to='path')
 
 def load_backbone(path:str|Path, # a file written by save_backbone
                   model:VisionTransformer|None=None, # the model to fill; None: rebuilt from the .safetensors metadata
