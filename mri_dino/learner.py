@@ -141,7 +141,8 @@ class SSLModel(nn.Module):
         self.foreground_threshold = torch.as_tensor(foreground_threshold, dtype=torch.float32)
         self.__dict__['student_runner'] = student   # not a submodule: a DDP wrapper replaces it in distributed runs
 
-    def train(self, mode:bool=True):
+    def train(self, mode:bool=True, # True: training mode (the student's drop path and dropout act); False: eval
+             ):
         "Train or eval the student; the teacher stays in eval mode"
         super().train(mode)
         self.teacher.eval()
@@ -343,6 +344,7 @@ class Schedules:
                     epoch_length:int, # optimiser steps per epoch
                     total_batch_size:int, # samples per step over all processes
                    ) -> Schedules:
+        "The schedules of `cfg.optim` and `cfg.teacher`, the peak learning rate scaled to `total_batch_size`"
         optim, teacher = cfg['optim'], cfg['teacher']
         lr = scaled_lr(optim['base_lr'], total_batch_size, optim.get('scaling_rule', 'sqrt_wrt_1024'))
         return cls(epoch_length, optim['epochs'], lr, optim.get('min_lr', 1e-6), optim.get('warmup_epochs', 10),
@@ -372,6 +374,7 @@ class EpochBatchSampler(torch.utils.data.Sampler):
     def set_epoch(self, epoch:int, # the epoch whose batches to give
                   first_batch:int=0, # skip this many batches of the epoch (resuming)
                  ):
+        "Give the batches of `epoch` from its batch `first_batch` on (`SSLLearner` calls this at the start of every epoch)"
         self.epoch, self.first_batch = epoch, max(0, min(first_batch, self.epoch_length))
 
     def __len__(self): return self.epoch_length - self.first_batch
@@ -388,7 +391,12 @@ class EpochBatchSampler(torch.utils.data.Sampler):
 # %% ../nbs/10_learner.ipynb #012035ac
 class SSLDataLoaders(DataLoaders):
     "fastai `DataLoaders` of PyTorch `DataLoader`s (train, and validation or None) with a settable device"
-    def __init__(self, train, valid=None, device=None, path='.'):
+    def __init__(self,
+                 train, # the training `DataLoader` (its `batch_sampler` may have `set_epoch` and `epoch_length`)
+                 valid=None, # the validation `DataLoader`, or None
+                 device=None, # where batches go (None: the model's device)
+                 path='.', # fastai's working folder
+                ):
         super().__init__(train, valid, path=path)
         self._device = None if device is None else torch.device(device)
     @property
@@ -477,14 +485,16 @@ class SSLLearner(Learner):
             self._with_events(self._do_epoch, 'epoch', CancelEpochException)
 
 # %% ../nbs/10_learner.ipynb #9d8a774a
-def torch_param_groups(opt) -> list[dict]:
+def torch_param_groups(opt, # fastai's `OptimWrapper` (or a PyTorch optimiser)
+                      ) -> list[dict]:
     "The parameter groups of the PyTorch optimiser inside fastai's `OptimWrapper` (whose `param_groups` are converted copies)"
     return getattr(opt, 'opt', opt).param_groups
 
 class ScheduleCallback(Callback):
     "Set the optimiser's learning rates and weight decays and the teacher temperature from `Schedules` at `learn.step`"
     order, run_valid = -5, False
-    def __init__(self, schedules:Schedules): self.schedules = schedules
+    def __init__(self, schedules:Schedules, # the values of every step
+                ): self.schedules = schedules
     def before_batch(self):
         values = self.schedules(self.learn.step)
         for group in torch_param_groups(self.learn.opt):
@@ -505,7 +515,8 @@ class TeacherEMACallback(Callback):
 class GradientClipCallback(Callback):
     "Clip the student's total gradient norm (0: measure only) and record it in `learn.grad_norm`"
     order, run_valid = -1, False
-    def __init__(self, max_norm:float=3.0): self.max_norm = max_norm
+    def __init__(self, max_norm:float=3.0, # the largest gradient norm (`optim.clip_grad`); 0: no clipping
+                ): self.max_norm = max_norm
     def before_batch(self): self.learn.grad_norm = float('nan')
     def before_step(self):
         parameters = [p for p in self.learn.model.student.parameters() if p.grad is not None]
@@ -571,7 +582,8 @@ class NonFiniteGuard(Callback):
 class AccelerateCallback(Callback):
     "Run the learner through an `accelerate.Accelerator`: device, DDP for the student, mixed precision, quiet non-main processes"
     order = -30
-    def __init__(self, accelerator): self.accelerator = accelerator
+    def __init__(self, accelerator, # an `accelerate.Accelerator` (device, processes, mixed precision)
+                ): self.accelerator = accelerator
     def after_create(self):
         if not self.accelerator.is_main_process:   # (removed here, not during `fit`'s events, which are already under way then)
             self.learn.logger = noop
@@ -597,7 +609,9 @@ def _truncate_rows(path:Path, keep:Callable, header:bool):
     kept = [line for line in body if line.strip() and keep(line)]
     atomic_write_text(path, ''.join(head + kept))
 
-def atomic_write_text(path:Path, text:str):
+def atomic_write_text(path:Path, # the file to (over)write
+                      text:str, # its new content
+                     ):
     "Write `text` to a temporary file in the same folder, then rename it over `path`"
     path = Path(path)
     temporary = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
@@ -721,7 +735,9 @@ class MetricsLogger(Callback):
         if getattr(self, 'writer', None) is not None: self.writer.close(); self.writer = None
 
 # %% ../nbs/10_learner.ipynb #1c726f5b
-def atomic_torch_save(obj, path):
+def atomic_torch_save(obj, # anything `torch.save` takes
+                      path, # the file to (over)write
+                     ):
     "`torch.save` to a temporary file in the same folder, flushed to disk, then renamed to `path`"
     path = Path(path)
     temporary = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
@@ -732,7 +748,8 @@ def atomic_torch_save(obj, path):
 def _checkpoint_step(path:Path) -> int:
     return int(re.fullmatch(r'model_(\d+)\.pth', path.name).group(1))
 
-def list_checkpoints(folder) -> list[Path]:
+def list_checkpoints(folder, # an output folder
+                    ) -> list[Path]:
     "The checkpoints `model_*.pth` in `folder`, oldest step first"
     return sorted((p for p in Path(folder).glob('model_*.pth') if re.fullmatch(r'model_\d+\.pth', p.name)), key=_checkpoint_step)
 
@@ -781,7 +798,7 @@ def export_backbone(backbone:nn.Module, # e.g. the teacher's backbone
     save_file(state, str(temporary), metadata=metadata)
     os.replace(temporary, path)
 
-# %% ../nbs/10_learner.ipynb #51db773f
+# %% ../nbs/10_learner.ipynb #bc0c768d
 class CheckpointCallback(Callback):
     "Save everything every `every_steps` steps and at the end (atomic, keep the newest `keep`), export the teacher, resume from the newest"
     order = 25      # after the step's metrics are written; its `before_fit` resumes before any epoch starts
@@ -810,7 +827,8 @@ class CheckpointCallback(Callback):
         self.resumed_from, self.last_saved = path, self.learn.step
         if self._main: print(f"resumed from {path} at step {self.learn.step}", flush=True)
 
-    def load(self, state:dict):
+    def load(self, state:dict, # a checkpoint (see `save`)
+            ):
         "Restore the model, optimiser, scaler, step and this process's random state from a checkpoint"
         learn = self.learn
         learn.model.load_state_dict(state['model'])
@@ -829,7 +847,8 @@ class CheckpointCallback(Callback):
     def after_fit(self):
         if self.last_saved != self.learn.step: self.save(self.learn.step)
 
-    def save(self, step:int):
+    def save(self, step:int, # optimiser steps completed
+            ):
         "Write the checkpoint of `step` (completed steps) and the teacher export; prune old ones"
         learn = self.learn
         rng = _gather_objects(_rng_state())
@@ -849,7 +868,8 @@ class CheckpointCallback(Callback):
         if is_distributed(): dist.barrier()
 
 # %% ../nbs/10_learner.ipynb #cd0da767
-def weights_digest(module:nn.Module) -> str:
+def weights_digest(module:nn.Module, # any module
+                  ) -> str: # 64 hex digits
     "SHA-256 of a module's state dict (names, shapes and exact values)"
     digest = hashlib.sha256()
     for name, tensor in module.state_dict().items():
@@ -860,7 +880,8 @@ def weights_digest(module:nn.Module) -> str:
 class RunSummaryCallback(Callback):
     "`run_summary.json`: per process, the steps trained, samples seen and the teacher's weight digest"
     order, run_valid = 30, False
-    def __init__(self, output_dir): self.output_dir = Path(output_dir)
+    def __init__(self, output_dir, # where `run_summary.json` goes
+                ): self.output_dir = Path(output_dir)
     def before_fit(self): self.steps, self.samples, self.studies = 0, 0, set()
     def after_batch(self):
         self.steps += 1
@@ -917,7 +938,8 @@ def _print_epoch(learn, log):
     values = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in log]
     print(f"[epoch {log[0]}/{learn.n_epoch - 1}] " + ' '.join(f"{n} {v}" for n, v in zip(names[1:], values[1:])), flush=True)
 
-def fit_ssl(learn:SSLLearner):
+def fit_ssl(learn:SSLLearner, # from `ssl_learner`
+           ) -> SSLLearner:
     "Train to the end of the schedule (`optim.epochs`), resuming where the output folder's checkpoint left off"
     learn.fit(learn.n_epochs)
     return learn

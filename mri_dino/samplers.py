@@ -18,42 +18,9 @@ import torch
 from .studies import find_studies, modality_aliases, read_csv, resolve_env, study_candidates, _stem, _study_folders
 
 # %% auto #0
-__all__ = ['find_series', 'StudyBatchSampler', 'series_table', 'study_sampler']
+__all__ = ['StudyBatchSampler', 'find_series', 'series_table', 'study_sampler']
 
-# %% ../nbs/04a_samplers.ipynb #f5bd6afb
-def find_series(root, # a folder of study folders (`${env:VAR:default}` allowed)
-                modality:str='image', # the table's one modality column
-                labels=None, # a labels CSV keyed by study (default: ROOT/labels.csv when it exists)
-               ) -> pd.DataFrame: # index series id `STUDY/SERIES`; columns modality, study, series, the study's labels
-    "A table with one row per series of every study folder"
-    root = Path(resolve_env(root)).expanduser()
-    if not root.is_dir(): raise ValueError(f"{root}: not a folder of study folders")
-    names = modality_aliases([modality])
-    rows = []
-    for folder in _study_folders(root):
-        seen = {}
-        for path, _ in study_candidates(folder, names):
-            series = _stem(path.name) if path != folder else folder.name
-            if path.parent != folder and path != folder: series = f'{path.parent.name}_{series}'
-            seen[series] = seen.get(series, 0) + 1
-            if seen[series] > 1: series = f'{series}_{seen[series]}'
-            rows.append({'series_id': f'{folder.name}/{series}', modality: str(path), 'study': folder.name, 'series': series})
-    table = pd.DataFrame(rows, columns=['series_id', modality, 'study', 'series']).set_index('series_id')
-    labels = Path(labels) if labels is not None else (root / 'labels.csv' if (root / 'labels.csv').exists() else None)
-    if labels is not None:
-        frame = read_csv(labels).drop_duplicates('study_id').set_index('study_id')
-        unknown = sorted(set(frame.index) - set(table['study']))
-        frame = frame.drop(index=unknown)
-        for column in frame.columns:
-            if column in (modality, 'study', 'series'): continue
-            values = pd.to_numeric(frame[column], errors='coerce')
-            values = values if values.notna().sum() == frame[column].notna().sum() else frame[column]
-            table[column] = table['study'].map(values)
-    table.index.name = 'study_id'        # a study table: each series is cached as a "study" of its own
-    table.attrs.update(modalities=[modality], source=str(root), unit='series')
-    return table
-
-# %% ../nbs/04a_samplers.ipynb #59a9ee46
+# %% ../nbs/04a_samplers.ipynb #fde19e42
 class StudyBatchSampler(torch.utils.data.Sampler):
     "Batches of dataset indices made of whole groups (a study's series, a patient's timepoints), shuffled per epoch, sharded over processes"
     def __init__(self,
@@ -100,6 +67,7 @@ class StudyBatchSampler(torch.utils.data.Sampler):
     def set_epoch(self, epoch:int, # the epoch whose batches to give
                   first_batch:int=0, # skip this many batches of the epoch (resuming)
                  ):
+        "Give the batches of `epoch` from its batch `first_batch` on (the learner calls this at the start of every epoch)"
         self.epoch, self.first_batch = epoch, max(0, min(first_batch, self.epoch_length))
 
     def __len__(self): return self.epoch_length - self.first_batch
@@ -132,6 +100,39 @@ class StudyBatchSampler(torch.utils.data.Sampler):
         index = pd.read_csv(Path(dataset.cache_dir) / 'index.csv', dtype=str, keep_default_na=False).set_index('study_id')
         if column not in index.columns: raise ValueError(f"{dataset.cache_dir}/index.csv has no column {column!r} to group by (it has {list(index.columns)})")
         return cls(index.loc[dataset.study_ids, column].to_numpy()[studies].tolist(), **kwargs)
+
+# %% ../nbs/04a_samplers.ipynb #f5bd6afb
+def find_series(root, # a folder of study folders (`${env:VAR:default}` allowed)
+                modality:str='image', # the table's one modality column
+                labels=None, # a labels CSV keyed by study (default: ROOT/labels.csv when it exists)
+               ) -> pd.DataFrame: # index series id `STUDY/SERIES`; columns modality, study, series, the study's labels
+    "A table with one row per series of every study folder"
+    root = Path(resolve_env(root)).expanduser()
+    if not root.is_dir(): raise ValueError(f"{root}: not a folder of study folders")
+    names = modality_aliases([modality])
+    rows = []
+    for folder in _study_folders(root):
+        seen = {}
+        for path, _ in study_candidates(folder, names):
+            series = _stem(path.name) if path != folder else folder.name
+            if path.parent != folder and path != folder: series = f'{path.parent.name}_{series}'
+            seen[series] = seen.get(series, 0) + 1
+            if seen[series] > 1: series = f'{series}_{seen[series]}'
+            rows.append({'series_id': f'{folder.name}/{series}', modality: str(path), 'study': folder.name, 'series': series})
+    table = pd.DataFrame(rows, columns=['series_id', modality, 'study', 'series']).set_index('series_id')
+    labels = Path(labels) if labels is not None else (root / 'labels.csv' if (root / 'labels.csv').exists() else None)
+    if labels is not None:
+        frame = read_csv(labels).drop_duplicates('study_id').set_index('study_id')
+        unknown = sorted(set(frame.index) - set(table['study']))
+        frame = frame.drop(index=unknown)
+        for column in frame.columns:
+            if column in (modality, 'study', 'series'): continue
+            values = pd.to_numeric(frame[column], errors='coerce')
+            values = values if values.notna().sum() == frame[column].notna().sum() else frame[column]
+            table[column] = table['study'].map(values)
+    table.index.name = 'study_id'        # a study table: each series is cached as a "study" of its own
+    table.attrs.update(modalities=[modality], source=str(root), unit='series')
+    return table
 
 # %% ../nbs/04a_samplers.ipynb #694fd9a3
 def _config_value(cfg, section:str, key:str, default=None):

@@ -80,7 +80,8 @@ def _register_resolvers():
 
 _ENV_COLON = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*):([^}]*)\}")
 
-def rewrite_env_syntax(text:str) -> str:
+def rewrite_env_syntax(text:str, # YAML text (a config file or an override)
+                      ) -> str:
     "`${env:VAR:default}` (the Web-DINO spelling) as `${env:VAR,'default'}`, which OmegaConf's grammar parses"
     return _ENV_COLON.sub(lambda m: "${env:%s,'%s'}" % (m.group(1), m.group(2).replace("\\", "\\\\").replace("'", "\\'")), text)
 
@@ -93,7 +94,8 @@ def _read_yaml(path:Path) -> DictConfig:
     if not isinstance(cfg, DictConfig): raise ValueError(f"config file {path}: the top level must be a mapping of sections")
     return cfg
 
-def find_config(name:str|Path) -> Path:
+def find_config(name:str|Path, # a path, or a shipped config's name with or without `.yaml`
+               ) -> Path:
     "A config by path, or by the name of a shipped config (`prostate_vits14`, `prostate_vits14.yaml`)"
     path = Path(name)
     if path.exists(): return path
@@ -131,7 +133,9 @@ def load_config(config:str|Path|None=None, # a YAML file (or the name of a shipp
     OmegaConf.set_struct(cfg, False)
     return cfg
 
-def save_config(cfg:DictConfig, path) -> str:
+def save_config(cfg:DictConfig, # the config to write
+                path, # the YAML file
+               ) -> str: # the YAML text
     "Write the resolved config as YAML (atomically); returns the text"
     text = OmegaConf.to_yaml(cfg, resolve=True)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -172,7 +176,8 @@ def prepare_cache(cfg:DictConfig, # the experiment config (section `data`)
     _wait(accelerator)
     return cache_dir
 
-def view_recipe(cfg:DictConfig) -> MultiViewCrops:
+def view_recipe(cfg:DictConfig, # the experiment config (sections `crops`, `augment`)
+               ) -> MultiViewCrops:
     "`MultiViewCrops` from the `crops` and `augment` sections"
     keys = {**OmegaConf.to_container(cfg.crops), **OmegaConf.to_container(cfg.get('augment') or {})}
     try: return MultiViewCrops(**keys)
@@ -216,7 +221,8 @@ def build_dataloaders(cfg:DictConfig, # the experiment config
     return SSLDataLoaders(loader(train_dataset, True, train.OFFICIAL_EPOCH_LENGTH), valid)
 
 # %% ../nbs/11_train.ipynb #1e46310d
-def backbone_config(cfg:DictConfig) -> dict:
+def backbone_config(cfg:DictConfig, # the experiment config (sections `student`, `data`, `crops`)
+                   ) -> dict:
     "The `student` section with what the data decides filled in: in_chans, modalities, img_size, spatial_dims"
     student = OmegaConf.to_container(cfg.student)
     student.setdefault('in_chans', len(cfg.data.modalities))
@@ -225,7 +231,8 @@ def backbone_config(cfg:DictConfig) -> dict:
     student.setdefault('spatial_dims', 3 if cfg.data.kind == 'patches' else 2)
     return student
 
-def build_model(cfg:DictConfig) -> SSLModel:
+def build_model(cfg:DictConfig, # the experiment config
+               ) -> SSLModel:
     "The SSL model of the config: `build_backbone` of `backbone_config(cfg)`, then DINO's heads and losses, or JEPA's predictor (`train.objective`)"
     return build_ssl_model(cfg, build_backbone(backbone_config(cfg)))
 
@@ -284,10 +291,12 @@ def attention_picture(backbone:torch.nn.Module, # the teacher's backbone
 class BatchIntensityCallback(Callback):
     "Apply the intensity transforms to the collated batch on the training device (`crops.batch_intensity: true`)"
     order = -8
-    def __init__(self, recipe:MultiViewCrops): self.recipe = recipe
+    def __init__(self, recipe:MultiViewCrops, # its intensity transforms are applied
+                ): self.recipe = recipe
     def before_batch(self): self.learn.xb = (augment_batch(self.learn.xb[0], self.recipe),)
 
-def seed_everything(seed:int):
+def seed_everything(seed:int, # the seed of every generator
+                   ):
     "Python, NumPy and PyTorch (all devices) random generators"
     import random
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
@@ -326,12 +335,14 @@ def train(cfg:DictConfig, # the resolved experiment config
     accelerator.wait_for_everyone()
     return learn
 
-def wanted_precision(cfg:DictConfig) -> str:
+def wanted_precision(cfg:DictConfig, # the experiment config (`train.mixed_precision`)
+                    ) -> str: # 'no', 'bf16' or 'fp16'
     "The mixed precision a run asks for: `train.mixed_precision`, else the launcher's (`accelerate launch --mixed_precision`), else 'no'"
     precision = cfg.train.get('mixed_precision')
     return str(precision) if precision is not None else os.environ.get('ACCELERATE_MIXED_PRECISION', 'no')
 
-def make_accelerator(cfg:DictConfig):
+def make_accelerator(cfg:DictConfig, # the experiment config (`train.mixed_precision`)
+                    ):
     "An `accelerate.Accelerator`: on the CPU (gloo between processes) when there is no GPU; mixed precision from the config or the launcher"
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
@@ -343,7 +354,9 @@ def make_accelerator(cfg:DictConfig):
     return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=precision)
 
 # %% ../nbs/11_train.ipynb #d4d1d98b
-def parse_args(argv:Sequence[str]|None=None) -> argparse.Namespace:
+def parse_args(argv:Sequence[str]|None=None, # the command line's arguments (None: `sys.argv[1:]`)
+              ) -> argparse.Namespace: # config, overrides, no_resume, print_config
+    "The command line: an optional config file first, then `key.sub=value` overrides, `--no-resume`, `--print-config`"
     parser = argparse.ArgumentParser(prog='mri_dino_train', description="Pretrain a ViT with DINO + iBOT + KoLeo on MRI/CT "
                                      "(no arguments: a tiny ViT on the built-in phantom studies)")
     parser.add_argument('args', nargs='*', metavar='CONFIG_OR_OVERRIDE',
@@ -359,7 +372,8 @@ def parse_args(argv:Sequence[str]|None=None) -> argparse.Namespace:
     if options.no_resume: options.overrides.append('train.auto_resume=false')
     return options
 
-def main(argv:Sequence[str]|None=None):
+def main(argv:Sequence[str]|None=None, # the command line's arguments (None: `sys.argv[1:]`)
+        ):
     "Command line: `mri_dino_train [CONFIG] [key.sub=value ...] [--no-resume] [--print-config]`"
     options = parse_args(argv)
     try: cfg = load_config(options.config, options.overrides); check_crop_sizes(cfg.crops, cfg.student.patch_size)
