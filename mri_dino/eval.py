@@ -90,7 +90,7 @@ def fit_image(image:Tensor, # (B, C, *spatial) images, or (B, 1, *spatial) label
 def _read_yaml(text_or_path) -> dict|None:
     "A YAML document (text, or a file path) as a plain dict; None when empty"
     import yaml
-    text = Path(text_or_path).read_text() if isinstance(text_or_path, Path) else text_or_path
+    text = Path(text_or_path).read_text(encoding='utf-8') if isinstance(text_or_path, Path) else text_or_path
     if not text: return None
     value = yaml.safe_load(text)
     return value if isinstance(value, dict) else None
@@ -119,7 +119,7 @@ def _find_in_folder(folder:Path, which:str) -> Path:
     export = folder / f'{which}_backbone.safetensors'
     if export.is_file(): return export
     pointer = folder / 'last_checkpoint'
-    if pointer.is_file() and (folder / pointer.read_text().strip()).is_file(): return folder / pointer.read_text().strip()
+    if pointer.is_file() and (folder / pointer.read_text(encoding='utf-8').strip()).is_file(): return folder / pointer.read_text(encoding='utf-8').strip()
     checkpoints = sorted(folder.glob('model_*.pth'))
     if checkpoints: return checkpoints[-1]
     raise FileNotFoundError(f"{folder}: no {export.name}, last_checkpoint or model_*.pth (and no config.json of a transformers model)")
@@ -140,7 +140,7 @@ def load_backbone(path:str|Path, # output folder, checkpoint (.pth), backbone fi
         path = _find_in_folder(path, which)
     elif path.is_file() and (path.parent / 'config.yaml').is_file(): config = _read_yaml(path.parent / 'config.yaml')
     if path.is_dir():                                                      # a transformers Dinov2 directory
-        hf = json.loads((path / 'config.json').read_text())
+        hf = json.loads((path / 'config.json').read_text(encoding='utf-8'))
         defaults = dict(embed_dim=hf.get('hidden_size'), depth=hf.get('num_hidden_layers'), num_heads=hf.get('num_attention_heads'),
                         patch_size=hf.get('patch_size'), num_register_tokens=hf.get('num_register_tokens', 0),
                         layer_norm_eps=hf.get('layer_norm_eps', 1e-6), mlp_ratio=hf.get('mlp_ratio', 4.0),
@@ -150,7 +150,7 @@ def load_backbone(path:str|Path, # output folder, checkpoint (.pth), backbone fi
     elif path.suffix == '.safetensors':
         from safetensors import safe_open
         with safe_open(str(path), 'pt') as handle: metadata = handle.metadata() or {}
-        if vit._CONFIG_METADATA in metadata: backbone = vit.load_backbone(path)
+        if vit._CONFIG_METADATA in metadata: backbone = vit.read_backbone(path)
         else:
             config = _read_yaml(metadata.get('config', '')) or config
             backbone = _load_state(_backbone_from_config(config, path), vit.read_state_dict(path), path)
@@ -1145,7 +1145,7 @@ class CollapseMonitor(Callback):
         self.output_dir.mkdir(parents=True, exist_ok=True)
         path = self.output_dir / 'collapse_metrics.csv'
         new = not path.exists()
-        with open(path, 'a') as file: file.write((','.join(row) + '\n' if new else '') + ','.join(str(v) for v in row.values()) + '\n')
+        with open(path, 'a', encoding='utf-8') as file: file.write((','.join(row) + '\n' if new else '') + ','.join(str(v) for v in row.values()) + '\n')
 
     @property
     def frame(self) -> pd.DataFrame:

@@ -318,7 +318,7 @@ def _read_config(config) -> dict: # {key: value} over the sections `crops`, `aug
         path = Path(config)
         if isinstance(config, Path) or (path.suffix in ('.yaml', '.yml') and '\n' not in str(config)):
             if not path.is_file(): raise ValueError(f"{path}: config file not found")
-            try: config = yaml.safe_load(path.read_text())
+            try: config = yaml.safe_load(path.read_text(encoding='utf-8'))
             except yaml.YAMLError as e: raise ValueError(f"{path}: not valid YAML ({e})") from None
         else: config = yaml.safe_load(config)
     if type(config).__name__ == 'DictConfig':

@@ -144,7 +144,7 @@ def read_bvals(path, # a volume file; its FSL sidecar is NAME.bval (or NAME.bval
     "The b-values of a 4D DWI file from its FSL `.bval` sidecar (numbers separated by spaces)"
     sidecar = _sidecar(Path(path), ('.bval', '.bvals'))
     if sidecar is None: return None
-    try: return [float(v) for v in sidecar.read_text().split()]
+    try: return [float(v) for v in sidecar.read_text(encoding='utf-8').split()]
     except (OSError, ValueError) as e: raise VolumeError(sidecar, f'is not an FSL b-value file ({e})') from None
 
 # %% ../nbs/00_io.ipynb #81065a40
@@ -341,7 +341,7 @@ def _read_nifti(path:Path, volume_index=None):
 def _json_sidecar(path:Path) -> dict:
     sidecar = _sidecar(path, ('.json',))
     if sidecar is None: return {}
-    try: return json.loads(sidecar.read_text())
+    try: return json.loads(sidecar.read_text(encoding='utf-8'))
     except (OSError, ValueError) as e: raise VolumeError(sidecar, f'is not valid JSON ({e})') from None
 
 def _affine_from(path, affine, spacing) -> np.ndarray:

@@ -36,15 +36,16 @@ from fastai.learner import Learner
 from fastai.optimizer import OptimWrapper
 from fastai.torch_core import to_device
 
+from .io import atomic_write, atomic_write_text
 from .losses import DINOHead, DINOLoss, iBOTPatchLoss, KoLeoLoss, all_reduce_, is_distributed, masked_patch_weights
 from .vit import _CONFIG_METADATA as VIT_CONFIG_METADATA, drop_patches, foreground_patches
 
 # %% auto #0
 __all__ = ['Student', 'SSLModel', 'layer_index', 'param_groups', 'scaled_lr', 'cosine_schedule', 'Schedules', 'EpochBatchSampler',
            'SSLDataLoaders', 'SSLLearner', 'torch_param_groups', 'ScheduleCallback', 'TeacherEMACallback',
-           'GradientClipCallback', 'NonFiniteLossError', 'NonFiniteGuard', 'AccelerateCallback', 'atomic_write_text',
-           'MetricsLogger', 'atomic_torch_save', 'list_checkpoints', 'load_latest_checkpoint', 'export_backbone',
-           'CheckpointCallback', 'weights_digest', 'RunSummaryCallback', 'ssl_learner', 'fit_ssl']
+           'GradientClipCallback', 'NonFiniteLossError', 'NonFiniteGuard', 'AccelerateCallback', 'MetricsLogger',
+           'atomic_torch_save', 'list_checkpoints', 'load_latest_checkpoint', 'export_backbone', 'CheckpointCallback',
+           'weights_digest', 'RunSummaryCallback', 'ssl_learner', 'fit_ssl']
 
 # %% ../nbs/10_learner.ipynb #3bd3c976
 def _patch_tokens(features:dict, # output of the backbone's `forward_features`
@@ -604,20 +605,10 @@ class AccelerateCallback(Callback):
 def _truncate_rows(path:Path, keep:Callable, header:bool):
     "Rewrite a CSV or JSON-lines file keeping the rows `keep(row)` accepts (atomically)"
     if not path.exists(): return
-    lines = path.read_text().splitlines(keepends=True)
+    lines = path.read_text(encoding='utf-8').splitlines(keepends=True)
     head, body = (lines[:1], lines[1:]) if header else ([], lines)
     kept = [line for line in body if line.strip() and keep(line)]
     atomic_write_text(path, ''.join(head + kept))
-
-def atomic_write_text(path:Path, # the file to (over)write
-                      text:str, # its new content
-                     ):
-    "Write `text` to a temporary file in the same folder, then rename it over `path`"
-    path = Path(path)
-    temporary = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    with open(temporary, 'w') as f:
-        f.write(text); f.flush(); os.fsync(f.fileno())
-    os.replace(temporary, path)
 
 class MetricsLogger(Callback):
     "Per-step metrics to `training_metrics.csv`, `training_metrics.json` (JSON lines) and TensorBoard, and a printed line now and then"
@@ -702,7 +693,7 @@ class MetricsLogger(Callback):
         row = dict(iteration=self.learn.step, epoch=self.learn.epoch, valid_total_loss=float(means.sum()),
                    **{f'valid_{n}': float(v) for n, v in zip(self.valid_names, means)}, valid_samples=int(totals[-1]))
         new = not self.valid_path.exists()
-        with open(self.valid_path, 'a', newline='') as f:
+        with open(self.valid_path, 'a', newline='', encoding='utf-8') as f:
             writer = csv.writer(f)
             if new: writer.writerow(list(row))
             writer.writerow(list(row.values()))
@@ -717,8 +708,8 @@ class MetricsLogger(Callback):
         if self.columns is None:
             self.columns = list(row)
             with open(self.csv_path, 'w', newline='') as f: csv.writer(f).writerow(self.columns)
-        with open(self.csv_path, 'a', newline='') as f: csv.writer(f).writerow([row.get(c, '') for c in self.columns])
-        with open(self.json_path, 'a') as f: f.write(json.dumps(row) + '\n')
+        with open(self.csv_path, 'a', newline='', encoding='utf-8') as f: csv.writer(f).writerow([row.get(c, '') for c in self.columns])
+        with open(self.json_path, 'a', encoding='utf-8') as f: f.write(json.dumps(row) + '\n')
         if self.writer is not None:
             for key, value in row.items():
                 if key in ('iteration', 'epoch') or value is None or not math.isfinite(value): continue
@@ -738,12 +729,8 @@ class MetricsLogger(Callback):
 def atomic_torch_save(obj, # anything `torch.save` takes
                       path, # the file to (over)write
                      ):
-    "`torch.save` to a temporary file in the same folder, flushed to disk, then renamed to `path`"
-    path = Path(path)
-    temporary = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    with open(temporary, 'wb') as f:
-        torch.save(obj, f); f.flush(); os.fsync(f.fileno())
-    os.replace(temporary, path)
+    "`torch.save` all at once or not at all (`mri_dino.io.atomic_write`)"
+    return atomic_write(path, lambda file: torch.save(obj, file))
 
 def _checkpoint_step(path:Path) -> int:
     return int(re.fullmatch(r'model_(\d+)\.pth', path.name).group(1))
@@ -760,7 +747,7 @@ def load_latest_checkpoint(folder, # an output folder
     candidates = list_checkpoints(folder)[::-1]
     named = folder / 'last_checkpoint'
     if named.exists():
-        pointed = folder / named.read_text().strip()
+        pointed = folder / named.read_text(encoding='utf-8').strip()
         if pointed.exists(): candidates = [pointed] + [c for c in candidates if c != pointed]
     for path in candidates:
         try: return torch.load(path, map_location='cpu', weights_only=False), path
@@ -787,16 +774,14 @@ def export_backbone(backbone:nn.Module, # e.g. the teacher's backbone
                     path, # a `.safetensors` file
                     metadata:dict|None=None, # strings stored in the file (e.g. the config)
                    ):
-    "The backbone's weights as safetensors, written atomically, with the ViT's own config so `mri_dino.vit.load_backbone` rebuilds it"
+    "The backbone's weights as safetensors, written atomically, with the ViT's own config so `mri_dino.vit.read_backbone` rebuilds it"
     from safetensors.torch import save_file
     path = Path(path)
     state = {k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()}
     metadata = {k: str(v) for k, v in (metadata or {}).items()}
     if isinstance(getattr(backbone, 'config', None), dict):
         metadata.update({'format': 'pt', VIT_CONFIG_METADATA: json.dumps(backbone.config)})
-    temporary = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    save_file(state, str(temporary), metadata=metadata)
-    os.replace(temporary, path)
+    return atomic_write(path, lambda temporary: save_file(state, temporary, metadata=metadata), to='path')
 
 # %% ../nbs/10_learner.ipynb #bc0c768d
 class CheckpointCallback(Callback):

@@ -259,7 +259,7 @@ class CachedStudy:
     "A cached study: `image` (C, D, H, W) and `roi` (D, H, W) memory-mapped (or loaded), `meta` its JSON"
     def __init__(self, json_path:str|Path, mmap:bool=True):
         self.json_path = Path(json_path)
-        self.meta = json.loads(self.json_path.read_text())
+        self.meta = json.loads(self.json_path.read_text(encoding='utf-8'))
         root = self.json_path.parent.parent
         self.image = np.load(root / self.meta['file'], mmap_mode='r' if mmap else None)
         self.roi_crop = np.load(root / self.meta['roi_file'], mmap_mode='r' if mmap else None) if self.meta.get('roi_file') else None
@@ -314,7 +314,7 @@ def write_index(cache_dir:str|Path, # the cache folder
     "Rebuild index.csv from the complete studies of the cache"
     rows = []
     for path in _study_jsons(cache_dir):
-        try: meta = json.loads(path.read_text())
+        try: meta = json.loads(path.read_text(encoding='utf-8'))
         except (OSError, ValueError): continue
         if _array_matches(Path(cache_dir), meta): rows.append(index_row(meta))
     index = pd.DataFrame(rows)
@@ -356,7 +356,7 @@ def verify_cache(cache_dir:str|Path, # the cache folder
         path = jsons.get(study_file_name(study_id))
         if path is None: problems.append(f"{study_id}: in index.csv but has no JSON"); continue
         try:
-            meta = json.loads(path.read_text())
+            meta = json.loads(path.read_text(encoding='utf-8'))
             if not _array_matches(cache_dir, meta): problems.append(f"{study_id}: {meta['file']} is not the array its JSON describes"); continue
             image = np.load(cache_dir / meta['file'], mmap_mode='r')
             if list(image.shape) != meta['shape'] or str(image.dtype) != meta['dtype']:
@@ -409,7 +409,7 @@ def study_status(cache_dir:Path, # the cache folder
                 ) -> str: # 'up to date', 'labels changed', or why it must be built
     "Whether a cached study is up to date"
     path = Path(cache_dir) / 'studies' / f'{study_file_name(study_id)}.json'
-    try: meta = json.loads(path.read_text())
+    try: meta = json.loads(path.read_text(encoding='utf-8'))
     except FileNotFoundError: return 'not cached'
     except (OSError, ValueError): return 'unreadable JSON'
     if meta.get('version') != CACHE_VERSION or meta.get('settings_hash') != settings_hash(settings): return 'settings changed'
@@ -450,7 +450,7 @@ def _process(task) -> dict:
         if status == 'up to date': return dict(study_id=study_id, status='skipped')
         if status == 'labels changed':
             path = Path(cache_dir) / 'studies' / f'{study_file_name(study_id)}.json'
-            write_json(dict(json.loads(path.read_text()), labels=labels), path)
+            write_json(dict(json.loads(path.read_text(encoding='utf-8')), labels=labels), path)
             return dict(study_id=study_id, status='updated', reason=status)
         build_study(Path(cache_dir), study_id, sources, fingerprints, labels, settings)
         return dict(study_id=study_id, status='built', reason=status, seconds=time.perf_counter() - start)

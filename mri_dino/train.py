@@ -38,7 +38,8 @@ from fastcore.imports import IN_NOTEBOOK
 from .augment import MultiViewCrops, augment_batch, check_crop_sizes
 from .ct import ct_preprocess_options, ct_views
 from .datasets import PatchDataset3D, SliceDataset
-from .learner import (EpochBatchSampler, SSLDataLoaders, SSLModel, ssl_learner, fit_ssl, atomic_write_text)
+from .io import atomic_write, atomic_write_text
+from .learner import (EpochBatchSampler, SSLDataLoaders, SSLModel, ssl_learner, fit_ssl)
 from .masking import collate_views
 from .phantom import make_phantom_dataset
 from .preprocess import preprocess_dataset, read_index
@@ -244,8 +245,7 @@ def attention_picture(backbone:torch.nn.Module, # the teacher's backbone
                       path, # the PNG to write
                      ) -> Path:
     "The teacher's CLS attention over one sample, as a PNG"
-    import matplotlib; matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure                            # not pyplot: a training run leaves the user's backend alone
     import torch.nn.functional as F
     data = cfg.data
     kwargs = dict(modalities=list(data.modalities), restrict=data.restrict, split=data.split)
@@ -275,17 +275,14 @@ def attention_picture(backbone:torch.nn.Module, # the teacher's backbone
     maps = F.interpolate(maps[None, None], size=shown.shape[1:], mode='bilinear' if len(size) == 2 else 'trilinear',
                          align_corners=False)[0, 0]
     if len(size) == 3: shown, maps = shown[:, shown.shape[1] // 2], maps[maps.shape[0] // 2]
-    fig, axes = plt.subplots(1, 2, figsize=(6, 3.2), dpi=100)
+    fig = Figure(figsize=(6, 3.2), dpi=100)
+    axes = fig.subplots(1, 2)
     axes[0].imshow(shown[0], cmap='gray'); axes[0].set_title(f"{sample['study_id']} ({cfg.data.modalities[0]})", fontsize=9)
     axes[1].imshow(shown[0], cmap='gray'); axes[1].imshow(maps, cmap='inferno', alpha=0.6)
     axes[1].set_title('teacher CLS attention (last layer)', fontsize=9)
     for ax in axes: ax.axis('off')
-    plt.tight_layout()
-    path = Path(path)
-    temporary = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    fig.savefig(temporary, format='png'); plt.close(fig)
-    os.replace(temporary, path)
-    return path
+    fig.tight_layout()
+    return atomic_write(path, lambda file: fig.savefig(file, format='png'))
 
 # %% ../nbs/11_train.ipynb #af189712
 class BatchIntensityCallback(Callback):

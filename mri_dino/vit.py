@@ -28,7 +28,7 @@ __all__ = ['DEFAULT_MODALITIES', 'PACKING_MODES', 'VIT_SIZES', 'as_size_tuple', 
            'DropPath', 'drop_add_residual', 'Block', 'interpolate_pos_embed', 'PatchEmbed', 'VisionTransformer',
            'select_modalities', 'foreground_patches', 'drop_patches', 'scatter_tokens', 'vit_tiny', 'vit_small',
            'vit_base', 'vit_large', 'vit_giant2', 'arch_name', 'build_backbone', 'read_state_dict',
-           'hf_to_dinov2_state_dict', 'read_hf_dinov2', 'load_dinov2_weights', 'save_backbone', 'load_backbone']
+           'hf_to_dinov2_state_dict', 'read_hf_dinov2', 'load_dinov2_weights', 'save_backbone', 'read_backbone']
 
 # %% ../nbs/08_vit.ipynb #8e94e94b
 def as_size_tuple(value:int|Sequence[int], # one size for every axis, or one per axis
@@ -863,11 +863,11 @@ def read_hf_dinov2(directory:str|Path, # a transformers model directory: config.
     directory = Path(directory)
     config_file = directory / 'config.json'
     if not config_file.is_file(): raise FileNotFoundError(f"{directory}: no config.json, not a transformers model directory")
-    config = json.loads(config_file.read_text())
+    config = json.loads(config_file.read_text(encoding='utf-8'))
     if not str(config.get('model_type', '')).startswith('dinov2'):
         raise ValueError(f"{config_file}: model_type {config.get('model_type')!r} is not a Dinov2 model")
     index = directory / 'model.safetensors.index.json'
-    if index.is_file(): files = sorted({directory / f for f in json.loads(index.read_text())['weight_map'].values()})
+    if index.is_file(): files = sorted({directory / f for f in json.loads(index.read_text(encoding='utf-8'))['weight_map'].values()})
     else: files = [f for f in (directory / 'model.safetensors', directory / 'pytorch_model.bin') if f.is_file()][:1]
     if not files: raise FileNotFoundError(f"{directory}: no model.safetensors or pytorch_model.bin")
     state = {}
@@ -988,7 +988,7 @@ def save_backbone(model:VisionTransformer, # the backbone (e.g. the teacher's)
         else: torch.save(state, temporary)
     return atomic_write(path, write, to='path')
 
-def load_backbone(path:str|Path, # a file written by save_backbone
+def read_backbone(path:str|Path, # a file written by save_backbone
                   model:VisionTransformer|None=None, # the model to fill; None: rebuilt from the .safetensors metadata
                  ) -> VisionTransformer:
     "A backbone from a `save_backbone` file (strict: every weight must match)."
