@@ -1,4 +1,4 @@
-"""What a pretrained backbone is worth downstream: features per slice and per study, weighted kNN and linear probes with cross-validation over folds, attention-MIL study classification and segmentation fine-tuning as fastai Learners, and a collapse monitor for pretraining.
+"""What a pretrained backbone is worth downstream: features per slice and per study, weighted kNN and linear probes with cross-validation over folds, attention-MIL study classification and segmentation fine-tuning as fastai Learners.
 
 Docs: https://mri-dino.github.io/mri_dino/eval.html.md"""
 
@@ -24,6 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .io import atomic_write
+from .learner import CollapseMonitor, effective_rank, feature_spread   # the collapse monitor (see the learner chapter)
+
+_all_ = ['CollapseMonitor', 'effective_rank', 'feature_spread']
 
 # %% auto #0
 __all__ = ['FEATURE_KINDS', 'AXES', 'METRICS', 'PROBES', 'MIL_POOLINGS', 'MIL_LOSSES', 'LABEL_MAPS', 'normalize_input',
@@ -33,9 +36,9 @@ __all__ = ['FEATURE_KINDS', 'AXES', 'METRICS', 'PROBES', 'MIL_POOLINGS', 'MIL_LO
            'run_backbone', 'AttentionMILPooling', 'StudyClassifier', 'StudyBags', 'collate_bags', 'StudyLoss',
            'study_metrics', 'ClassificationMetric', 'mil_learner', 'evaluate_classifier', 'patch_feature_map',
            'SegmentationDecoder', 'Segmenter', 'soft_dice_loss', 'DiceCELoss', 'dice_scores', 'DiceScore',
-           'SegmentationSlices', 'collate_segmentation', 'segmentation_learner', 'effective_rank', 'feature_spread',
-           'CollapseMonitor', 'lesion_sphere', 'cache_loader', 'evaluation_table', 'fold_split', 'cache_features',
-           'probe_cache', 'finetune_cache', 'mri_dino_probe', 'mri_dino_finetune']
+           'SegmentationSlices', 'collate_segmentation', 'segmentation_learner', 'lesion_sphere', 'cache_loader',
+           'evaluation_table', 'fold_split', 'cache_features', 'probe_cache', 'finetune_cache', 'mri_dino_probe',
+           'mri_dino_finetune', 'CollapseMonitor', 'effective_rank', 'feature_spread']
 
 # %% ../nbs/12_eval.ipynb #b07b1631
 def _per_channel_values(value, channels:int, name:str) -> Tensor:
@@ -1055,102 +1058,6 @@ def segmentation_learner(backbone:nn.Module, # pretrained backbone (see `load_ba
     if freeze: learn.freeze()
     else: learn.unfreeze()
     return learn
-
-# %% ../nbs/12_eval.ipynb #c7dc51ac
-@torch.no_grad()
-def effective_rank(features:Tensor, # (N, D) features
-                   eps:float=1e-7, # added to the normalised singular values
-                  ) -> float: # RankMe: exp of the entropy of the normalised singular values
-    "RankMe effective rank of a feature matrix (Garrido et al. 2023)"
-    singular = torch.linalg.svdvals(features.double())
-    p = singular / singular.sum().clamp_min(1e-300) + eps
-    return float(torch.exp(-(p * p.log()).sum()))
-
-@torch.no_grad()
-def feature_spread(features:Tensor, # (N, D) features
-                  ) -> float: # mean over dimensions of the std of the L2-normalised features, times sqrt(D)
-    "Per-dimension std of L2-normalised features, averaged, scaled so that features spread over the sphere give ~1"
-    normalised = F.normalize(features.double(), dim=1)
-    return float(normalised.std(0, unbiased=False).mean() * math.sqrt(features.shape[1]))
-
-# %% ../nbs/12_eval.ipynb #d80ba090
-class CollapseMonitor(Callback):
-    "Every `every` steps: effective rank (RankMe) and spread of the teacher's features; warn (or stop) on collapse"
-    order, run_valid = 25, False
-    def __init__(self,
-                 every:int=100, # training steps between measurements
-                 module:str='teacher', # submodule of `learn.model` to hook (its output: a tensor or a dict holding `key`)
-                 key:str|None='global_cls', # entry of the hooked module's output dict (None: the output is the tensor)
-                 features:Callable|None=None, # f(learn) -> (N, D) tensor instead of the hook
-                 buffer_size:int=1024, # feature rows pooled over recent steps
-                 min_effective_rank:float=2.0, # warn below this effective rank
-                 min_spread:float=0.1, # warn below this feature spread (~1 healthy, 0 collapsed)
-                 stop:bool=False, # end training (CancelFitException) on collapse instead of only warning
-                 warmup_steps:int=0, # record but do not warn (or stop) before this training step
-                 output_dir:str|Path|None=None, # write `collapse_metrics.csv` there (main process only)
-                ):
-        if every < 1: raise ValueError(f"CollapseMonitor: every must be >= 1, got {every}")
-        self.every, self.module, self.key, self.features_fn, self.buffer_size = every, module, key, features, buffer_size
-        self.min_effective_rank, self.min_spread, self.stop, self.warmup_steps = min_effective_rank, min_spread, stop, warmup_steps
-        self.output_dir = None if output_dir is None else Path(output_dir)
-        self.history, self._hook = [], None
-
-    def _hooked_output(self, module, inputs, output):
-        value = output if self.key is None else output[self.key]
-        self._latest = value.detach()
-
-    def before_fit(self):
-        self._buffer, self._latest, self.n_steps = [], None, 0
-        if self.features_fn is not None: return
-        target = self.learn.model
-        for name in self.module.split('.'):
-            if not hasattr(target, name):
-                raise AttributeError(f"CollapseMonitor: learn.model has no submodule {self.module!r}; pass module= or features=")
-            target = getattr(target, name)
-        self._hook = target.register_forward_hook(self._hooked_output)
-
-    def after_fit(self):
-        if self._hook is not None: self._hook.remove(); self._hook = None
-
-    def after_batch(self):
-        if not self.training: return
-        value = self.features_fn(self.learn) if self.features_fn is not None else self._latest
-        self._latest = None
-        if value is not None:
-            self._buffer.append(value.detach().float().flatten(0, -2).cpu())
-            while sum(len(b) for b in self._buffer) - len(self._buffer[0]) >= self.buffer_size: self._buffer.pop(0)
-        self.n_steps += 1
-        if self.n_steps % self.every == 0 and self._buffer: self.measure()
-
-    def measure(self) -> dict:
-        "Measure the pooled features now, record, write and warn"
-        features = torch.cat(self._buffer)[-self.buffer_size:]
-        step = getattr(self.learn, 'step', None)   # the pretraining learner's iteration (0-based, as in training_metrics.csv)
-        row = dict(step=int(step) if isinstance(step, (int, np.integer)) else self.n_steps - 1, n_features=len(features),
-                   effective_rank=effective_rank(features), spread=feature_spread(features))
-        row['collapsed'] = bool(row['effective_rank'] < self.min_effective_rank or row['spread'] < self.min_spread)
-        self.history.append(row)
-        self._write(row)
-        if row['collapsed'] and row['step'] >= self.warmup_steps:
-            message = (f"CollapseMonitor: teacher features look collapsed at step {row['step']}: effective rank "
-                       f"{row['effective_rank']:.2f} (warn below {self.min_effective_rank}), spread {row['spread']:.3f} "
-                       f"(warn below {self.min_spread}) over {row['n_features']} features")
-            warnings.warn(message, RuntimeWarning)
-            if self.stop: raise CancelFitException()
-        return row
-
-    def _write(self, row:dict):
-        accelerator = getattr(self.learn, 'accelerator', None)
-        if self.output_dir is None or not (accelerator is None or accelerator.is_main_process): return
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        path = self.output_dir / 'collapse_metrics.csv'
-        new = not path.exists()
-        with open(path, 'a', encoding='utf-8') as file: file.write((','.join(row) + '\n' if new else '') + ','.join(str(v) for v in row.values()) + '\n')
-
-    @property
-    def frame(self) -> pd.DataFrame:
-        "The measurements so far"
-        return pd.DataFrame(self.history)
 
 # %% ../nbs/12_eval.ipynb #4896793b
 from fastcore.script import call_parse

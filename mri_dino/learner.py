@@ -29,7 +29,7 @@ import torch.distributed as dist
 from torch import nn
 from fastcore.basics import noop
 from fastcore.imports import IN_NOTEBOOK
-from fastai.callback.core import Callback, CancelBatchException, CancelEpochException, CancelStepException
+from fastai.callback.core import Callback, CancelBatchException, CancelEpochException, CancelFitException, CancelStepException
 from fastai.callback.progress import ProgressCallback
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
@@ -41,11 +41,12 @@ from .losses import DINOHead, DINOLoss, iBOTPatchLoss, KoLeoLoss, all_reduce_, i
 from .vit import _CONFIG_METADATA as VIT_CONFIG_METADATA, drop_patches, foreground_patches
 
 # %% auto #0
-__all__ = ['Student', 'SSLModel', 'layer_index', 'param_groups', 'scaled_lr', 'cosine_schedule', 'Schedules', 'EpochBatchSampler',
-           'SSLDataLoaders', 'SSLLearner', 'torch_param_groups', 'ScheduleCallback', 'TeacherEMACallback',
-           'GradientClipCallback', 'NonFiniteLossError', 'NonFiniteGuard', 'AccelerateCallback', 'MetricsLogger',
-           'atomic_torch_save', 'list_checkpoints', 'load_latest_checkpoint', 'export_backbone', 'CheckpointCallback',
-           'weights_digest', 'RunSummaryCallback', 'ssl_learner', 'fit_ssl']
+__all__ = ['COLLAPSE_COLUMNS', 'Student', 'SSLModel', 'layer_index', 'param_groups', 'scaled_lr', 'cosine_schedule', 'Schedules',
+           'EpochBatchSampler', 'SSLDataLoaders', 'SSLLearner', 'torch_param_groups', 'ScheduleCallback',
+           'TeacherEMACallback', 'GradientClipCallback', 'NonFiniteLossError', 'NonFiniteGuard', 'AccelerateCallback',
+           'MetricsLogger', 'atomic_torch_save', 'list_checkpoints', 'load_latest_checkpoint', 'export_backbone',
+           'CheckpointCallback', 'weights_digest', 'RunSummaryCallback', 'effective_rank', 'feature_spread',
+           'CollapseMonitor', 'collapse_monitor', 'ssl_learner', 'fit_ssl']
 
 # %% ../nbs/10_learner.ipynb #3bd3c976
 def _patch_tokens(features:dict, # output of the backbone's `forward_features`
@@ -882,7 +883,157 @@ class RunSummaryCallback(Callback):
             self.output_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.output_dir / 'run_summary.json', json.dumps(dict(processes=everyone), indent=1))
 
+# %% ../nbs/10_learner.ipynb #57956f05
+@torch.no_grad()
+def effective_rank(features:torch.Tensor, # (N, D) features
+                   eps:float=1e-7, # added to the normalised singular values
+                  ) -> float: # RankMe: exp of the entropy of the normalised singular values
+    "RankMe effective rank of a feature matrix (Garrido et al. 2023)"
+    singular = torch.linalg.svdvals(features.double())
+    p = singular / singular.sum().clamp_min(1e-300) + eps
+    return float(torch.exp(-(p * p.log()).sum()))
+
+@torch.no_grad()
+def feature_spread(features:torch.Tensor, # (N, D) features
+                  ) -> float: # mean over dimensions of the std of the L2-normalised features, times sqrt(D)
+    "Per-dimension std of L2-normalised features, averaged, scaled so that features spread over the sphere give ~1"
+    normalised = torch.nn.functional.normalize(features.double(), dim=1)
+    return float(normalised.std(0, unbiased=False).mean() * math.sqrt(features.shape[1]))
+
+# %% ../nbs/10_learner.ipynb #1a455eac
+COLLAPSE_COLUMNS = ('step', 'n_features', 'effective_rank', 'spread', 'collapsed')
+
+def _measured_before(line:str, # a row of `collapse_metrics.csv`, with its line end
+                     start:int, # the step a (resumed) fit starts at
+                    ) -> bool: # keep the row
+    "A whole row measured before `start` (a row torn by a killed process is dropped)"
+    fields = line.rstrip('\n').split(',')
+    if not line.endswith('\n') or len(fields) != len(COLLAPSE_COLUMNS): return False
+    try: return int(fields[0]) < start
+    except ValueError: return False
+
+class CollapseMonitor(Callback):
+    "Every `every` steps: effective rank (RankMe) and spread of the teacher's features; warn (or stop) on collapse"
+    order, run_valid = 22, False   # after MetricsLogger (20) writes the step, before CheckpointCallback (25) saves it
+    def __init__(self,
+                 every:int=100, # training steps between measurements
+                 module:str='teacher', # submodule of `learn.model` to hook (its output: a tensor or a dict holding `key`)
+                 key:str|None='global_cls', # entry of the hooked module's output dict (None: the output is the tensor)
+                 features:Callable|None=None, # f(learn) -> (N, D) tensor instead of the hook
+                 buffer_size:int=1024, # feature rows pooled over recent steps
+                 min_effective_rank:float=2.0, # warn below this effective rank
+                 min_spread:float=0.1, # warn below this feature spread (~1 healthy, 0 collapsed)
+                 stop:bool=False, # end training (CancelFitException) on collapse instead of only warning
+                 warmup_steps:int=0, # record but do not warn (or stop) before this training step
+                 output_dir:str|Path|None=None, # write `collapse_metrics.csv` there (main process only)
+                ):
+        if every < 1: raise ValueError(f"CollapseMonitor: every must be >= 1, got {every}")
+        if buffer_size < 2: raise ValueError(f"CollapseMonitor: buffer_size must be >= 2, got {buffer_size}")
+        self.every, self.module, self.key, self.features_fn, self.buffer_size = every, module, key, features, buffer_size
+        self.min_effective_rank, self.min_spread, self.stop, self.warmup_steps = min_effective_rank, min_spread, stop, warmup_steps
+        self.output_dir = None if output_dir is None else Path(output_dir)
+        self.history, self._hook = [], None
+
+    @property
+    def path(self) -> Path|None:
+        "The CSV the measurements go to"
+        return None if self.output_dir is None else self.output_dir / 'collapse_metrics.csv'
+
+    @property
+    def _main(self) -> bool:
+        accelerator = getattr(self.learn, 'accelerator', None)
+        return accelerator is None or accelerator.is_main_process
+
+    def _step(self) -> int:
+        "This training step: the learner's `step` (counted across restarts), else the training batches of this fit"
+        step = getattr(self.learn, 'step', None)
+        return int(step) if isinstance(step, (int, np.integer)) else self.n_steps
+
+    def _hooked_output(self, module, inputs, output):
+        value = output if self.key is None else output[self.key]
+        self._latest = value.detach()
+
+    def before_fit(self):
+        self._buffer, self._latest, self.n_steps, self.opened = [], None, 0, False
+        if self.features_fn is not None: return
+        target = self.learn.model
+        for name in self.module.split('.'):
+            if not hasattr(target, name):
+                raise AttributeError(f"CollapseMonitor: learn.model has no submodule {self.module!r}; pass module= or features=")
+            target = getattr(target, name)
+        self._hook = target.register_forward_hook(self._hooked_output)
+
+    def before_epoch(self):
+        if not self.opened: self._open()
+
+    def _open(self):
+        "Drop the rows measured from the step this fit starts at on; after `CheckpointCallback` has resumed"
+        self.opened = True
+        if self.path is not None and self._main: _truncate_rows(self.path, partial(_measured_before, start=self._step()), header=True)
+
+    def after_fit(self):
+        if self._hook is not None: self._hook.remove(); self._hook = None
+
+    def after_batch(self):
+        if not self.training: return
+        value = self.features_fn(self.learn) if self.features_fn is not None else self._latest
+        self._latest = None
+        if value is not None:
+            self._buffer.append(value.detach().float().flatten(0, -2))       # kept on its device until measured
+            while sum(len(b) for b in self._buffer) - len(self._buffer[0]) >= self.buffer_size: self._buffer.pop(0)
+        step = self._step()
+        self.n_steps += 1
+        if (step + 1) % self.every == 0 and self._buffer: self.measure(step)
+
+    def measure(self, step:int|None=None, # the training step recorded (default: the current one)
+               ) -> dict: # the row written
+        "Measure the pooled features now, record, write and warn"
+        pooled = torch.cat(self._buffer)[-self.buffer_size:]
+        features = pooled.cpu()
+        features = features[torch.isfinite(features).all(1)]                 # rows of a skipped non-finite batch
+        enough = len(features) >= 2
+        row = dict(step=self._step() if step is None else int(step), n_features=len(features),
+                   effective_rank=effective_rank(features) if enough else float('nan'),
+                   spread=feature_spread(features) if enough else float('nan'))
+        collapsed = bool(row['effective_rank'] < self.min_effective_rank or row['spread'] < self.min_spread)
+        if is_distributed(): collapsed = bool(all_reduce_(torch.tensor([float(collapsed)], device=pooled.device), 'max') > 0)
+        row['collapsed'] = collapsed                                         # on any process
+        self.history.append(row)
+        self._write(row)
+        if collapsed and row['step'] >= self.warmup_steps:
+            if self._main:
+                warnings.warn(f"CollapseMonitor: teacher features look collapsed at step {row['step']}: effective rank "
+                              f"{row['effective_rank']:.2f} (warn below {self.min_effective_rank}), spread {row['spread']:.3f} "
+                              f"(warn below {self.min_spread}) over {row['n_features']} features", RuntimeWarning)
+            if self.stop: raise CancelFitException()
+        return row
+
+    def _write(self, row:dict):
+        if self.path is None or not self._main: return
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        header = '' if self.path.exists() and self.path.stat().st_size else ','.join(COLLAPSE_COLUMNS) + '\n'
+        with open(self.path, 'a', encoding='utf-8') as file: file.write(header + ','.join(str(row[c]) for c in COLLAPSE_COLUMNS) + '\n')
+
+    @property
+    def frame(self):
+        "The measurements so far, as a pandas DataFrame"
+        import pandas as pd
+        return pd.DataFrame(self.history, columns=list(COLLAPSE_COLUMNS))
+
 # %% ../nbs/10_learner.ipynb #7c707efc
+def collapse_monitor(cfg, # the experiment config (`train.collapse_*`)
+                     model:nn.Module, # the SSL model
+                     output_dir, # where `collapse_metrics.csv` goes
+                    ) -> CollapseMonitor|None: # None when `train.collapse_every` is 0 or the model has no DINO teacher
+    "The `CollapseMonitor` of the config, on the teacher's global CLS features (DINO runs; JEPA has no CLS target to watch)"
+    train = cfg['train']
+    every = int(train.get('collapse_every', 100) or 0)
+    if every < 0: raise ValueError(f"train.collapse_every must be >= 0 (0: off), got {every}")
+    if every == 0 or not isinstance(model, SSLModel): return None
+    return CollapseMonitor(every, min_effective_rank=float(train.get('collapse_min_effective_rank', 2.0)),
+                           min_spread=float(train.get('collapse_min_spread', 0.1)), stop=bool(train.get('collapse_stop', False)),
+                           warmup_steps=int(train.get('collapse_warmup_steps', 1000)), output_dir=output_dir)
+
 def ssl_learner(cfg, # the experiment config (sections optim, teacher, train; see `mri_dino.train`)
                 model:SSLModel, # student, teacher and losses
                 dls:SSLDataLoaders, # train (and validation) loaders
@@ -891,7 +1042,7 @@ def ssl_learner(cfg, # the experiment config (sections optim, teacher, train; se
                 config_text:str|None=None, # the resolved config as YAML, stored in checkpoints
                 extra_cbs:Sequence[Callback]=(), # more callbacks
                ) -> SSLLearner:
-    "A `SSLLearner` with schedules, EMA, clipping, NaN guard, accelerate, metrics, checkpoints and a run summary"
+    "A `SSLLearner` with schedules, EMA, clipping, NaN guard, accelerate, metrics, checkpoints, a run summary and the collapse monitor"
     optim, train = cfg['optim'], cfg['train']
     if int(optim['epochs']) != optim['epochs'] or optim['epochs'] < 1:
         raise ValueError(f"optim.epochs must be a whole number of epochs, at least 1, got {optim['epochs']!r}")
@@ -908,6 +1059,8 @@ def ssl_learner(cfg, # the experiment config (sections optim, teacher, train; se
                                     train.get('auto_resume', True), config_text),
                  RunSummaryCallback(output_dir)]
     if accelerator is not None: callbacks.insert(0, AccelerateCallback(accelerator))
+    monitor = collapse_monitor(cfg, model, output_dir)
+    if monitor is not None: callbacks.append(monitor)
     learn = SSLLearner(dls, model, optim.get('layerwise_decay', 1.0), optim.get('patch_embed_lr_mult', 1.0),
                        (optim.get('adamw_beta1', 0.9), optim.get('adamw_beta2', 0.999)), cbs=callbacks + list(extra_cbs),
                        path=output_dir)

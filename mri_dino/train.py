@@ -39,7 +39,7 @@ from .augment import MultiViewCrops, augment_batch, check_crop_sizes
 from .ct import ct_preprocess_options, ct_views
 from .datasets import PatchDataset3D, SliceDataset
 from .io import atomic_write, atomic_write_text
-from .learner import (EpochBatchSampler, SSLDataLoaders, SSLModel, ssl_learner, fit_ssl)
+from .learner import (CollapseMonitor, EpochBatchSampler, SSLDataLoaders, SSLModel, ssl_learner, fit_ssl)
 from .masking import collate_views
 from .phantom import make_phantom_dataset
 from .preprocess import preprocess_dataset, read_index
@@ -326,6 +326,9 @@ def train(cfg:DictConfig, # the resolved experiment config
         print(f"training {cfg.student.arch} ({sum(p.numel() for p in model.student.backbone.parameters()) / 1e6:.1f} M backbone "
               f"parameters) on {len(train_dataset)} samples, {world} process{'es' if world > 1 else ''} x batch "
               f"{cfg.train.batch_size_per_gpu}, {learn.total_steps} steps, output in {output_dir}", flush=True)
+        if cfg.train.get('collapse_every', 0) and not any(isinstance(cb, CollapseMonitor) for cb in learn.cbs):
+            print(f"no collapse monitor: train.objective {cfg.train.get('objective', 'dino')} gives no teacher CLS features "
+                  f"(train.collapse_every applies to dino)", flush=True)
     fit_ssl(learn)
     if accelerator.is_main_process and cfg.train.get('attention_map', True):
         attention_picture(model.teacher.backbone, cfg, cache_dir, output_dir / 'attention.png')
