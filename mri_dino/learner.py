@@ -38,15 +38,15 @@ from fastai.torch_core import to_device
 
 from .io import atomic_write, atomic_write_text
 from .losses import DINOHead, DINOLoss, iBOTPatchLoss, KoLeoLoss, all_reduce_, is_distributed, masked_patch_weights
-from .vit import _CONFIG_METADATA as VIT_CONFIG_METADATA, drop_patches, foreground_patches
+from .vit import drop_patches, foreground_patches, save_backbone
 
 # %% auto #0
 __all__ = ['COLLAPSE_COLUMNS', 'Student', 'SSLModel', 'layer_index', 'param_groups', 'scaled_lr', 'cosine_schedule', 'Schedules',
            'EpochBatchSampler', 'SSLDataLoaders', 'SSLLearner', 'torch_param_groups', 'ScheduleCallback',
            'TeacherEMACallback', 'GradientClipCallback', 'NonFiniteLossError', 'NonFiniteGuard', 'AccelerateCallback',
-           'MetricsLogger', 'atomic_torch_save', 'list_checkpoints', 'load_latest_checkpoint', 'export_backbone',
-           'CheckpointCallback', 'weights_digest', 'RunSummaryCallback', 'effective_rank', 'feature_spread',
-           'CollapseMonitor', 'collapse_monitor', 'ssl_learner', 'fit_ssl']
+           'MetricsLogger', 'atomic_torch_save', 'list_checkpoints', 'load_latest_checkpoint', 'CheckpointCallback',
+           'weights_digest', 'RunSummaryCallback', 'effective_rank', 'feature_spread', 'CollapseMonitor',
+           'collapse_monitor', 'ssl_learner', 'fit_ssl']
 
 # %% ../nbs/10_learner.ipynb #3bd3c976
 def _patch_tokens(features:dict, # output of the backbone's `forward_features`
@@ -771,19 +771,6 @@ def _gather_objects(obj) -> list:
     dist.all_gather_object(gathered, obj)
     return gathered
 
-def export_backbone(backbone:nn.Module, # e.g. the teacher's backbone
-                    path, # a `.safetensors` file
-                    metadata:dict|None=None, # strings stored in the file (e.g. the config)
-                   ):
-    "The backbone's weights as safetensors, written atomically, with the ViT's own config so `mri_dino.vit.read_backbone` rebuilds it"
-    from safetensors.torch import save_file
-    path = Path(path)
-    state = {k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()}
-    metadata = {k: str(v) for k, v in (metadata or {}).items()}
-    if isinstance(getattr(backbone, 'config', None), dict):
-        metadata.update({'format': 'pt', VIT_CONFIG_METADATA: json.dumps(backbone.config)})
-    return atomic_write(path, lambda temporary: save_file(state, temporary, metadata=metadata), to='path')
-
 # %% ../nbs/10_learner.ipynb #bc0c768d
 class CheckpointCallback(Callback):
     "Save everything every `every_steps` steps and at the end (atomic, keep the newest `keep`), export the teacher, resume from the newest"
@@ -847,8 +834,8 @@ class CheckpointCallback(Callback):
             path = self.output_dir / f'model_{step:07d}.pth'
             atomic_torch_save(state, path)
             atomic_write_text(self.output_dir / 'last_checkpoint', path.name + '\n')
-            export_backbone(learn.model.teacher.backbone, self.output_dir / 'teacher_backbone.safetensors',
-                            dict(step=step, config=self.config or ''))
+            save_backbone(learn.model.teacher.backbone, self.output_dir / 'teacher_backbone.safetensors',
+                          dict(step=step, config=self.config or ''))
             for old in list_checkpoints(self.output_dir)[:-self.keep] if self.keep > 0 else []: old.unlink()
         self.last_saved = step
         if is_distributed(): dist.barrier()

@@ -975,6 +975,7 @@ _CONFIG_METADATA = 'mri_dino.vit.config'
 
 def save_backbone(model:VisionTransformer, # the backbone (e.g. the teacher's)
                   path:str|Path, # .safetensors (with the model's config) or .pth / .pt (plain state dict)
+                  metadata:dict|None=None, # more entries for a .safetensors file's metadata, stored as strings (e.g. the run's step)
                  ) -> Path:
     "Write the backbone's weights to `path` atomically; returns the path."
     path = Path(path)
@@ -984,7 +985,8 @@ def save_backbone(model:VisionTransformer, # the backbone (e.g. the teacher's)
     def write(temporary:str):
         if path.suffix == '.safetensors':
             from safetensors.torch import save_file
-            save_file(state, temporary, metadata={'format': 'pt', _CONFIG_METADATA: json.dumps(model.config)})
+            extra = {key: str(value) for key, value in (metadata or {}).items()}
+            save_file(state, temporary, metadata={**extra, 'format': 'pt', _CONFIG_METADATA: json.dumps(model.config)})
         else: torch.save(state, temporary)
     return atomic_write(path, write, to='path')
 
