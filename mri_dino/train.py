@@ -51,7 +51,7 @@ from .vit import as_size_tuple, build_backbone
 __all__ = ['OPEN_SECTIONS', 'mri_dino_train', 'config_dir', 'rewrite_env_syntax', 'find_config', 'load_config', 'save_config',
            'prepare_cache', 'view_recipe', 'build_datasets', 'build_dataloaders', 'backbone_config', 'build_model',
            'attention_picture', 'BatchIntensityCallback', 'seed_everything', 'train', 'wanted_precision',
-           'make_accelerator', 'parse_args', 'main']
+           'make_accelerator', 'parse_args', 'main', 'close_process_group']
 
 # %% ../nbs/11_train.ipynb #cd5c13b2
 OPEN_SECTIONS = ('student', 'crops', 'augment', 'ct.mode_mapping', 'ct.window_table')   # sections (and keys) taking any key
@@ -380,6 +380,12 @@ def main(argv:Sequence[str]|None=None, # the command line's arguments (None: `sy
     except (ValueError, FileNotFoundError) as e: sys.exit(f"mri_dino_train: {e}")
     if options.print_config: print(OmegaConf.to_yaml(cfg)); return cfg
     train(cfg)
+    close_process_group()
+
+def close_process_group():
+    "End a multi-process run's process group in order: a process that exits with its gloo group alive can abort (SIGABRT)"
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized(): dist.barrier(); dist.destroy_process_group()
 
 mri_dino_train = main
 
