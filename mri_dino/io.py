@@ -7,6 +7,7 @@ Docs: https://mri-dino.github.io/mri_dino/io.html.md"""
 # %% ../nbs/00_io.ipynb #8f0af2e6
 from __future__ import annotations
 
+import errno
 import json
 import locale
 import math
@@ -24,10 +25,10 @@ from typing import Callable
 import numpy as np
 
 # %% auto #0
-__all__ = ['HDF5_EXTENSIONS', 'LPS_TO_RAS', 'VolumeError', 'affine_spacing', 'Volume', 'VolumeHeader', 'dwi_b_values',
-           'dwi_b_value', 'split_dataset_path', 'volume_format', 'read_bvals', 'itk_affine', 'keep_locale',
-           'dicom_series', 'hdf5_volumes', 'read_volume', 'read_header', 'inspect_volume', 'atomic_write',
-           'temporary_owner', 'atomic_write_bytes', 'atomic_write_text']
+__all__ = ['HDF5_EXTENSIONS', 'LPS_TO_RAS', 'MAX_VOXELS', 'VolumeError', 'affine_spacing', 'Volume', 'VolumeHeader',
+           'dwi_b_values', 'dwi_b_value', 'split_dataset_path', 'volume_format', 'read_bvals', 'itk_affine',
+           'keep_locale', 'dicom_series', 'hdf5_volumes', 'read_volume', 'read_header', 'inspect_volume',
+           'DiskFullError', 'atomic_write', 'temporary_owner', 'atomic_write_bytes', 'atomic_write_text']
 
 # %% ../nbs/00_io.ipynb #303ad9f9
 class VolumeError(ValueError):
@@ -269,10 +270,21 @@ def _stack_affine(files:list) -> np.ndarray:
         affine[:3, 2] = (LPS_TO_RAS[:3, :3] @ np.array(reader.GetOrigin()[:3]) - affine[:3, 3]) / (len(files) - 1)
     return affine
 
+def _dicom_shape(stacks:list) -> tuple:
+    "The stored shape of planned DICOM stacks, (I, J, K) or (I, J, K, stacks), from the first file's header"
+    import SimpleITK as sitk
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(stacks[0][0]); reader.ReadImageInformation()
+    size = list(reader.GetSize()) + [1] * (3 - reader.GetDimension())
+    if len(stacks[0]) > 1: size[2] = len(stacks[0])
+    if len(stacks) > 1: size.append(len(stacks))
+    return tuple(size)
+
 def _read_dicom(path:Path, series_uid, b_value) -> tuple:
     "Voxels (i, j, k), RAS affine and meta of a DICOM series (several stacks combined)"
     import SimpleITK as sitk
     stacks, meta = _dicom_plan(path, series_uid, b_value)
+    _check_voxels(path, _dicom_shape(stacks))   # before SimpleITK allocates anything
     arrays, affine = [], None
     for files in stacks:
         try:
@@ -309,33 +321,90 @@ def _check_not_empty(path:Path):
     if not path.exists(): raise VolumeError(path, 'does not exist')
     if path.is_file() and path.stat().st_size == 0: raise VolumeError(path, 'is empty (0 bytes)')
 
-def _decompress(path:Path) -> bytes:
-    "The whole decompressed content of a gzip file (every member), checking its CRC; VolumeError when truncated or corrupt"
-    raw = path.read_bytes()
-    parts = []
-    try:
-        while raw:
-            decompressor = zlib.decompressobj(31)
-            parts.append(decompressor.decompress(raw))
-            if not decompressor.eof: raise VolumeError(path, 'is truncated: the gzip stream ends before its end marker')
-            raw = decompressor.unused_data.lstrip(b'\0')
-    except zlib.error as e: raise VolumeError(path, f'is corrupt: {e}') from None
-    return b''.join(parts)
+_PIECE = 2**22   # bytes read, or decompressed, at a time (4 MiB)
+
+def _is_gzip(path:Path) -> bool: return path.name.lower().endswith('.gz')
+
+def _gzip_pieces(path:Path, size:int=_PIECE):
+    "The decompressed content of a gzip file (every member) in pieces of at most `size` bytes, each member's CRC and length checked; VolumeError when truncated or corrupt"
+    with open(path, 'rb') as file:
+        decompressor, data = None, b''
+        while True:
+            if decompressor is None or decompressor.eof:   # before a member, or in the zero padding after the last one
+                data = data.lstrip(b'\0')
+                if not data:
+                    data = file.read(size)
+                    if not data: return
+                    continue
+                decompressor = zlib.decompressobj(31)
+            try: piece = decompressor.decompress(data, size)
+            except zlib.error as e: raise VolumeError(path, f'is corrupt: {e}') from None
+            data = decompressor.unused_data if decompressor.eof else decompressor.unconsumed_tail
+            if piece: yield piece
+            elif not data and not decompressor.eof:
+                data = file.read(size)
+                if not data: raise VolumeError(path, 'is truncated: the gzip stream ends before its end marker')
+
+def _file_pieces(path:Path, size:int=_PIECE):
+    "The bytes of a file in pieces of at most `size` bytes"
+    with open(path, 'rb') as file:
+        while piece := file.read(size): yield piece
+
+def _content_pieces(path:Path, size:int=_PIECE):
+    "The content of a volume file in pieces of at most `size` bytes: decompressed for a .gz"
+    return _gzip_pieces(path, size) if _is_gzip(path) else _file_pieces(path, size)
+
+def _content_start(path:Path, count:int) -> bytes:
+    "The first `count` bytes of a volume file's content (fewer when it is shorter), without reading further"
+    parts, size = [], 0
+    for piece in _content_pieces(path, min(count, _PIECE)):
+        parts.append(piece); size += len(piece)
+        if size >= count: break
+    return b''.join(parts)[:count]
+
+_NIFTI_HEADER_LIMIT = 2**24   # bytes a NIfTI header and its extensions may take before the voxels (16 MiB)
+
+def _nifti_layout(start:bytes) -> tuple|None:
+    "(header size, offset of the voxels) from a NIfTI-1 or NIfTI-2 file's first 176 bytes, in either byte order; None for anything else"
+    for order in '<>':
+        size = struct.unpack(order + 'i', start[:4])[0]
+        if size == 348: return size, struct.unpack(order + 'f', start[108:112])[0]
+        if size == 540 and len(start) >= 176: return size, struct.unpack(order + 'q', start[168:176])[0]
+    return None
 
 def _load_nifti(path:Path):
+    "The nibabel image of a NIfTI file made from its header and extensions only (at most 16 MiB are read): its `dataobj` gives the layout, not the voxels"
     import nibabel as nib
-    try: return nib.load(str(path))
-    except Exception as e: error = e
-    if path.name.lower().endswith('.gz'): _decompress(path)   # a truncated or corrupt stream says so
-    raise VolumeError(path, f'is not a readable NIfTI file ({_short(error)})')
+    start = _content_start(path, 544)
+    layout = _nifti_layout(start) if len(start) >= 348 else None
+    if layout is None: raise VolumeError(path, f'is not a readable NIfTI file (its first {len(start)} bytes are no NIfTI-1 or NIfTI-2 header)')
+    size, offset = layout
+    if not (math.isfinite(offset) and offset <= _NIFTI_HEADER_LIMIT):
+        raise VolumeError(path, f'its header puts the voxels at byte {offset}, beyond the {_NIFTI_HEADER_LIMIT} bytes a header and its extensions may take: a broken or forged header')
+    head = start if offset <= len(start) else _content_start(path, int(offset))
+    try: return (nib.Nifti1Image if size == 348 else nib.Nifti2Image).from_bytes(head)
+    except Exception as e: raise VolumeError(path, f'is not a readable NIfTI file ({_short(e)})') from None
+
+def _nifti_voxels(path:Path, image) -> np.ndarray:
+    "The stored voxels of a NIfTI file whose size was checked, flat: memory-mapped (.nii) or decompressed into one buffer of the header's size (.nii.gz)"
+    dtype, offset, count = image.get_data_dtype(), int(image.dataobj.offset), math.prod(image.shape)
+    if not _is_gzip(path): return np.memmap(path, dtype=dtype, mode='r', offset=offset, shape=(count,))
+    buffer = bytearray(offset + count * dtype.itemsize)
+    filled = 0
+    for piece in _gzip_pieces(path):
+        if filled + len(piece) > len(buffer): raise VolumeError(path, _bomb_problem(len(buffer)))
+        buffer[filled:filled + len(piece)] = piece
+        filled += len(piece)
+    if filled < len(buffer): raise VolumeError(path, f'is truncated: it holds {filled} bytes, its header announces {len(buffer)}')
+    return np.frombuffer(buffer, dtype=dtype, count=count, offset=offset)
 
 def _read_nifti(path:Path, volume_index=None):
+    from nibabel.volumeutils import apply_read_scaling
     image = _load_nifti(path)
     meta = dict(format='nifti', dtype=str(image.get_data_dtype()))
-    try:
-        if volume_index is None: data = np.asarray(image.dataobj, dtype=np.float32)
-        else: data = np.asarray(image.dataobj[..., volume_index], dtype=np.float32)
-    except Exception as e: raise VolumeError(path, f'voxels cannot be read, truncated or corrupt ({_short(e)})') from None
+    stored = _nifti_voxels(path, image).reshape(image.shape, order='F')   # NIfTI stores i fastest
+    if volume_index is not None: stored = stored[..., volume_index]
+    data = np.asarray(apply_read_scaling(stored, image.dataobj.slope, image.dataobj.inter), dtype=np.float32)
     return data, np.asarray(image.affine, dtype=np.float64), meta, None
 
 def _json_sidecar(path:Path) -> dict:
@@ -357,11 +426,11 @@ def _affine_from(path, affine, spacing) -> np.ndarray:
     return np.eye(4)
 
 def _read_numpy(path:Path):
+    _numpy_layout(path)   # voxel type, count and the file's size checked before numpy allocates anything
     try: data = np.load(path, allow_pickle=False)
     except Exception as e: raise VolumeError(path, f'is not a readable .npy file ({_short(e)})') from None
     side = _json_sidecar(path)
     meta = dict(format='numpy', dtype=str(data.dtype))
-    if not np.issubdtype(data.dtype, np.number) and data.dtype != bool: raise VolumeError(path, f'holds {data.dtype} values, not numbers')
     return data, _affine_from(path, side.get('affine'), side.get('spacing')), meta, side.get('b_values', side.get('bvals'))
 
 def _load_torch(path:Path, mmap=False):
@@ -391,7 +460,7 @@ def _read_torch(path:Path):
     import torch
     tensor, content = _torch_content(path, _load_torch(path))
     meta = dict(format='torch', dtype=str(tensor.dtype).replace('torch.', ''))
-    if tensor.is_complex(): raise VolumeError(path, f'holds complex values ({tensor.dtype})')
+    if tensor.is_complex(): raise VolumeError(path, f'holds complex values ({tensor.dtype}); give a magnitude image (the absolute value)')
     data = tensor.detach().to(torch.float32).numpy()
     b_values = next((content[k] for k in _B_KEYS if k in content), None)
     if b_values is not None: b_values = [float(b) for b in (b_values.tolist() if hasattr(b_values, 'tolist') else b_values)]
@@ -400,6 +469,7 @@ def _read_torch(path:Path):
 def _read_itk(path:Path):
     import SimpleITK as sitk
     _itk_warnings_off()
+    _itk_information(path)   # voxel type and count checked before SimpleITK allocates anything
     try: image = sitk.ReadImage(str(path))
     except RuntimeError as e: raise VolumeError(path, f'is not a readable image ({str(e).strip().splitlines()[-1]})') from None
     try: data = _itk_to_numpy(image)
@@ -408,6 +478,73 @@ def _read_itk(path:Path):
     return data, itk_affine(image.GetOrigin(), image.GetSpacing(), image.GetDirection()), meta, None
 
 _READERS = dict(nifti=_read_nifti, numpy=_read_numpy, torch=_read_torch, itk=_read_itk)
+
+# %% ../nbs/00_io.ipynb #5ab1e0c7
+def _gzip_trailer_size(path:Path) -> int:
+    "The uncompressed size modulo 2**32 that the gzip trailer announces"
+    with open(path, 'rb') as f:
+        f.seek(-4, os.SEEK_END)
+        return struct.unpack('<I', f.read(4))[0]
+
+_DEFLATE_MAX_RATIO = 1032   # deflate never expands data more than 1032 times (zlib's technical details)
+
+def _bomb_problem(needed:int) -> str:
+    return f'decompresses to more than the {needed} bytes its header announces: a gzip bomb or a broken header'
+
+def _gzip_size(path:Path, limit:int) -> int:
+    "The decompressed size of a gzip file, counted piece by piece; stops (with a size over `limit`) once past `limit`"
+    size = 0
+    for piece in _gzip_pieces(path):
+        size += len(piece)
+        if size > limit: break
+    return size
+
+def _check_size(path:Path, fmt:str, needed:int):
+    "VolumeError when the file cannot hold the `needed` bytes (header + voxels) its header announces, or (.gz) holds more"
+    if _is_gzip(path):
+        stored = path.stat().st_size
+        if stored < 18: raise VolumeError(path, 'is truncated: too short for a gzip file')
+        if needed > _DEFLATE_MAX_RATIO * stored:
+            raise VolumeError(path, f'its header announces {needed} bytes, more than a gzip file of {stored} bytes can hold: truncated, or a forged header')
+        if _gzip_trailer_size(path) == needed % 2**32: return
+        size = _gzip_size(path, needed)
+        if size > needed: raise VolumeError(path, _bomb_problem(needed))
+    else: size = path.stat().st_size
+    if size < needed: raise VolumeError(path, f'is truncated: it holds {size} bytes, its header announces {needed}')
+
+def _numpy_layout(path:Path) -> tuple:
+    "(shape, dtype, offset of the data) from a .npy file's header, checked against the file's size"
+    try:
+        with open(path, 'rb') as f:
+            version = np.lib.format.read_magic(f)
+            read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read is not None: shape, fortran, dtype = read(f); offset = f.tell()
+        if read is None:   # a newer header version: let numpy parse it through a memory map
+            array = np.load(path, mmap_mode='r', allow_pickle=False)
+            shape, dtype, offset = array.shape, array.dtype, array.offset
+    except Exception as e: raise VolumeError(path, f'is not a readable .npy file ({_short(e)})') from None
+    dtype = _check_dtype(path, dtype)
+    _check_voxels(path, shape)
+    _check_size(path, 'numpy', offset + math.prod(shape) * dtype.itemsize)
+    return tuple(int(s) for s in shape), dtype, offset
+
+def _check_nifti(path:Path, image) -> np.dtype:
+    "The stored voxel type of a NIfTI file, once its type, its voxel count and the file's size are checked against its header"
+    dtype = _check_dtype(path, image.get_data_dtype())
+    shape = tuple(int(s) for s in image.shape)
+    _check_voxels(path, shape)
+    _check_size(path, 'nifti', int(image.dataobj.offset) + math.prod(shape) * dtype.itemsize)
+    return dtype
+
+def _itk_information(path:Path) -> tuple:
+    "A SimpleITK reader holding the header of an ITK file, and its voxel type, once the type and the voxel count are checked"
+    import SimpleITK as sitk
+    reader = sitk.ImageFileReader(); reader.SetFileName(str(path))
+    try: reader.ReadImageInformation()
+    except RuntimeError as e: raise VolumeError(path, f'is not a readable image ({str(e).strip().splitlines()[-1]})') from None
+    dtype = _check_dtype(path, sitk.GetArrayFromImage(sitk.Image([1] * reader.GetDimension(), reader.GetPixelID())).dtype)
+    _check_voxels(path, reader.GetSize())
+    return reader, dtype
 
 # %% ../nbs/00_io.ipynb #b05ad3e4
 _GEOMETRY_KEYS = ('affine', 'spacing', 'origin', *_B_KEYS)
@@ -491,7 +628,8 @@ def _hdf5_geometry(path:Path, file, name:str) -> tuple:
 def _read_hdf5(path:Path, dataset:str|None=None):
     with _open_hdf5(path) as file:
         name = _choose_hdf5_volume(path, file, dataset)
-        affine, b_values, _, dtype = _hdf5_geometry(path, file, name)
+        affine, b_values, shape, dtype = _hdf5_geometry(path, file, name)
+        _check_voxels(path, shape)   # before h5py allocates the array (a compressed dataset can claim any size)
         group = file[name]
         try:
             if _is_itk_image(group): data = np.asarray(group['VoxelData'][()]).transpose()   # ITK stores (k, j, i)
@@ -516,10 +654,26 @@ def _squeeze(shape:tuple, fmt:str) -> tuple:
     while len(shape) > 3 and shape[-1] == 1: shape = shape[:-1]
     return shape
 
+MAX_VOXELS = int(os.environ.get('MRI_DINO_MAX_VOXELS', 2**32))   # the most voxels a header may claim (all volumes of a 4D file)
+
+def _check_voxels(path, shape:tuple):
+    "VolumeError when a header claims more than `MAX_VOXELS` voxels: checked before anything is allocated"
+    count = math.prod(int(s) for s in shape)
+    if count > MAX_VOXELS: raise VolumeError(path, f'its header claims {count} voxels (shape {tuple(int(s) for s in shape)}), more than the {MAX_VOXELS} allowed (environment variable MRI_DINO_MAX_VOXELS): a broken or forged header')
+
+def _check_dtype(path, dtype) -> np.dtype:
+    "`dtype` when its voxels are real numbers; VolumeError for complex, structured (RGB), object or text voxels"
+    dtype = np.dtype(dtype)
+    if dtype.hasobject: raise VolumeError(path, 'holds Python objects, not numbers')
+    if dtype.kind == 'c': raise VolumeError(path, f'holds complex values ({dtype}); give a magnitude image (the absolute value)')
+    if dtype.kind not in 'biuf': raise VolumeError(path, f'holds {dtype} values, not real numbers')
+    return dtype
+
 def _check_shape(path, shape:tuple, fmt:str) -> tuple:
-    "The squeezed shape, checked: 3 or 4 dimensions, no empty axis"
+    "The squeezed shape, checked: 3 or 4 dimensions, no empty axis, at most `MAX_VOXELS` voxels"
     squeezed = _squeeze(shape, fmt)
     if any(s == 0 for s in shape): raise VolumeError(path, f'is empty (shape {tuple(shape)})')
+    _check_voxels(path, shape)
     if len(squeezed) not in (3, 4): raise VolumeError(path, f'has {len(squeezed)} dimensions (shape {tuple(shape)}), expected a 3D volume or a 4D DWI series')
     return squeezed
 
@@ -571,6 +725,7 @@ def read_volume(path, # a .nii, .nii.gz, .npy, .pt, .h5/.hdf5 (`file.h5::dataset
         data, affine, meta, _ = _read_dicom(path, series_uid, b_value)
     elif fmt == 'nifti':
         image = _load_nifti(path)
+        _check_nifti(path, image)   # voxel type, count and the file's size checked before any voxel is read
         shape = _check_shape(path, image.shape, fmt)
         indices, chosen = None, None
         if len(shape) == 4:
@@ -597,45 +752,17 @@ def read_volume(path, # a .nii, .nii.gz, .npy, .pt, .h5/.hdf5 (`file.h5::dataset
     return Volume(data=np.ascontiguousarray(data), affine=np.asarray(affine, dtype=np.float64), source=str(path), meta=meta)
 
 # %% ../nbs/00_io.ipynb #27574330
-def _gzip_trailer_size(path:Path) -> int:
-    "The uncompressed size modulo 2**32 that the gzip trailer announces"
-    with open(path, 'rb') as f:
-        f.seek(-4, os.SEEK_END)
-        return struct.unpack('<I', f.read(4))[0]
-
-def _check_size(path:Path, fmt:str, needed:int):
-    "VolumeError when the file cannot hold the `needed` bytes (header + voxels) its header announces"
-    name = path.name.lower()
-    if name.endswith('.gz'):
-        if path.stat().st_size < 18: raise VolumeError(path, 'is truncated: too short for a gzip file')
-        if _gzip_trailer_size(path) == needed % 2**32: return
-        size = len(_decompress(path))
-    else: size = path.stat().st_size
-    if size < needed: raise VolumeError(path, f'is truncated: it holds {size} bytes, its header announces {needed}')
-
 def _nifti_header(path:Path) -> VolumeHeader:
     image = _load_nifti(path)
-    dtype = image.get_data_dtype()
-    shape = tuple(int(s) for s in image.shape)
-    _check_size(path, 'nifti', int(image.dataobj.offset) + math.prod(shape) * dtype.itemsize)
-    return VolumeHeader(shape, np.asarray(image.affine, dtype=np.float64), dtype, str(path), dict(format='nifti'))
+    dtype = _check_nifti(path, image)
+    return VolumeHeader(tuple(int(s) for s in image.shape), np.asarray(image.affine, dtype=np.float64), dtype, str(path), dict(format='nifti'))
 
 def _numpy_header(path:Path) -> VolumeHeader:
-    try:
-        with open(path, 'rb') as f:
-            version = np.lib.format.read_magic(f)
-            read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-            if read is not None: shape, fortran, dtype = read(f); offset = f.tell()
-        if read is None:   # a newer header version: let numpy parse it through a memory map
-            array = np.load(path, mmap_mode='r', allow_pickle=False)
-            shape, dtype, offset = array.shape, array.dtype, array.offset
-    except Exception as e: raise VolumeError(path, f'is not a readable .npy file ({_short(e)})') from None
-    if dtype.hasobject: raise VolumeError(path, 'holds Python objects, not numbers')
-    _check_size(path, 'numpy', offset + math.prod(shape) * dtype.itemsize)
+    shape, dtype, _ = _numpy_layout(path)
     side = _json_sidecar(path)
     meta = dict(format='numpy')
     if (b := side.get('b_values', side.get('bvals'))) is not None: meta['b_values'] = [float(v) for v in b]
-    return VolumeHeader(tuple(shape), _affine_from(path, side.get('affine'), side.get('spacing')), dtype, str(path), meta)
+    return VolumeHeader(shape, _affine_from(path, side.get('affine'), side.get('spacing')), dtype, str(path), meta)
 
 def _torch_header(path:Path) -> VolumeHeader:
     tensor, content = _torch_content(path, _load_torch(path, mmap=True))
@@ -647,24 +774,16 @@ def _torch_header(path:Path) -> VolumeHeader:
     return VolumeHeader(tuple(tensor.shape), _affine_from(path, content.get('affine'), content.get('spacing')), dtype, str(path), meta)
 
 def _itk_header(path:Path) -> VolumeHeader:
-    import SimpleITK as sitk
-    reader = sitk.ImageFileReader(); reader.SetFileName(str(path))
-    try: reader.ReadImageInformation()
-    except RuntimeError as e: raise VolumeError(path, f'is not a readable image ({str(e).strip().splitlines()[-1]})') from None
-    dtype = np.dtype(sitk.GetArrayFromImage(sitk.Image([1] * reader.GetDimension(), reader.GetPixelID())).dtype)
+    reader, dtype = _itk_information(path)
     return VolumeHeader(tuple(reader.GetSize()), itk_affine(reader.GetOrigin(), reader.GetSpacing(), reader.GetDirection()), dtype, str(path), dict(format='itk'))
 
 def _dicom_header(path:Path, series_uid=None, b_value='highest') -> VolumeHeader:
     import SimpleITK as sitk
     stacks, meta = _dicom_plan(path, series_uid, b_value)
-    files = stacks[0]
     reader = sitk.ImageFileReader()
-    reader.SetFileName(files[0]); reader.ReadImageInformation()
-    size = list(reader.GetSize()) + [1] * (3 - reader.GetDimension())
-    if len(files) > 1: size[2] = len(files)
-    if len(stacks) > 1: size.append(len(stacks))
+    reader.SetFileName(stacks[0][0]); reader.ReadImageInformation()
     dtype = np.dtype(sitk.GetArrayFromImage(sitk.Image([1, 1], reader.GetPixelID())).dtype)
-    return VolumeHeader(tuple(size), _stack_affine(files), dtype, str(path), meta)
+    return VolumeHeader(_dicom_shape(stacks), _stack_affine(stacks[0]), dtype, str(path), meta)
 
 @keep_locale()
 def read_header(path, # a volume file or DICOM series folder
@@ -687,18 +806,44 @@ def read_header(path, # a volume file or DICOM series folder
     return header
 
 # %% ../nbs/00_io.ipynb #6b701a9a
-def _stats(raw:np.ndarray, slope:float=1.0, inter:float=0.0) -> dict:
-    "min, max (scaled) and the number of non-finite voxels of a stored array"
-    if raw.size == 0: return dict(min=math.nan, max=math.nan, non_finite=0)
-    non_finite = 0
-    if raw.dtype.kind in 'fc':
-        finite = np.isfinite(raw)
-        non_finite = int(raw.size - np.count_nonzero(finite))
-        values = raw[finite] if non_finite else raw
-    else: values = raw
-    if values.size == 0: return dict(min=math.nan, max=math.nan, non_finite=non_finite)
-    low, high = (float(v) * slope + inter for v in (values.min(), values.max()))
+def _byte_pieces(path:Path, start:int, stop:int):
+    "Bytes `start` to `stop` of a file's content in pieces (decompressed for .gz, whose stream must end at `stop`, read to its end so that its CRC is checked)"
+    position = 0
+    for piece in _content_pieces(path):
+        begin, position = position, position + len(piece)
+        if position > stop:
+            if _is_gzip(path): raise VolumeError(path, _bomb_problem(stop))
+            piece = piece[:stop - begin]
+        if position > start: yield piece[max(start - begin, 0):]
+        if position >= stop and not _is_gzip(path): return
+    if position < stop: raise VolumeError(path, f'is truncated: it holds {position} bytes, its header announces {stop}')
+
+def _value_pieces(pieces, dtype:np.dtype):
+    "1-D arrays of `dtype` from pieces of bytes (a value cut between two pieces is joined)"
+    carry = b''
+    for piece in pieces:
+        if carry: piece = carry + piece
+        whole = len(piece) - len(piece) % dtype.itemsize
+        carry = piece[whole:]
+        if whole: yield np.frombuffer(piece, dtype=dtype, count=whole // dtype.itemsize)
+
+def _stats(pieces, slope:float=1.0, inter:float=0.0) -> dict:
+    "min, max (scaled) and the number of non-finite voxels of a stored array given in pieces (1-D arrays)"
+    low, high, non_finite = math.inf, -math.inf, 0
+    for raw in pieces:
+        values = raw
+        if raw.dtype.kind == 'f':
+            finite = np.isfinite(raw)
+            bad = int(raw.size - np.count_nonzero(finite))
+            if bad: non_finite, values = non_finite + bad, raw[finite]
+        if values.size: low, high = min(low, float(values.min())), max(high, float(values.max()))
+    if low > high: return dict(min=math.nan, max=math.nan, non_finite=non_finite)
+    low, high = low * slope + inter, high * slope + inter
     return dict(min=min(low, high), max=max(low, high), non_finite=non_finite)
+
+def _stored_stats(path:Path, dtype:np.dtype, offset:int, count:int, slope:float=1.0, inter:float=0.0) -> dict:
+    "`_stats` of the `count` values of `dtype` stored at `offset` in a file, read piece by piece (never the whole volume in memory)"
+    return _stats(_value_pieces(_byte_pieces(path, offset, offset + count * dtype.itemsize), dtype), slope, inter)
 
 def inspect_volume(path, # a volume file or DICOM series folder
                    voxels:bool=True, # also read the voxels (min, max, non-finite count); False: the header only
@@ -716,20 +861,15 @@ def inspect_volume(path, # a volume file or DICOM series folder
     if not voxels: return header
     if fmt == 'nifti':
         image = _load_nifti(path)
-        dtype, offset, count = image.get_data_dtype(), int(image.dataobj.offset), math.prod(header.shape)
-        try:
-            if path.name.lower().endswith('.gz'):
-                raw = np.frombuffer(_decompress(path), dtype=dtype, count=count, offset=offset)
-            else: raw = np.memmap(path, dtype=dtype, mode='r', offset=offset, shape=(count,))
-        except ValueError as e: raise VolumeError(path, f'is truncated: {e}') from None
         slope, inter = image.dataobj.slope, image.dataobj.inter
         if not (math.isfinite(slope) and math.isfinite(inter)): raise VolumeError(path, f'has a non-finite scaling (slope {slope}, intercept {inter})')
-        header.meta.update(_stats(raw, slope, inter))
+        header.meta.update(_stored_stats(path, header.dtype, int(image.dataobj.offset), math.prod(header.shape), slope, inter))
     elif fmt == 'numpy':
-        header.meta.update(_stats(np.load(path, mmap_mode='r', allow_pickle=False).reshape(-1)))
+        _, dtype, offset = _numpy_layout(path)
+        header.meta.update(_stored_stats(path, dtype, offset, math.prod(header.shape)))
     else:
         volume = read_volume(path, non_finite='zero', b_value=b_value)
-        stats = _stats(volume.data)
+        stats = _stats([volume.data.reshape(-1)])
         stats['non_finite'] = volume.meta['non_finite_voxels']
         header.meta.update(stats)
     return header
@@ -743,17 +883,46 @@ def _current_umask() -> int:
 
 _UMASK = _current_umask()
 
+class DiskFullError(OSError):
+    "A write that failed because the file system (or the user's quota) is full: the message names the file"
+    def __init__(self,
+                 path, # the file that was being written
+                 free:int, # bytes left on its file system
+                 cause:str='', # what the writer said, in short
+                ):
+        self.path, self.free = str(path), free
+        super().__init__(errno.ENOSPC, f'disk full while writing {path}: {free} bytes left on its file system{f" ({cause})" if cause else ""}; nothing was written: free some space or write elsewhere')
+    def __str__(self): return self.strerror
+
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+_NEARLY_FULL = 2**20   # bytes: less than this left, and a write failed, means the disk filled up
+
+def _free_bytes(folder:Path) -> int:
+    status = os.statvfs(folder)
+    return status.f_bavail * status.f_frsize
+
+def _disk_full(error:BaseException, folder:Path) -> bool:
+    "Whether `error` comes from a full disk: an ENOSPC/EDQUOT in it or behind it, or an error without a code (numpy's '... requested and ... written', torch's 'unexpected pos') on a file system with (almost) nothing left"
+    seen, depth = error, 0
+    while seen is not None and depth < 10:
+        if getattr(seen, 'errno', None) in _FULL_ERRNOS: return True
+        seen, depth = seen.__cause__ or seen.__context__, depth + 1
+    if not isinstance(error, (OSError, RuntimeError)) or not hasattr(os, 'statvfs'): return False
+    try: return _free_bytes(folder) < _NEARLY_FULL
+    except OSError: return False
+
 def atomic_write(path, # the file to write (its folder is created)
                  write:Callable, # `write(file)` with a binary file open for writing, or `write(temporary_path)` with `to='path'`
                  to:str='file', # 'file': `write` gets an open binary file; 'path': the temporary file's path (str, with `path`'s suffixes)
                 ) -> Path: # `path`
-    "Write `path` all at once or not at all: a temporary file in the same folder, synced, renamed over `path`"
+    "Write `path` all at once or not at all: a temporary file in the same folder, synced, renamed over `path`; a full disk raises `DiskFullError`"
     if to not in ('file', 'path'): raise ValueError(f"atomic_write {path}: to must be 'file' or 'path', got {to!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = '.tmp' + (''.join(path.suffixes) if to == 'path' else '')
-    handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.{_HOST}.{os.getpid()}.', suffix=suffix, dir=path.parent)
+    temporary = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        suffix = '.tmp' + (''.join(path.suffixes) if to == 'path' else '')
+        handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.{_HOST}.{os.getpid()}.', suffix=suffix, dir=path.parent)
         if to == 'file':
             with os.fdopen(handle, 'wb') as file:
                 write(file)
@@ -764,8 +933,10 @@ def atomic_write(path, # the file to write (its folder is created)
             with open(temporary, 'r+b') as file: os.fsync(file.fileno())
         os.chmod(temporary, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
         os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary): os.unlink(temporary)
+    except BaseException as error:
+        full = isinstance(error, Exception) and path.parent.is_dir() and _disk_full(error, path.parent)   # while the temporary still takes its space
+        if temporary is not None and os.path.exists(temporary): os.unlink(temporary)
+        if full: raise DiskFullError(path, _free_bytes(path.parent), _short(error)) from None
         raise
     return path
 
