@@ -433,8 +433,18 @@ def _read_numpy(path:Path):
     meta = dict(format='numpy', dtype=str(data.dtype))
     return data, _affine_from(path, side.get('affine'), side.get('spacing')), meta, side.get('b_values', side.get('bvals'))
 
+def _check_torch_archive(path:Path):
+    "VolumeError for a .pt zip archive with a compressed entry: `torch.save` stores every entry as it is, so a deflated one is forged (a zip bomb)"
+    import zipfile
+    if not zipfile.is_zipfile(path): return   # the legacy format, or no torch file at all (torch.load says which)
+    try:
+        with zipfile.ZipFile(path) as archive: packed = [i.filename for i in archive.infolist() if i.compress_type != zipfile.ZIP_STORED]
+    except (zipfile.BadZipFile, OSError) as e: raise VolumeError(path, f'is not a readable PyTorch file ({_short(e)})') from None
+    if packed: raise VolumeError(path, f'holds {len(packed)} compressed entries ({packed[0]}, ...), which torch.save never writes: a forged file')
+
 def _load_torch(path:Path, mmap=False):
     import torch
+    _check_torch_archive(path)
     try: return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except Exception as e:
         if mmap: return _load_torch(path, mmap=False)
