@@ -911,15 +911,16 @@ def _free_bytes(folder:Path) -> int:
     status = os.statvfs(folder)
     return status.f_bavail * status.f_frsize
 
-def _disk_full(error:BaseException, folder:Path) -> bool:
-    "Whether `error` comes from a full disk: an ENOSPC/EDQUOT in it or behind it, or an error without a code (numpy's '... requested and ... written', torch's 'unexpected pos') on a file system with (almost) nothing left"
+def _disk_full(error:BaseException, folder:Path) -> int|None:
+    "The bytes left when `error` comes from a full disk (an ENOSPC/EDQUOT in it or behind it, or an error without a code, numpy's '... requested and ... written' or torch's 'unexpected pos', on a file system with almost nothing left); None otherwise"
+    try: free = _free_bytes(folder) if hasattr(os, 'statvfs') else None
+    except OSError: free = None
     seen, depth = error, 0
     while seen is not None and depth < 10:
-        if getattr(seen, 'errno', None) in _FULL_ERRNOS: return True
+        if getattr(seen, 'errno', None) in _FULL_ERRNOS: return free if free is not None else 0
         seen, depth = seen.__cause__ or seen.__context__, depth + 1
-    if not isinstance(error, (OSError, RuntimeError)) or not hasattr(os, 'statvfs'): return False
-    try: return _free_bytes(folder) < _NEARLY_FULL
-    except OSError: return False
+    if isinstance(error, (OSError, RuntimeError)) and free is not None and free < _NEARLY_FULL: return free
+    return None
 
 def atomic_write(path, # the file to write (its folder is created)
                  write:Callable, # `write(file)` with a binary file open for writing, or `write(temporary_path)` with `to='path'`
@@ -944,9 +945,9 @@ def atomic_write(path, # the file to write (its folder is created)
         os.chmod(temporary, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
         os.replace(temporary, path)
     except BaseException as error:
-        full = isinstance(error, Exception) and path.parent.is_dir() and _disk_full(error, path.parent)   # while the temporary still takes its space
+        free = _disk_full(error, path.parent) if isinstance(error, Exception) and path.parent.is_dir() else None   # while the temporary still takes its space
         if temporary is not None and os.path.exists(temporary): os.unlink(temporary)
-        if full: raise DiskFullError(path, _free_bytes(path.parent), _short(error)) from None
+        if free is not None: raise DiskFullError(path, free, _short(error)) from None
         raise
     return path
 
