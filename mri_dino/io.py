@@ -380,7 +380,7 @@ def _load_nifti(path:Path):
     if layout is None: raise VolumeError(path, f'is not a readable NIfTI file (its first {len(start)} bytes are no NIfTI-1 or NIfTI-2 header)')
     size, offset = layout
     if not (math.isfinite(offset) and offset <= _NIFTI_HEADER_LIMIT):
-        raise VolumeError(path, f'its header puts the voxels at byte {offset}, beyond the {_NIFTI_HEADER_LIMIT} bytes a header and its extensions may take: a broken or forged header')
+        raise VolumeError(path, f'its header puts the voxels at byte {offset:.0f}, beyond the {_NIFTI_HEADER_LIMIT} bytes a header and its extensions may take: a broken or forged header')
     head = start if offset <= len(start) else _content_start(path, int(offset))
     try: return (nib.Nifti1Image if size == 348 else nib.Nifti2Image).from_bytes(head)
     except Exception as e: raise VolumeError(path, f'is not a readable NIfTI file ({_short(e)})') from None
@@ -532,7 +532,8 @@ def _numpy_layout(path:Path) -> tuple:
         if read is None:   # a newer header version: let numpy parse it through a memory map
             array = np.load(path, mmap_mode='r', allow_pickle=False)
             shape, dtype, offset = array.shape, array.dtype, array.offset
-    except Exception as e: raise VolumeError(path, f'is not a readable .npy file ({_short(e)})') from None
+    except Exception as e:   # numpy's first line says what is wrong (a header too long, a bad magic string)
+        raise VolumeError(path, f'is not a readable .npy file ({type(e).__name__}: {(str(e).strip().splitlines() or [""])[0]})') from None
     dtype = _check_dtype(path, dtype)
     _check_voxels(path, shape)
     _check_size(path, 'numpy', offset + math.prod(shape) * dtype.itemsize)
