@@ -24,6 +24,7 @@ import re
 import sys
 import tempfile
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
@@ -526,6 +527,9 @@ def cache_lock(cache_dir:Path, # the cache folder (exists)
                 what = 'this shard of it' if shard is not None and len(files) == 2 else 'it'
                 raise CacheInUse(f"{cache_dir}: another run is preprocessing {what} ({Path(cache_dir) / name} is locked): "
                                  f"wait until it ends, or give another cache folder") from None
+            except OSError as error:                         # a file system without flock (some network or FUSE mounts)
+                warnings.warn(f"{cache_dir}: cannot lock {name} ({error}); make sure no other run writes this cache")
+                break
         yield
     finally:
         for file in files: file.close()                     # closing releases the lock; the OS releases it when the process dies
