@@ -554,7 +554,7 @@ def check_settings(cache_dir:Path, # the cache folder
     differences = settings_differences(recorded, settings)
     if differences and not overwrite:
         raise ValueError(f"{cache_dir}: holds a cache made with other settings ({'; '.join(differences)}): give another cache folder "
-                         f"for these settings, or overwrite=True (--overwrite) to rebuild this one")
+                         f"for these settings (in a training config: data.cache_dir), or overwrite=True (--overwrite) to rebuild this one")
 
 # %% ../nbs/03_preprocess.ipynb #0669b2fd
 def in_shard(study_id:str, shard:tuple[int, int]|None) -> bool:
