@@ -7,13 +7,16 @@ Docs: https://mri-dino.github.io/mri_dino/preprocess.html.md"""
 # %% auto #0
 __all__ = ['CANONICAL_AXES', 'DTYPES', 'CACHE_VERSION', 'to_canonical', 'regrid', 'grid_to_source', 'resample',
            'intensity_window', 'normalize', 'bounding_box', 'foreground_mask', 'quantize', 'dequantize',
-           'prepare_study', 'write_json', 'study_file_name', 'settings_hash', 'write_cached_study', 'CachedStudy',
-           'load_cached_study', 'index_row', 'write_index', 'read_index', 'verify_cache', 'source_fingerprint',
-           'study_tasks', 'study_status', 'build_study', 'in_shard', 'parse_shard', 'clean_temporaries',
-           'PreprocessReport', 'preprocess_dataset', 'mri_dino_preprocess']
+           'prepare_study', 'write_json', 'file_sha256', 'settings_hash', 'write_cached_study', 'CachedStudy',
+           'load_cached_study', 'index_row', 'write_index', 'read_index', 'array_status', 'verify_cache',
+           'source_fingerprint', 'source_status', 'study_tasks', 'study_status', 'refresh_record', 'build_study',
+           'CacheInUse', 'cache_lock', 'settings_differences', 'check_settings', 'in_shard', 'parse_shard',
+           'clean_temporaries', 'PreprocessReport', 'preprocess_dataset', 'mri_dino_preprocess']
 
 # %% ../nbs/03_preprocess.ipynb #35415d9f
 import hashlib
+try: import fcntl                        # POSIX: the cache folder's lock
+except ImportError: fcntl = None
 import json
 import math
 import os
@@ -21,7 +24,8 @@ import re
 import sys
 import tempfile
 import time
-from concurrent import futures
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -33,7 +37,7 @@ from scipy import ndimage
 
 from .ct import add_kinds, normalize_kind, study_windows
 from .io import _HOST, atomic_write, read_volume, split_dataset_path, temporary_owner
-from .studies import find_studies
+from .studies import file_name_clashes, find_studies, study_file_name, worker_pool
 
 # %% ../nbs/03_preprocess.ipynb #cfd5055e
 CANONICAL_AXES = ('I', 'P', 'L')   # direction in which d, h, w increase
@@ -218,12 +222,17 @@ def _json_default(value):
     if isinstance(value, Path): return str(value)
     raise TypeError(f"not JSON serialisable: {type(value)}")
 
-def study_file_name(study_id:str) -> str:
-    "A safe, unique file stem for a study id"
-    study_id = str(study_id)
-    safe = re.sub(r'[^A-Za-z0-9._-]', '_', study_id).strip('.') or 'study'
-    if safe == study_id: return safe
-    return f"{safe[:80]}-{hashlib.sha1(study_id.encode()).hexdigest()[:8]}"
+def file_sha256(path:str|Path, # a file, or a folder (a DICOM series)
+               ) -> str: # hex digest
+    "SHA-256 of a file's content; of a folder: of its files' relative names and contents, in sorted order"
+    path, digest = Path(path), hashlib.sha256()
+    files = sorted(p for p in path.rglob('*') if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if file != path: digest.update(str(file.relative_to(path)).encode('utf-8', 'surrogatepass') + b'\0')
+        with open(file, 'rb') as stream:
+            while chunk := stream.read(1 << 20): digest.update(chunk)
+    return digest.hexdigest()
+
 
 # %% ../nbs/03_preprocess.ipynb #a5a7dbd1
 def settings_hash(settings:dict) -> str:
@@ -249,7 +258,8 @@ def write_cached_study(cache_dir:str|Path, # the cache folder
     stat = array_path.stat()
     meta = dict(meta, version=CACHE_VERSION, study_id=str(study_id), file=f'studies/{name}.npy',
                 roi_file=f'studies/{name}.roi.npy' if box is not None else None,
-                shape=list(image.shape), dtype=str(image.dtype), array_bytes=stat.st_size, array_mtime_ns=stat.st_mtime_ns)
+                shape=list(image.shape), dtype=str(image.dtype), array_bytes=stat.st_size, array_mtime_ns=stat.st_mtime_ns,
+                array_sha256=file_sha256(array_path))
     if 'settings' in meta: meta['settings_hash'] = settings_hash(meta['settings'])
     write_json(meta, json_path)
     return json_path
@@ -316,7 +326,7 @@ def write_index(cache_dir:str|Path, # the cache folder
     for path in _study_jsons(cache_dir):
         try: meta = json.loads(path.read_text(encoding='utf-8'))
         except (OSError, ValueError): continue
-        if _array_matches(Path(cache_dir), meta): rows.append(index_row(meta))
+        if path.stem == study_file_name(meta.get('study_id')) and array_status(Path(cache_dir), meta) != 'changed': rows.append(index_row(meta))
     index = pd.DataFrame(rows)
     if len(index): index = index.sort_values('study_id', kind='stable')
     _write_csv(index, Path(cache_dir) / 'index.csv')
@@ -337,11 +347,16 @@ def read_index(cache_dir:str|Path, # the cache folder
     index.attrs['modalities'] = [c[len('present_'):] for c in index.columns if c.startswith('present_')]
     return index
 
-def _array_matches(cache_dir:Path, meta:dict) -> bool:
-    "Whether the study's array on disk is the one its JSON describes (size and modification time)"
-    try: stat = (cache_dir / meta['file']).stat()
-    except (OSError, KeyError): return False
-    return stat.st_size == meta.get('array_bytes') and stat.st_mtime_ns == meta.get('array_mtime_ns')
+def array_status(cache_dir:Path, # the cache folder
+                 meta:dict, # the study's JSON
+                ) -> str: # 'same', 'same content' (copied or touched: another time, the recorded content) or 'changed'
+    "Whether the study's array on disk is the one its JSON describes: by size and modification time, else by content"
+    try: path = cache_dir / meta['file']; stat = path.stat()
+    except (OSError, KeyError, TypeError): return 'changed'
+    if stat.st_size != meta.get('array_bytes'): return 'changed'
+    if stat.st_mtime_ns == meta.get('array_mtime_ns'): return 'same'
+    return 'same content' if meta.get('array_sha256') and file_sha256(path) == meta['array_sha256'] else 'changed'
+
 
 # %% ../nbs/03_preprocess.ipynb #978e4602
 def verify_cache(cache_dir:str|Path, # the cache folder
@@ -357,7 +372,7 @@ def verify_cache(cache_dir:str|Path, # the cache folder
         if path is None: problems.append(f"{study_id}: in index.csv but has no JSON"); continue
         try:
             meta = json.loads(path.read_text(encoding='utf-8'))
-            if not _array_matches(cache_dir, meta): problems.append(f"{study_id}: {meta['file']} is not the array its JSON describes"); continue
+            if array_status(cache_dir, meta) == 'changed': problems.append(f"{study_id}: {meta['file']} is not the array its JSON describes"); continue
             image = np.load(cache_dir / meta['file'], mmap_mode='r')
             if list(image.shape) != meta['shape'] or str(image.dtype) != meta['dtype']:
                 problems.append(f"{study_id}: array {image.shape} {image.dtype}, JSON says {meta['shape']} {meta['dtype']}")
@@ -370,15 +385,29 @@ def verify_cache(cache_dir:str|Path, # the cache folder
     return problems
 
 # %% ../nbs/03_preprocess.ipynb #0e3ab1ea
-def source_fingerprint(path:str|Path) -> dict:
-    "Size and modification time of a source file (for a folder: total size, newest time and count of its files)"
-    text, path = str(path), split_dataset_path(path)[0]   # `file.h5::dataset`: the HDF5 file's
-    if path.is_dir():
-        files = [p for p in path.rglob('*') if p.is_file()]
-        stats = [p.stat() for p in files]
-        return dict(path=str(path), size=sum(s.st_size for s in stats), mtime_ns=max((s.st_mtime_ns for s in stats), default=0), files=len(files))
-    stat = path.stat()
-    return dict(path=text, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+def source_fingerprint(path:str|Path, # a source file, a DICOM folder, or `file.h5::dataset`
+                       content:bool=False, # also the SHA-256 of the content (reads it all)
+                      ) -> dict: # path (resolved), size, mtime_ns (a folder: total size, newest time, files), sha256 with `content`
+    "Size and modification time of a source (for a folder: total size, newest time and count of its files)"
+    file, dataset = split_dataset_path(path)               # `file.h5::dataset`: the HDF5 file's
+    record = dict(path=str(file.resolve()) + ('' if dataset is None else f'::{dataset}'))
+    if file.is_dir():
+        stats = [p.stat() for p in file.rglob('*') if p.is_file()]
+        record.update(size=sum(s.st_size for s in stats), mtime_ns=max((s.st_mtime_ns for s in stats), default=0), files=len(stats))
+    else:
+        stat = file.stat()
+        record.update(size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+    if content: record['sha256'] = file_sha256(file)
+    return record
+
+def source_status(recorded:dict|None, # the source's fingerprint in the study's JSON
+                  current:dict, # its `source_fingerprint` now
+                  path:str|Path, # the source as the table gives it
+                 ) -> str: # 'same', 'same content' (moved, copied or touched) or 'changed'
+    "Whether a source is the one a study was built from: by resolved path, size and time, else by content"
+    if not recorded or recorded.get('size') != current['size'] or recorded.get('files') != current.get('files'): return 'changed'
+    if recorded.get('path') in (current['path'], str(path)) and recorded.get('mtime_ns') == current['mtime_ns']: return 'same'
+    return 'same content' if recorded.get('sha256') and source_fingerprint(path, content=True)['sha256'] == recorded['sha256'] else 'changed'
 
 def _clean_value(value):
     "A table value as plain JSON (None for missing)"
@@ -406,18 +435,38 @@ def study_status(cache_dir:Path, # the cache folder
                  fingerprints:dict, # current `source_fingerprint` of each source, by modality (and 'roi')
                  settings:dict, # current settings
                  labels:dict, # current label columns
-                ) -> str: # 'up to date', 'labels changed', or why it must be built
+                 sources:dict|None=None, # the source paths by modality (and 'roi'), as the table gives them (default: the fingerprints' paths)
+                ) -> str: # 'up to date', 'labels changed', 'moved' (the same content, records to refresh), or why it must be built
     "Whether a cached study is up to date"
     path = Path(cache_dir) / 'studies' / f'{study_file_name(study_id)}.json'
     try: meta = json.loads(path.read_text(encoding='utf-8'))
     except FileNotFoundError: return 'not cached'
     except (OSError, ValueError): return 'unreadable JSON'
     if meta.get('version') != CACHE_VERSION or meta.get('settings_hash') != settings_hash(settings): return 'settings changed'
-    if meta.get('sources') != fingerprints: return 'sources changed'
-    if not _array_matches(Path(cache_dir), meta): return 'array changed'
+    if meta.get('study_id') != str(study_id): return 'another study'
+    recorded, sources = meta.get('sources') or {}, sources or {name: f['path'] for name, f in fingerprints.items()}
+    if set(recorded) != set(fingerprints): return 'sources changed'
+    statuses = [source_status(recorded[name], fingerprint, sources[name]) for name, fingerprint in fingerprints.items()]
+    if 'changed' in statuses: return 'sources changed'
+    statuses.append(array_status(Path(cache_dir), meta))
+    if statuses[-1] == 'changed': return 'array changed'
     if meta.get('roi_file') and not (Path(cache_dir) / meta['roi_file']).exists(): return 'ROI missing'
     if (meta.get('labels') or {}).get('kind') != labels.get('kind'): return 'kind changed'   # CT and MRI normalise differently
-    return 'up to date' if meta.get('labels') == labels else 'labels changed'
+    if meta.get('labels') != labels: return 'labels changed'
+    return 'moved' if 'same content' in statuses else 'up to date'
+
+def refresh_record(cache_dir:Path, # the cache folder
+                   study_id:str, # a study whose sources and array have their recorded content
+                   fingerprints:dict, # current `source_fingerprint` of each source
+                   labels:dict, # current label columns
+                  ) -> Path: # the study's JSON
+    "Rewrite a study's JSON with the current labels, source records and array time (the fast check holds again)"
+    path = Path(cache_dir) / 'studies' / f'{study_file_name(study_id)}.json'
+    meta = json.loads(path.read_text(encoding='utf-8'))
+    sources = {name: {**f, **{k: v for k, v in meta['sources'][name].items() if k == 'sha256'}} for name, f in fingerprints.items()}
+    stat = (Path(cache_dir) / meta['file']).stat()
+    write_json(dict(meta, labels=labels, sources=sources, array_mtime_ns=stat.st_mtime_ns), path)
+    return path
 
 def _read(path:str, non_finite:str):
     return read_volume(path, non_finite=non_finite)
@@ -430,13 +479,14 @@ def build_study(cache_dir:Path, # the cache folder
                 settings:dict, # preprocessing settings
                ) -> Path: # the study's JSON
     "Read, prepare and write one study"
+    contents = {name: file_sha256(split_dataset_path(path)[0]) for name, path in sources.items()}   # before reading: what the cache is built from
     volumes = {m: _read(sources[m], settings['non_finite']) if m in sources else None for m in settings['modalities']}
     roi = _read(sources['roi'], 'zero') if 'roi' in sources else None
     windows, ct = study_windows(settings['modalities'], sources, labels.get('kind'), settings.get('ct_window', 'hu'), settings.get('ct_windows'))
     dtype = 'float16' if 'hu' in ct.values() else settings['dtype']          # HU kept for per-view windows need float16
     image, roi_mask, meta = prepare_study(volumes, settings['modalities'], settings['reference'], settings['spacing'], roi,
                                           settings['percentiles'], dtype, settings['foreground_threshold'], windows)
-    meta.update(sources=fingerprints, labels=labels, settings=settings)
+    meta.update(sources={name: dict(f, sha256=contents[name]) for name, f in fingerprints.items()}, labels=labels, settings=settings)
     if ct: meta['ct'] = ct
     return write_cached_study(cache_dir, study_id, image, roi_mask, meta)
 
@@ -446,16 +496,65 @@ def _process(task) -> dict:
     start = time.perf_counter()
     try:
         fingerprints = {name: source_fingerprint(path) for name, path in sources.items()}
-        status = 'forced' if force else study_status(cache_dir, study_id, fingerprints, settings, labels)
+        status = 'forced' if force else study_status(cache_dir, study_id, fingerprints, settings, labels, sources)
         if status == 'up to date': return dict(study_id=study_id, status='skipped')
-        if status == 'labels changed':
-            path = Path(cache_dir) / 'studies' / f'{study_file_name(study_id)}.json'
-            write_json(dict(json.loads(path.read_text(encoding='utf-8')), labels=labels), path)
+        if status in ('labels changed', 'moved'):
+            refresh_record(Path(cache_dir), study_id, fingerprints, labels)
             return dict(study_id=study_id, status='updated', reason=status)
         build_study(Path(cache_dir), study_id, sources, fingerprints, labels, settings)
         return dict(study_id=study_id, status='built', reason=status, seconds=time.perf_counter() - start)
     except Exception as error:
         return dict(study_id=study_id, status='failed', reason=f"{type(error).__name__}: {error}")
+
+# %% ../nbs/03_preprocess.ipynb #cd648605
+class CacheInUse(RuntimeError):
+    "Another run is preprocessing into the same cache folder (or the same shard of it)"
+
+@contextmanager
+def cache_lock(cache_dir:Path, # the cache folder (exists)
+               shard:tuple[int, int]|None=None, # (i, n): a shard run, which shares the folder with the other shards' runs
+              ):
+    "Hold the cache folder for one run: a whole run alone, shard runs one per shard; released when the run ends or dies"
+    if fcntl is None: yield; return                          # no flock (Windows): no lock
+    names = ['preprocess.lock'] + ([] if shard is None else [f'preprocess-{shard[0]}-of-{shard[1]}.lock'])
+    modes = [fcntl.LOCK_EX if shard is None else fcntl.LOCK_SH] + [fcntl.LOCK_EX] * (shard is not None)
+    files = []
+    try:
+        for name, mode in zip(names, modes):
+            files.append(open(Path(cache_dir) / name, 'a+b'))
+            try: fcntl.flock(files[-1].fileno(), mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                what = 'this shard of it' if shard is not None and len(files) == 2 else 'it'
+                raise CacheInUse(f"{cache_dir}: another run is preprocessing {what} ({Path(cache_dir) / name} is locked): "
+                                 f"wait until it ends, or give another cache folder") from None
+            except OSError as error:                         # a file system without flock (some network or FUSE mounts)
+                warnings.warn(f"{cache_dir}: cannot lock {name} ({error}); make sure no other run writes this cache")
+                break
+        yield
+    finally:
+        for file in files: file.close()                     # closing releases the lock; the OS releases it when the process dies
+
+# %% ../nbs/03_preprocess.ipynb #db53e246
+def settings_differences(recorded:dict, # the settings in a cache's `cache.json`
+                         settings:dict, # the settings of this run
+                         ignore:Sequence[str]=('version', 'source', 'non_finite'), # keys that make no cached study another
+                        ) -> list[str]: # one 'key: value there, value now' per differing setting
+    "How a run's settings differ from those a cache was made with"
+    keys = sorted((set(recorded) | set(settings)) - set(ignore))
+    return [f"{key}: {recorded.get(key, 'unset')!r} there, {settings.get(key, 'unset')!r} now"
+            for key in keys if recorded.get(key, 'unset') != settings.get(key, 'unset')]
+
+def check_settings(cache_dir:Path, # the cache folder
+                   settings:dict, # the settings of this run
+                   overwrite:bool=False, # allow rebuilding a cache made with other settings
+                  ):
+    "Refuse to rebuild a cache made with other settings, unless asked to"
+    try: recorded = json.loads((Path(cache_dir) / 'cache.json').read_text(encoding='utf-8'))
+    except (OSError, ValueError): return                     # a new cache (or no readable record: the studies' JSONs decide)
+    differences = settings_differences(recorded, settings)
+    if differences and not overwrite:
+        raise ValueError(f"{cache_dir}: holds a cache made with other settings ({'; '.join(differences)}): give another cache folder "
+                         f"for these settings (in a training config: data.cache_dir), or overwrite=True (--overwrite) to rebuild this one")
 
 # %% ../nbs/03_preprocess.ipynb #0669b2fd
 def in_shard(study_id:str, shard:tuple[int, int]|None) -> bool:
@@ -531,6 +630,7 @@ def preprocess_dataset(source, # a study table (`find_studies`), a root folder o
                        kind:str|dict|None=None, # study kinds: None (the table's `kind` column, if any), 'mri', 'ct', 'auto' (`mri_dino.ct.guess_kind`) or {study_id: kind}
                        ct_window:str='hu', # CT studies: 'hu' (HU kept, float16, windows drawn per view), a window name ('brain'), or 'auto' (from file names)
                        ct_windows:dict|None=None, # level and width of named windows, replacing or adding to `mri_dino.ct.CT_WINDOWS`
+                       overwrite:bool=False, # rebuild a cache made with other settings (refused otherwise)
                       ) -> PreprocessReport:
     "Bring the cache up to date with a dataset"
     start = time.perf_counter()
@@ -544,23 +644,37 @@ def preprocess_dataset(source, # a study table (`find_studies`), a root folder o
         given = dict(kind) if isinstance(kind, dict) else {} if kind in (None, 'auto') else {s: normalize_kind(kind) for s in table.index}
         table = add_kinds(table, mapping=given, rule='auto' if kind == 'auto' else None)
     if reference not in modalities: raise ValueError(f"reference {reference!r} is not one of the modalities {modalities}")
+    if clashes := file_name_clashes(table.index):
+        raise ValueError(f"study ids {clashes[0][1]!r} and {clashes[0][2]!r} share the cache file name {clashes[0][0]!r}: rename one")
     shard = parse_shard(shard) if isinstance(shard, str) else shard
     cache_dir = Path(cache_dir)
-    (cache_dir / 'studies').mkdir(parents=True, exist_ok=True)
-    clean_temporaries(cache_dir)
     settings = dict(modalities=modalities, reference=reference, spacing=None if spacing is None else [float(s) for s in spacing],
                     percentiles=[float(p) for p in percentiles], dtype=dtype, foreground_threshold=float(foreground_threshold),
                     non_finite=non_finite, axes=''.join(CANONICAL_AXES))
     if 'kind' in table.columns:                                      # only datasets with kinds carry (and hash) the CT settings
         settings.update(ct_window=ct_window, ct_windows={k: list(v) for k, v in dict(ct_windows or {}).items()})
-    write_json(dict(settings, version=CACHE_VERSION, source=str(table.attrs.get('source', ''))), cache_dir / 'cache.json')
+    (cache_dir / 'studies').mkdir(parents=True, exist_ok=True)
+    with cache_lock(cache_dir, shard):
+        check_settings(cache_dir, settings, overwrite)
+        clean_temporaries(cache_dir)
+        write_json(dict(settings, version=CACHE_VERSION, source=str(table.attrs.get('source', ''))), cache_dir / 'cache.json')
+        results = _run(cache_dir, table, modalities, settings, shard, workers, force, progress, start)
+        index = write_index(cache_dir)
+    failures = cache_dir / ('failures.csv' if shard is None else f'failures-{shard[0]}-of-{shard[1]}.csv')
+    failed = [dict(study_id=r['study_id'], reason=r['reason']) for r in results if r['status'] == 'failed']
+    if failed: _write_csv(pd.DataFrame(failed), failures)
+    elif failures.exists(): failures.unlink()
+    return PreprocessReport(results, index, time.perf_counter() - start, cache_dir)
+
+def _run(cache_dir:Path, table:pd.DataFrame, modalities:list, settings:dict, shard, workers, force:bool, progress:bool, start:float) -> list:
+    "Bring each study of the table (of the shard) up to date, in `workers` processes"
     tasks = [(str(cache_dir), study_id, sources, labels, settings, force)
              for study_id, sources, labels in study_tasks(table, modalities) if in_shard(study_id, shard)]
     workers = min(16, os.cpu_count() or 1) if workers is None else workers
     results = []
     if progress: _progress(0, len(tasks), start)
     if workers > 1 and len(tasks) > 1:
-        with futures.ProcessPoolExecutor(min(workers, len(tasks))) as pool:
+        with worker_pool(min(workers, len(tasks))) as pool:
             for n, result in enumerate(pool.map(_process, tasks, chunksize=1), 1):
                 results.append(result)
                 if progress: _progress(n, len(tasks), start)
@@ -568,12 +682,7 @@ def preprocess_dataset(source, # a study table (`find_studies`), a root folder o
         for n, task in enumerate(tasks, 1):
             results.append(_process(task))
             if progress: _progress(n, len(tasks), start)
-    index = write_index(cache_dir)
-    failures = cache_dir / ('failures.csv' if shard is None else f'failures-{shard[0]}-of-{shard[1]}.csv')
-    failed = [dict(study_id=r['study_id'], reason=r['reason']) for r in results if r['status'] == 'failed']
-    if failed: _write_csv(pd.DataFrame(failed), failures)
-    elif failures.exists(): failures.unlink()
-    return PreprocessReport(results, index, time.perf_counter() - start, cache_dir)
+    return results
 
 # %% ../nbs/03_preprocess.ipynb #5f592eb5
 @call_parse
@@ -592,6 +701,7 @@ def mri_dino_preprocess(
     force:bool=False, # rebuild every study
     quiet:bool=False, # no progress line
     kind:str=None, # mri, ct or auto (default: a kind column of the labels, else MRI)
+    overwrite:bool=False, # rebuild a cache made with other settings (refused otherwise)
     ct_window:str='hu', # CT studies: hu (keep HU, windows per view), a window name (brain, blood, bone, lung, mediastinum, soft_tissue) or auto
 ):
     "Preprocess a dataset of MRI (and CT) studies into a memory-mappable cache (resampled, normalised, stacked)"
@@ -602,10 +712,13 @@ def mri_dino_preprocess(
         report = preprocess_dataset(root, cache_dir, modalities=[m.strip() for m in modalities.split(',') if m.strip()],
                                     reference=reference, spacing=None if xyz is None else xyz[::-1], percentiles=numbers(percentiles),
                                     dtype=dtype, non_finite=non_finite, csv=csv, shard=shard, workers=workers, force=force,
-                                    progress=not quiet, kind=kind, ct_window=ct_window)
+                                    progress=not quiet, kind=kind, ct_window=ct_window, overwrite=overwrite)
     except ValueError as error:
         print(f"mri_dino_preprocess: {error}", file=sys.stderr)
         return 2
+    except CacheInUse as error:
+        print(f"mri_dino_preprocess: {error}", file=sys.stderr)
+        return 3
     print(report)
     return 0 if report.ok else 1
 

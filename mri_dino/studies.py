@@ -8,10 +8,14 @@ Docs: https://mri-dino.github.io/mri_dino/studies.html.md"""
 from __future__ import annotations
 
 import concurrent.futures as futures
+import ctypes
+import hashlib
 import math
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +27,9 @@ from fastcore.script import call_parse
 from .io import VolumeError, _stem, dwi_b_value, inspect_volume
 
 # %% auto #0
-__all__ = ['MODALITY_ALIASES', 'VOLUME_SUFFIXES', 'ID_COLUMNS', 'resolve_env', 'modality_aliases', 'match_modality',
-           'study_candidates', 'choose_candidates', 'id_column', 'read_csv', 'find_studies', 'CheckReport',
+__all__ = ['MODALITY_ALIASES', 'VOLUME_SUFFIXES', 'ID_COLUMNS', 'MAX_NAME_LENGTH', 'RESERVED_NAMES', 'resolve_env',
+           'modality_aliases', 'match_modality', 'study_candidates', 'choose_candidates', 'id_column', 'read_csv',
+           'find_studies', 'study_file_name', 'file_name_clashes', 'end_with_parent', 'worker_pool', 'CheckReport',
            'check_dataset', 'plot_report', 'mri_dino_check']
 
 # %% ../nbs/02_studies.ipynb #342ef699
@@ -386,6 +391,54 @@ def find_studies(source, # a root folder (layout detected) or a CSV manifest; `$
     table.attrs.update(modalities=list(modalities), source=str(source), folders=folders, findings=findings)
     return table
 
+# %% ../nbs/02_studies.ipynb #92999be9
+MAX_NAME_LENGTH = 100
+RESERVED_NAMES = {'con', 'prn', 'aux', 'nul', *(f'com{n}' for n in range(10)), *(f'lpt{n}' for n in range(10))}
+"Device names Windows reserves, with any extension"
+
+def study_file_name(study_id:str, # any study id: any characters, any length
+                   ) -> str: # a file stem of at most `MAX_NAME_LENGTH` characters from [A-Za-z0-9._-]
+    "A safe, unique file stem for a study id: the id itself where it is one, else a sanitised, capped form plus a hash of the id"
+    study_id = str(study_id)
+    safe = re.sub(r'[^A-Za-z0-9._-]', '_', study_id).strip('.') or 'study'
+    if safe == study_id and len(safe) <= MAX_NAME_LENGTH and safe.split('.')[0].lower() not in RESERVED_NAMES: return safe
+    return f"{safe[:80]}-{hashlib.sha1(study_id.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+
+def file_name_clashes(study_ids, # the ids of one dataset
+                     ) -> list[tuple[str, str, str]]: # (file name, first id, second id) for each id whose name an earlier id has
+    "Ids that `study_file_name` would give the same file"
+    first, clashes = {}, []
+    for study_id in map(str, study_ids):
+        name = study_file_name(study_id)
+        if first.setdefault(name, study_id) != study_id: clashes.append((name, first[name], study_id))
+    return clashes
+
+# %% ../nbs/02_studies.ipynb #bc07f3fb
+def end_with_parent(launcher:int, # process id of the process that made the pool
+                   ):
+    "Pool initializer: end this worker as soon as its parent process ends, however the parent ends"
+    parent = os.getppid()
+    if sys.platform.startswith('linux'):
+        try: ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))      # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError): pass
+    if parent != launcher and not _alive(launcher): os._exit(1)                  # the launcher died before the line above
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name='end_with_parent').start()
+
+def _watch_parent(parent:int):
+    while os.getppid() == parent: time.sleep(0.5)
+    os._exit(1)
+
+def _alive(pid:int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+def worker_pool(workers:int, # number of processes
+               ) -> futures.ProcessPoolExecutor:
+    "A process pool whose workers end when this process ends (SIGKILL included)"
+    return futures.ProcessPoolExecutor(workers, initializer=end_with_parent, initargs=(os.getpid(),))
+
 # %% ../nbs/02_studies.ipynb #b089a47f
 @dataclass
 class CheckReport:
@@ -489,6 +542,8 @@ def check_dataset(source, # a root folder, a CSV manifest, or a study table from
     modalities = list(table.attrs.get('modalities', modalities))
     required = modalities if required is None else ([required] if isinstance(required, str) else list(required))
     problems = list(table.attrs.get('findings', []))
+    problems += [_finding(second, None, f'study ids {first!r} and {second!r} share the file name {name!r} (the cache, every output): rename one', 'duplicate id')
+                 for name, first, second in file_name_clashes(table.index)]
     columns = [*modalities, *(['roi'] if 'roi' in table.columns else [])]
     no_folder = {f['study_id'] for f in problems if f['kind'] == 'no folder'}
     folders = table.attrs.get('folders', {})
@@ -498,7 +553,7 @@ def check_dataset(source, # a root folder, a CSV manifest, or a study table from
     results = []
     if progress: _progress(0, len(tasks), start)
     if workers > 1 and len(tasks) > 1:
-        with futures.ProcessPoolExecutor(min(workers, len(tasks))) as pool:
+        with worker_pool(min(workers, len(tasks))) as pool:
             for n, result in enumerate(pool.map(_check_study, tasks, chunksize=max(1, min(16, len(tasks) // (4 * workers)))), 1):
                 results.extend(result)
                 if progress and (n % 10 == 0 or n == len(tasks)): _progress(n, len(tasks), start)
