@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import random
 import re
 import sys
@@ -20,6 +21,7 @@ import time
 import warnings
 from contextlib import nullcontext
 from functools import partial
+from io import StringIO
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -44,9 +46,9 @@ from .vit import drop_patches, foreground_patches, save_backbone
 __all__ = ['COLLAPSE_COLUMNS', 'Student', 'SSLModel', 'layer_index', 'param_groups', 'scaled_lr', 'cosine_schedule', 'Schedules',
            'EpochBatchSampler', 'SSLDataLoaders', 'SSLLearner', 'torch_param_groups', 'ScheduleCallback',
            'TeacherEMACallback', 'GradientClipCallback', 'NonFiniteLossError', 'NonFiniteGuard', 'AccelerateCallback',
-           'MetricsLogger', 'atomic_torch_save', 'list_checkpoints', 'load_latest_checkpoint', 'CheckpointCallback',
-           'weights_digest', 'RunSummaryCallback', 'effective_rank', 'feature_spread', 'CollapseMonitor',
-           'collapse_monitor', 'ssl_learner', 'fit_ssl']
+           'MetricsLogger', 'atomic_torch_save', 'list_checkpoints', 'CheckpointError', 'checkpoint_checksum',
+           'read_checkpoint', 'load_latest_checkpoint', 'CheckpointCallback', 'weights_digest', 'RunSummaryCallback',
+           'effective_rank', 'feature_spread', 'CollapseMonitor', 'collapse_monitor', 'ssl_learner', 'fit_ssl']
 
 # %% ../nbs/10_learner.ipynb #3bd3c976
 def _patch_tokens(features:dict, # output of the backbone's `forward_features`
@@ -603,13 +605,60 @@ class AccelerateCallback(Callback):
         if not hasattr(learn.opt.opt, 'optimizer'): learn.opt.opt = accelerator.prepare_optimizer(learn.opt.opt)
 
 # %% ../nbs/10_learner.ipynb #7d73ceaa
-def _truncate_rows(path:Path, keep:Callable, header:bool):
-    "Rewrite a CSV or JSON-lines file keeping the rows `keep(row)` accepts (atomically)"
+def _row_step(line:str, # one line of a metrics file, with its line end
+              columns:list|None, # the CSV header's columns; None: a JSON-lines file
+             ) -> int|None: # the row's step; None for a torn (no line end) or unreadable row
+    "The step of a whole row of a metrics file: its first CSV field, or its JSON object's `iteration`"
+    if not line.endswith('\n'): return None
+    try:
+        if columns is None: return int(json.loads(line)['iteration'])
+        fields = next(csv.reader([line]))
+        return int(fields[0]) if len(fields) == len(columns) else None
+    except (ValueError, KeyError, TypeError, IndexError, StopIteration): return None
+
+def _keep_whole_rows(path:Path, # a metrics file: CSV with a header row, or JSON lines (`.json`)
+                     keep:Callable, # keep(step) -> bool, for the step of a whole row
+                    ):
+    "Rewrite `path` (atomically) with its whole rows whose step `keep` accepts; a torn or unreadable row is dropped with a printed note"
     if not path.exists(): return
-    lines = path.read_text(encoding='utf-8').splitlines(keepends=True)
-    head, body = (lines[:1], lines[1:]) if header else ([], lines)
-    kept = [line for line in body if line.strip() and keep(line)]
+    lines = path.read_text(encoding='utf-8', errors='replace').splitlines(keepends=True)
+    if path.suffix == '.json': head, body, columns = [], lines, None
+    else:
+        head, body = lines[:1], lines[1:]
+        if head and not head[0].endswith('\n'): head, body = [], head          # a torn header: nothing whole
+        columns = next(csv.reader(head), [])
+    kept, dropped = [], []
+    for number, line in enumerate(body, len(head) + 1):
+        if not line.strip(): continue
+        step = _row_step(line, columns)
+        if step is None: dropped.append(number)
+        elif keep(step): kept.append(line)
+    if dropped:
+        print(f"{path}: dropped {len(dropped)} torn or unreadable row(s) (line {', '.join(map(str, dropped))}), "
+              f"left by a run stopped while writing", flush=True)
     atomic_write_text(path, ''.join(head + kept))
+
+def _append_row(path:Path, # a metrics file
+                line:str, # one whole row, with its line end
+                header:str='', # written first into an empty or new file (a CSV header line)
+               ):
+    "Append a row; a torn last line (a process killed while writing) is cut first, so that two rows never glue together"
+    with open(path, 'ab+') as file:
+        size = file.seek(0, os.SEEK_END)
+        if size:
+            file.seek(-1, os.SEEK_END)
+            if file.read(1) != b'\n':
+                file.seek(0)
+                size = file.read().rfind(b'\n') + 1
+                file.truncate(size)
+                print(f"{path}: cut a torn last row before appending", flush=True)
+        file.write(((header if not size else '') + line).encode('utf-8'))
+
+def _csv_line(values:Sequence) -> str:
+    "One CSV row as `csv.writer` writes it, with its line end"
+    buffer = StringIO()
+    csv.writer(buffer).writerow(values)
+    return buffer.getvalue()
 
 class MetricsLogger(Callback):
     "Per-step metrics to `training_metrics.csv`, `training_metrics.json` (JSON lines) and TensorBoard, and a printed line now and then"
@@ -641,9 +690,9 @@ class MetricsLogger(Callback):
         if not self._main: return
         self.output_dir.mkdir(parents=True, exist_ok=True)
         start = self.learn.step
-        _truncate_rows(self.csv_path, lambda line: int(line.split(',', 1)[0]) < start, header=True)
-        _truncate_rows(self.json_path, lambda line: json.loads(line)['iteration'] < start, header=False)
-        _truncate_rows(self.valid_path, lambda line: int(line.split(',', 1)[0]) <= start, header=True)
+        _keep_whole_rows(self.csv_path, lambda step: step < start)
+        _keep_whole_rows(self.json_path, lambda step: step < start)
+        _keep_whole_rows(self.valid_path, lambda step: step <= start)
         if self.csv_path.exists():
             with open(self.csv_path) as f: self.columns = next(csv.reader(f), None)
         if self.tensorboard:
@@ -693,11 +742,7 @@ class MetricsLogger(Callback):
         if not self._main: return
         row = dict(iteration=self.learn.step, epoch=self.learn.epoch, valid_total_loss=float(means.sum()),
                    **{f'valid_{n}': float(v) for n, v in zip(self.valid_names, means)}, valid_samples=int(totals[-1]))
-        new = not self.valid_path.exists()
-        with open(self.valid_path, 'a', newline='', encoding='utf-8') as f:
-            writer = csv.writer(f)
-            if new: writer.writerow(list(row))
-            writer.writerow(list(row.values()))
+        _append_row(self.valid_path, _csv_line(list(row.values())), header=_csv_line(list(row)))
         if self.writer is not None:
             for key, value in row.items():
                 if key.startswith('valid_') and key != 'valid_samples': self.writer.add_scalar(f'valid/{key[6:]}', value, row['iteration'])
@@ -706,11 +751,9 @@ class MetricsLogger(Callback):
                   f"on {row['valid_samples']} samples", flush=True)
 
     def _write(self, row:dict):
-        if self.columns is None:
-            self.columns = list(row)
-            with open(self.csv_path, 'w', newline='') as f: csv.writer(f).writerow(self.columns)
-        with open(self.csv_path, 'a', newline='', encoding='utf-8') as f: csv.writer(f).writerow([row.get(c, '') for c in self.columns])
-        with open(self.json_path, 'a', encoding='utf-8') as f: f.write(json.dumps(row) + '\n')
+        if self.columns is None: self.columns = list(row)
+        _append_row(self.csv_path, _csv_line([row.get(c, '') for c in self.columns]), header=_csv_line(self.columns))
+        _append_row(self.json_path, json.dumps(row) + '\n')
         if self.writer is not None:
             for key, value in row.items():
                 if key in ('iteration', 'epoch') or value is None or not math.isfinite(value): continue
@@ -741,27 +784,98 @@ def list_checkpoints(folder, # an output folder
     "The checkpoints `model_*.pth` in `folder`, oldest step first"
     return sorted((p for p in Path(folder).glob('model_*.pth') if re.fullmatch(r'model_\d+\.pth', p.name)), key=_checkpoint_step)
 
+class CheckpointError(ValueError):
+    "A checkpoint that is not loaded: the message starts with the file, then says why"
+
+def _digest(digest, value):
+    "Feed `value` (tensors, plain values, and lists, tuples and dicts of them) into a hashlib `digest`"
+    if isinstance(value, torch.Tensor):
+        digest.update(f'tensor {value.dtype} {tuple(value.shape)};'.encode())
+        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        digest.update(f'dict {len(value)};'.encode())
+        for key, item in value.items(): _digest(digest, key); _digest(digest, item)
+    elif isinstance(value, (list, tuple)):
+        digest.update(f'sequence {len(value)};'.encode())
+        for item in value: _digest(digest, item)
+    elif value is None or isinstance(value, (bool, int, float, str, bytes)): digest.update(f'{type(value).__name__} {value!r};'.encode())
+    else: raise TypeError(f"a checkpoint holds tensors and plain values only, not {type(value).__name__}")
+
+def checkpoint_checksum(state:dict, # a checkpoint's content (its `checksum` entry is left out)
+                       ) -> str: # 64 hex digits
+    "SHA-256 of a checkpoint's content: every entry's name, every tensor's dtype, shape and bytes, every plain value"
+    digest = hashlib.sha256()
+    _digest(digest, {key: value for key, value in state.items() if key != 'checksum'})
+    return digest.hexdigest()
+
+def _numpy_array_globals() -> list:
+    "What a NumPy array in a pickle names: format-1 checkpoints hold NumPy's random state as one"
+    reconstruct = np.empty(0).__reduce__()[0]
+    spellings = {f'{reconstruct.__module__}.{reconstruct.__name__}', 'numpy.core.multiarray._reconstruct', 'numpy._core.multiarray._reconstruct'}
+    return [(reconstruct, name) for name in sorted(spellings)] + [np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+def read_checkpoint(path, # a `model_*.pth`
+                   ) -> dict: # its content, the checksum verified
+    "Load a checkpoint without running code from it (`weights_only`) and check its checksum; `CheckpointError` otherwise"
+    path = Path(path)
+    try:
+        with torch.serialization.safe_globals(_numpy_array_globals()):
+            state = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError:
+        try: named = ', '.join(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+        except Exception: named = ''
+        raise CheckpointError(f"{path}: refused: its pickle calls {named or 'objects'}, beyond the tensors and plain values a "
+                              f"checkpoint holds (nothing of it was run)") from None
+    except Exception as error:
+        raise CheckpointError(f"{path}: does not load ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+                              f"truncated or not a checkpoint") from None
+    if not isinstance(state, dict) or not isinstance(state.get('model'), dict):
+        raise CheckpointError(f"{path}: not a checkpoint of mri_dino (no 'model' entry)")
+    expected = state.pop('checksum', None)
+    if expected is None and state.get('format', 1) >= 2:
+        raise CheckpointError(f"{path}: its checksum is missing (format {state.get('format')} checkpoints carry one)")
+    if expected is None: print(f"{path}: written before checkpoints carried a checksum (format 1); loaded unverified", flush=True)
+    elif expected != checkpoint_checksum(state):
+        raise CheckpointError(f"{path}: checksum mismatch: the file changed after it was written (a disk or copy error)")
+    return state
+
+def _named_checkpoint(folder:Path) -> Path|None:
+    "The checkpoint the file `last_checkpoint` names, when it is a name `model_NNNNNNN.pth` of `folder`"
+    named = folder / 'last_checkpoint'
+    if not named.is_file(): return None
+    with open(named, encoding='utf-8', errors='replace') as file: name = file.read(256).strip()
+    if re.fullmatch(r'model_\d+\.pth', name): return folder / name
+    warnings.warn(f"{named}: {name!r} is not a checkpoint of this folder (a name model_NNNNNNN.pth, no folder); ignored")
+    return None
+
 def load_latest_checkpoint(folder, # an output folder
                           ) -> tuple[dict, Path]|tuple[None, None]: # the checkpoint and its path, or (None, None)
-    "The newest checkpoint of `folder` that loads: the one `last_checkpoint` names, else the highest step"
+    "The newest checkpoint of `folder` that loads safely and whole: the one `last_checkpoint` names, else the highest step"
     folder = Path(folder)
     candidates = list_checkpoints(folder)[::-1]
-    named = folder / 'last_checkpoint'
-    if named.exists():
-        pointed = folder / named.read_text(encoding='utf-8').strip()
-        if pointed.exists(): candidates = [pointed] + [c for c in candidates if c != pointed]
+    pointed = _named_checkpoint(folder)
+    if pointed is not None and pointed.exists(): candidates = [pointed] + [c for c in candidates if c != pointed]
     for path in candidates:
-        try: return torch.load(path, map_location='cpu', weights_only=False), path
-        except Exception as e: warnings.warn(f"checkpoint {path} does not load ({e}); trying an older one")
+        if path.resolve().parent != folder.resolve():
+            warnings.warn(f"checkpoint {path} leads outside {folder} (to {path.resolve()}); ignored")
+            continue
+        try: return read_checkpoint(path), path
+        except CheckpointError as error: warnings.warn(f"{error}; trying an older one")
     return None, None
 
 def _rng_state() -> dict:
-    state = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
+    "This process's random states, in tensors and plain values (a checkpoint loads with `weights_only`)"
+    kind, key, position, has_gauss, gauss = np.random.get_state()
+    state = dict(python=random.getstate(), torch=torch.get_rng_state(),
+                 numpy=dict(kind=kind, key=torch.from_numpy(key.astype(np.int64)), position=position, has_gauss=has_gauss, gauss=gauss))
     if torch.cuda.is_available(): state['cuda'] = torch.cuda.get_rng_state_all()
     return state
 
 def _set_rng_state(state:dict):
-    random.setstate(state['python']); np.random.set_state(state['numpy']); torch.set_rng_state(state['torch'])
+    numpy = state['numpy']
+    if isinstance(numpy, dict):             # (format 1 holds NumPy's own tuple)
+        numpy = (numpy['kind'], numpy['key'].numpy().astype(np.uint32), numpy['position'], numpy['has_gauss'], numpy['gauss'])
+    random.setstate(state['python']); np.random.set_state(numpy); torch.set_rng_state(state['torch'])
     if 'cuda' in state and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state['cuda'])
 
 def _gather_objects(obj) -> list:
@@ -828,9 +942,10 @@ class CheckpointCallback(Callback):
         if self._main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             scaler = getattr(learn.accelerator, 'scaler', None)
-            state = dict(format=1, step=step, epoch=step // learn.epoch_length, model=learn.model.state_dict(),
+            state = dict(format=2, step=step, epoch=step // learn.epoch_length, model=learn.model.state_dict(),
                          optimizer=learn.opt.state_dict(), scaler=None if scaler is None else scaler.state_dict(),
                          rng=rng, config=self.config, world_size=len(rng))
+            state['checksum'] = checkpoint_checksum(state)
             path = self.output_dir / f'model_{step:07d}.pth'
             atomic_torch_save(state, path)
             atomic_write_text(self.output_dir / 'last_checkpoint', path.name + '\n')
@@ -890,15 +1005,6 @@ def feature_spread(features:torch.Tensor, # (N, D) features
 # %% ../nbs/10_learner.ipynb #1a455eac
 COLLAPSE_COLUMNS = ('step', 'n_features', 'effective_rank', 'spread', 'collapsed')
 
-def _measured_before(line:str, # a row of `collapse_metrics.csv`, with its line end
-                     start:int, # the step a (resumed) fit starts at
-                    ) -> bool: # keep the row
-    "A whole row measured before `start` (a row torn by a killed process is dropped)"
-    fields = line.rstrip('\n').split(',')
-    if not line.endswith('\n') or len(fields) != len(COLLAPSE_COLUMNS): return False
-    try: return int(fields[0]) < start
-    except ValueError: return False
-
 class CollapseMonitor(Callback):
     "Every `every` steps: effective rank (RankMe) and spread of the teacher's features; warn (or stop) on collapse"
     order, run_valid = 22, False   # after MetricsLogger (20) writes the step, before CheckpointCallback (25) saves it
@@ -956,7 +1062,8 @@ class CollapseMonitor(Callback):
     def _open(self):
         "Drop the rows measured from the step this fit starts at on; after `CheckpointCallback` has resumed"
         self.opened = True
-        if self.path is not None and self._main: _truncate_rows(self.path, partial(_measured_before, start=self._step()), header=True)
+        start = self._step()
+        if self.path is not None and self._main: _keep_whole_rows(self.path, lambda step: step < start)
 
     def after_fit(self):
         if self._hook is not None: self._hook.remove(); self._hook = None
@@ -998,8 +1105,7 @@ class CollapseMonitor(Callback):
     def _write(self, row:dict):
         if self.path is None or not self._main: return
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        header = '' if self.path.exists() and self.path.stat().st_size else ','.join(COLLAPSE_COLUMNS) + '\n'
-        with open(self.path, 'a', encoding='utf-8') as file: file.write(header + ','.join(str(row[c]) for c in COLLAPSE_COLUMNS) + '\n')
+        _append_row(self.path, ','.join(str(row[c]) for c in COLLAPSE_COLUMNS) + '\n', header=','.join(COLLAPSE_COLUMNS) + '\n')
 
     @property
     def frame(self):
