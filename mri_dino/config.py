@@ -221,7 +221,7 @@ def validate_config(cfg, # the merged config
     problems = config_problems(cfg, default)
     if problems: raise ConfigError(problems)
 
-# %% ../nbs/11a_config.ipynb #c6cc064c
+# %% ../nbs/11a_config.ipynb #3e4e040c
 PHANTOM_MODALITIES = tuple(m for m in LAYOUT_FILES['prostate'] if m != 'roi')   # what the built-in phantom studies hold
 
 def study_problems(table, # a study table (`mri_dino.studies.find_studies`)
