@@ -35,7 +35,8 @@ from fastai.callback.core import Callback
 from omegaconf import DictConfig, OmegaConf
 from fastcore.imports import IN_NOTEBOOK
 
-from .augment import MultiViewCrops, augment_batch, check_crop_sizes
+from .augment import MultiViewCrops, augment_batch
+from .config import ConfigError, validate_config, validate_data
 from .ct import ct_preprocess_options, ct_views
 from .datasets import PatchDataset3D, SliceDataset
 from .io import atomic_write, atomic_write_text
@@ -108,7 +109,7 @@ def find_config(name:str|Path, # a path, or a shipped config's name with or with
 def load_config(config:str|Path|None=None, # a YAML file (or the name of a shipped config); None: the default alone
                 overrides:Sequence[str]=(), # `key.sub=value` strings
                ) -> DictConfig: # the merged, resolved config
-    "The default config, then the file, then the overrides; `${env:...}` resolved; unknown keys are errors"
+    "The default config, then the file, then the overrides; `${env:...}` resolved; unknown keys and wrong values (`mri_dino.config`) are errors"
     _register_resolvers()
     base = _read_yaml(config_dir() / 'default.yaml')
     layers = [('the default config', base)]
@@ -119,6 +120,7 @@ def load_config(config:str|Path|None=None, # a YAML file (or the name of a shipp
     if bad: raise ValueError(f"overrides must look like key.sub=value, got {bad}")
     try: layers.append(('the command line', OmegaConf.from_dotlist([rewrite_env_syntax(o) for o in overrides])))
     except Exception as e: raise ValueError(f"command-line overrides {list(overrides)}: {e}") from None
+    default = OmegaConf.to_container(base, resolve=True)              # what every key's type is checked against
     OmegaConf.set_struct(base, True)
     for section in OPEN_SECTIONS:
         node = OmegaConf.select(base, section)
@@ -132,6 +134,7 @@ def load_config(config:str|Path|None=None, # a YAML file (or the name of a shipp
     try: OmegaConf.resolve(cfg)
     except Exception as e: raise ValueError(f"config: {e}") from None
     OmegaConf.set_struct(cfg, False)
+    validate_config(cfg, default)                                    # types, ranges, choices: every problem at once (mri_dino.config)
     return cfg
 
 def save_config(cfg:DictConfig, # the config to write
@@ -303,7 +306,8 @@ def train(cfg:DictConfig, # the resolved experiment config
           extra_cbs:Sequence=(), # more callbacks (tests)
          ):
     "Pretrain as the config says; returns the learner"
-    check_crop_sizes(cfg.crops, cfg.student.patch_size)             # a crop that is not a whole number of patches is an error, before any work
+    validate_config(cfg, load_config())                             # a config changed after load_config is checked too
+    validate_data(cfg)                                              # data.root, data.csv, the studies' modalities: before any data is touched
     if accelerator is None: accelerator = make_accelerator(cfg)
     resolve_ema_beta(cfg)                                           # JEPA: jepa.ema_beta is the teacher momentum schedule
     output_dir = Path(str(cfg.train.output_dir)).expanduser()
@@ -376,11 +380,16 @@ def main(argv:Sequence[str]|None=None, # the command line's arguments (None: `sy
         ):
     "Command line: `mri_dino_train [CONFIG] [key.sub=value ...] [--no-resume] [--print-config]`"
     options = parse_args(argv)
-    try: cfg = load_config(options.config, options.overrides); check_crop_sizes(cfg.crops, cfg.student.patch_size)
-    except (ValueError, FileNotFoundError) as e: sys.exit(f"mri_dino_train: {e}")
-    if options.print_config: print(OmegaConf.to_yaml(cfg)); return cfg
-    train(cfg)
+    try: cfg = load_config(options.config, options.overrides)       # every key's type, range and choice (mri_dino.config)
+    except (ValueError, FileNotFoundError) as e: _exit_with(e)
+    if options.print_config: print(OmegaConf.to_yaml(cfg)); return    # None: the console script exits 0
+    try: train(cfg)                                                 # it checks the paths and the studies first
+    except ConfigError as e: _exit_with(e)
     close_process_group()
+
+def _exit_with(error:Exception):
+    "Exit non-zero with the error's lines, each after the command's name (no traceback)"
+    sys.exit('\n'.join(f"mri_dino_train: {line}" for line in str(error).splitlines()))
 
 def close_process_group():
     "End a multi-process run's process group in order: a process that exits with its gloo group alive can abort (SIGABRT)"
