@@ -882,6 +882,18 @@ def read_state_dict(path:str|Path, # .safetensors, or a torch file (.pth, .pt, .
     if not isinstance(state, Mapping): raise ValueError(f"{path}: holds a {type(state).__name__}, not a state dict")
     return state
 
+def _backbone_tensors(state:Mapping, source:str) -> dict:
+    "The backbone's tensors from a state dict or training checkpoint: unwrapped, teacher preferred, prefixes removed, block chunks flattened."
+    while not all(isinstance(v, torch.Tensor) for v in state.values()):
+        wrapper = next((w for w in ('teacher', 'model', 'state_dict', 'student') if isinstance(state.get(w), Mapping)), None)
+        if wrapper is None: raise ValueError(f"{source}: no state dict found (keys {list(state)[:8]})")
+        state = state[wrapper]
+    state = dict(state)
+    for prefix in ('teacher.backbone.', 'student.backbone.', 'backbone.', 'module.', '_orig_mod.', 'dinov2.'):
+        if any(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return {re.sub(r'^blocks\.\d+\.(\d+)\.', r'blocks.\1.', k): v for k, v in state.items()}
+
 # %% ../nbs/08_vit.ipynb #9af862ee
 _HF_NAMES = [('embeddings.cls_token', 'cls_token'), ('embeddings.mask_token', 'mask_token'),
              ('embeddings.position_embeddings', 'pos_embed'), ('embeddings.register_tokens', 'register_tokens'),
