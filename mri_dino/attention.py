@@ -19,6 +19,7 @@ from fastcore.script import call_parse
 
 from .eval import check_option, command_errors, device_option, fit_image, normalize_input, size_option
 from .preprocess import study_file_name
+from .vit import first_line
 from .io import atomic_write
 
 # %% auto #0
@@ -287,7 +288,8 @@ def load_study_image(study:str|Path, # a cached study .json, a cache folder, or 
     from mri_dino.preprocess import CachedStudy, dequantize, load_cached_study, read_index
     study = Path(study)
     if study.suffix == '.npy':
-        image = np.load(study).astype(np.float32)
+        try: image = np.load(study, allow_pickle=False).astype(np.float32)          # an object array (a pickle) is refused
+        except (OSError, ValueError, TypeError) as error: raise ValueError(f"{study}: not a numeric .npy array ({first_line(error)})") from None
         if image.ndim == 3: image = image[:, None]
         if image.ndim != 4: raise ValueError(f"{study}: expected an array (C, D, H, W), got shape {image.shape}")
         return dict(image=image, modality_mask=np.ones(len(image), bool), roi_box=None, modalities=None, spacing=None, study_id=study.stem)
