@@ -19,7 +19,7 @@ from fastcore.script import call_parse
 
 from .eval import check_option, command_errors, device_option, fit_image, normalize_input, size_option
 from .preprocess import study_file_name
-from .vit import first_line
+from .vit import arch_name, first_line
 from .io import atomic_write
 
 # %% auto #0
@@ -357,7 +357,6 @@ def mri_dino_attention(checkpoint:str, # training output folder, checkpoint, bac
                       ):
     "Write CLS-attention and PCA-feature PNGs of one study for a pretrained backbone"
     from mri_dino.eval import AXES, load_backbone
-    from mri_dino.vit import arch_name
     with command_errors('mri_dino_attention'):
         check_option('--which', which, which in ('teacher', 'student'), "'teacher' or 'student'")
         check_option('--axis', axis, axis in AXES, f"one of {list(AXES)}")

@@ -12,6 +12,7 @@ import functools
 import json
 import math
 import os
+import re
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from torch import Tensor, nn
 
 from .io import atomic_write
 from .preprocess import study_file_name
-from .vit import first_line
+from .vit import arch_name, first_line
 from .learner import CollapseMonitor, effective_rank, feature_spread   # the collapse monitor (see the learner chapter)
 
 _all_ = ['CollapseMonitor', 'effective_rank', 'feature_spread']
@@ -140,6 +141,20 @@ def _find_in_folder(folder:Path, which:str) -> Path:
     if checkpoints: return checkpoints[-1]
     raise FileNotFoundError(f"{folder}: no {export.name}, last_checkpoint or model_*.pth (and no config.json of a transformers model)")
 
+def _check_transformers_folder(folder:Path, arguments:dict):
+    "A transformers folder's config.json against its weights' headers, before the model is built: the depth, then the number of parameters"
+    from mri_dino.vit import VisionTransformer, read_safetensors_header
+    shapes, source = {}, folder / 'config.json'
+    for file in sorted(folder.glob('*.safetensors')): shapes.update(read_safetensors_header(file)[0])
+    if not shapes: return                                               # pytorch_model.bin: read with weights_only, after
+    layers = len({match.group(1) for name in shapes if (match := re.search(r'encoder\.layer\.(\d+)\.', name))})
+    if arguments.get('depth') != layers: raise ValueError(f"{source}: num_hidden_layers {arguments.get('depth')!r}, but the weights hold {layers} layers")
+    try:
+        with torch.device('meta'): model = VisionTransformer(**arguments)  # shapes only, no memory
+    except (TypeError, ValueError, ZeroDivisionError, RuntimeError) as error: raise ValueError(f"{source}: cannot build a ViT ({first_line(error)})") from None
+    wanted, held = sum(p.numel() for p in model.parameters()), sum(math.prod(s) for s in shapes.values())
+    if wanted > 2 * held + 2**22: raise ValueError(f"{source}: asks for a model of {wanted:,} parameters, its weights hold {held:,}")
+
 def load_backbone(path:str|Path, # output folder, checkpoint (.pth), backbone file (.safetensors), DINOv2 state dict or transformers folder
                   which:str='teacher', # 'teacher' or 'student' (training outputs and checkpoints)
                   device:str|torch.device='cpu', # where the backbone goes
@@ -161,7 +176,9 @@ def load_backbone(path:str|Path, # output folder, checkpoint (.pth), backbone fi
                         patch_size=hf.get('patch_size'), num_register_tokens=hf.get('num_register_tokens', 0),
                         layer_norm_eps=hf.get('layer_norm_eps', 1e-6), mlp_ratio=hf.get('mlp_ratio', 4.0),
                         ffn_layer='swiglu' if hf.get('use_swiglu_ffn') else 'mlp', img_size=hf.get('image_size', 518))
-        backbone = vit.VisionTransformer(**{**{k: v for k, v in defaults.items() if v is not None}, **backbone_kwargs})
+        arguments = {**{k: v for k, v in defaults.items() if v is not None}, **backbone_kwargs}
+        _check_transformers_folder(path, arguments)
+        backbone = vit.VisionTransformer(**arguments)
         vit.load_dinov2_weights(backbone, path)
     elif path.suffix == '.safetensors':
         shapes, metadata = vit.read_safetensors_header(path)                 # the header only: checked before anything is built
@@ -257,7 +274,7 @@ class Features:
         path = Path(path).with_suffix('.npz')
         for p in (path, path.with_suffix('.csv')):
             if not p.exists(): raise FileNotFoundError(f"{p}: no such file (features are saved as a .npz with a .csv beside it)")
-        with np.load(path) as data: arrays = {k: data[k] for k in ('cls', 'patch', 'study_id')}
+        with np.load(path, allow_pickle=False) as data: arrays = {k: data[k] for k in ('cls', 'patch', 'study_id')}
         table = pd.read_csv(path.with_suffix('.csv'), dtype={'study_id': str})
         if len(table) != len(arrays['cls']) or (table['study_id'].to_numpy() != arrays['study_id']).any():
             raise ValueError(f"{path}: the .npz ids do not match {path.with_suffix('.csv').name} (one of them was changed)")
@@ -1346,7 +1363,7 @@ def _check_backbone_options(which, arch, patch_size):
     "The options every evaluation command shares"
     check_option('--which', which, which in ('teacher', 'student'), "'teacher' or 'student'")
     check_option('--patch-size', patch_size, patch_size is None or patch_size >= 1, 'a positive int')
-    if arch is not None: from mri_dino.vit import arch_name; arch_name(arch)
+    if arch is not None: arch_name(arch)
 
 @call_parse
 def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file or DINOv2 weights
