@@ -121,9 +121,13 @@ def _backbone_from_config(config:dict, source, shapes:dict|None=None, strict:boo
     if shapes is not None: check_backbone_shapes(arguments, shapes, source, strict)
     return VisionTransformer(**arguments)
 
-def _shapes(state:dict) -> dict:
-    "The shapes of a state dict's tensors"
-    return {name: tuple(value.shape) for name, value in state.items() if isinstance(value, Tensor)}
+def _shapes(state:dict, prefix:str='') -> dict:
+    "The shapes of a (nested) state dict's tensors, by dotted name"
+    shapes = {}
+    for name, value in state.items():
+        if isinstance(value, Tensor): shapes[f'{prefix}{name}'] = tuple(value.shape)
+        elif isinstance(value, dict): shapes.update(_shapes(value, f'{prefix}{name}.'))
+    return shapes
 
 def _load_state(backbone:nn.Module, state:dict, source) -> nn.Module:
     try: backbone.load_state_dict(state)
@@ -199,7 +203,7 @@ def load_backbone(path:str|Path, # output folder, checkpoint (.pth), backbone fi
             if backbone_kwargs:
                 arch = vit.arch_name(backbone_kwargs.pop('arch', 'vit_small'))
                 backbone = getattr(vit, arch)(**backbone_kwargs)
-            else: backbone = _backbone_from_config(config, path, _shapes(state) if 'cls_token' in state else None, strict=False)
+            else: backbone = _backbone_from_config(config, path, _shapes(state), strict=False)
             vit.load_dinov2_weights(backbone, state)
     backbone.run_config, backbone.source = config, str(path)
     return backbone.to(device).eval()

@@ -1076,7 +1076,7 @@ def _channels_in_weights(shapes:dict, arguments:dict) -> int|None:
 def check_backbone_shapes(arguments:Mapping, # VisionTransformer arguments (a `save_backbone` file's metadata, or `backbone_arguments`)
                           shapes:Mapping[str, Sequence[int]], # the weights' names and shapes (`read_safetensors_header`)
                           source:str|Path, # the weights' file, for messages
-                          strict:bool=True, # every shape must be the model's (False: width, depth and channels only, for weights that get adapted)
+                          strict:bool=True, # every shape must be the model's (False: weights that get adapted, any names: the model at most twice their size)
                          ):
     "Refuse a model config that does not describe the weights, before any model is built: width, depth, channels and patch size, then every shape and the number of parameters (on the meta device, no memory)."
     def refuse(what:str): return ValueError(f"{source}: the model config does not match the weights ({what}); the file is damaged or not what it claims")
@@ -1084,6 +1084,7 @@ def check_backbone_shapes(arguments:Mapping, # VisionTransformer arguments (a `s
     if unknown: raise refuse(f"unknown VisionTransformer arguments {unknown[:6]}")
     settings = {**_BACKBONE_ARGUMENTS, **arguments}
     shapes = {name: tuple(int(n) for n in shape) for name, shape in shapes.items()}
+    if not strict: return _check_model_size(arguments, settings, shapes, refuse)
     if 'cls_token' not in shapes or 'patch_embed.proj.weight' not in shapes: raise refuse("no cls_token or patch_embed.proj.weight: not a ViT backbone")
     if settings['spatial_dims'] not in (2, 3) or settings['fusion'] not in ('stack', 'tokens'):
         raise refuse(f"spatial_dims {settings['spatial_dims']!r}, fusion {settings['fusion']!r}")
@@ -1107,6 +1108,17 @@ def check_backbone_shapes(arguments:Mapping, # VisionTransformer arguments (a `s
         counts = [sum(math.prod(s) for s in table.values()) for table in (expected, shapes)]
         raise refuse(f"{counts[0]:,} parameters in the config, {counts[1]:,} in the weights; first differences (config, weights): "
                      + ', '.join(f"{name} {expected.get(name)} {shapes.get(name)}" for name in different[:3]))
+
+def _check_model_size(arguments:Mapping, settings:dict, shapes:dict, refuse):
+    "Any weights (other names, chunked blocks): the config's model at most twice their size, built on the meta device once its depth and channels are bounded"
+    depth, channels = settings['depth'], settings['in_chans']
+    if not isinstance(depth, int) or not 0 <= depth <= len(shapes): raise refuse(f"depth {depth!r} for {len(shapes)} tensors")
+    if not isinstance(channels, int) or not 1 <= channels <= _MAX_CHANNELS: raise refuse(f"in_chans {channels!r}, not 1 to {_MAX_CHANNELS}")
+    try:
+        with torch.device('meta'): model = VisionTransformer(**arguments)
+    except (TypeError, ValueError, ZeroDivisionError, RuntimeError) as error: raise refuse(f"{type(error).__name__}: {first_line(error)}") from None
+    wanted, held = sum(p.numel() for p in model.parameters()), sum(math.prod(s) for s in shapes.values())
+    if wanted > 2 * held + 2**22: raise refuse(f"{wanted:,} parameters in the config, {held:,} in the weights")
 
 def read_backbone(path:str|Path, # a file written by save_backbone
                   model:VisionTransformer|None=None, # the model to fill; None: rebuilt from the .safetensors metadata
