@@ -17,7 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from fastcore.script import call_parse
 
-from .eval import fit_image, normalize_input
+from .eval import check_option, command_errors, device_option, fit_image, normalize_input, size_option
+from .preprocess import study_file_name
+from .vit import arch_name, first_line
 from .io import atomic_write
 
 # %% auto #0
@@ -261,21 +263,21 @@ def _save_figure(fig, path:Path) -> Path:
 
 def save_attention_pngs(maps:dict, # from `attention_maps`
                         out:str|Path, # output folder (created)
-                        prefix:str='attention', # file name prefix (e.g. the study id)
+                        prefix:str='attention', # title and file name prefix (e.g. the study id; made a safe file name)
                         modalities:Sequence[str]|None=None, # channel names
                         point:Sequence[int]|None=None, # volumes: (d, h, w) of the planes
                         spacing:Sequence[float]|None=None, # volumes: voxel size
                         keep_mass:float|None=None, # outline the pixels holding this fraction of the attention
                        ) -> list[Path]: # the PNGs written
-    "Write the attention and PCA PNGs of one slice or volume"
+    "Write the attention and PCA PNGs of one slice or volume, inside `out` whatever the prefix"
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    written = []
+    name, written = study_file_name(prefix), []                  # the cache's sanitiser: no '/', no '..', no absolute path
     if maps['image'].ndim == 4:
         for plane in PLANES:
             fig = attention_figure(maps, modalities, plane, point, keep_mass=keep_mass, spacing=spacing, title=prefix)
-            written.append(_save_figure(fig, out / f'{prefix}_attention_{plane}.png'))
-    else: written.append(_save_figure(attention_figure(maps, modalities, keep_mass=keep_mass, title=prefix), out / f'{prefix}_attention.png'))
-    written.append(_save_figure(pca_figure(maps, modalities, point, spacing, title=prefix), out / f'{prefix}_pca.png'))
+            written.append(_save_figure(fig, out / f'{name}_attention_{plane}.png'))
+    else: written.append(_save_figure(attention_figure(maps, modalities, keep_mass=keep_mass, title=prefix), out / f'{name}_attention.png'))
+    written.append(_save_figure(pca_figure(maps, modalities, point, spacing, title=prefix), out / f'{name}_pca.png'))
     return written
 
 # %% ../nbs/13_attention.ipynb #2d6bdec6
@@ -286,7 +288,8 @@ def load_study_image(study:str|Path, # a cached study .json, a cache folder, or 
     from mri_dino.preprocess import CachedStudy, dequantize, load_cached_study, read_index
     study = Path(study)
     if study.suffix == '.npy':
-        image = np.load(study).astype(np.float32)
+        try: image = np.load(study, allow_pickle=False).astype(np.float32)          # an object array (a pickle) is refused
+        except (OSError, ValueError, TypeError) as error: raise ValueError(f"{study}: not a numeric .npy array ({first_line(error)})") from None
         if image.ndim == 3: image = image[:, None]
         if image.ndim != 4: raise ValueError(f"{study}: expected an array (C, D, H, W), got shape {image.shape}")
         return dict(image=image, modality_mask=np.ones(len(image), bool), roi_box=None, modalities=None, spacing=None, study_id=study.stem)
@@ -353,10 +356,18 @@ def mri_dino_attention(checkpoint:str, # training output folder, checkpoint, bac
                        device:str='cpu', # cpu, cuda, ...
                       ):
     "Write CLS-attention and PCA-feature PNGs of one study for a pretrained backbone"
-    from mri_dino.eval import load_backbone
-    kwargs = {} if arch is None else dict(arch=arch, **({'patch_size': patch_size} if patch_size else {}))
-    backbone = load_backbone(checkpoint, which, device, **kwargs)
-    size = None if image_size is None else [int(v) for v in image_size.split(',')]
-    files = study_attention_pngs(backbone, load_study_image(study, study_id), out, axis, slice,
-                                 size[0] if size and len(size) == 1 else size, keep_mass, context=context)
+    from mri_dino.eval import AXES, load_backbone
+    with command_errors('mri_dino_attention'):
+        check_option('--which', which, which in ('teacher', 'student'), "'teacher' or 'student'")
+        check_option('--axis', axis, axis in AXES, f"one of {list(AXES)}")
+        check_option('--slice', slice, slice is None or slice >= 0, 'a slice index, 0 or more')
+        check_option('--keep-mass', keep_mass, keep_mass is None or 0 < keep_mass <= 1, 'a fraction in (0, 1]')
+        check_option('--context', context, context is None or context >= 0, 'a fraction, 0 or more')
+        check_option('--patch-size', patch_size, patch_size is None or patch_size >= 1, 'a positive int')
+        if arch is not None: arch_name(arch)
+        size, device = size_option(image_size), device_option(device)
+        if not Path(study).exists(): raise FileNotFoundError(f"{study}: no such study file or cache folder")
+        kwargs = {} if arch is None else dict(arch=arch, **({'patch_size': patch_size} if patch_size else {}))
+        backbone = load_backbone(checkpoint, which, device, **kwargs)
+        files = study_attention_pngs(backbone, load_study_image(study, study_id), out, axis, slice, size, keep_mass, context=context)
     for file in files: print(file)

@@ -7,10 +7,12 @@ Docs: https://mri-dino.github.io/mri_dino/eval.html.md"""
 # %% ../nbs/12_eval.ipynb #51cc2c38
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import os
+import re
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .io import atomic_write
+from .preprocess import study_file_name
+from .vit import arch_name, first_line
 from .learner import CollapseMonitor, effective_rank, feature_spread   # the collapse monitor (see the learner chapter)
 
 _all_ = ['CollapseMonitor', 'effective_rank', 'feature_spread']
@@ -37,8 +41,9 @@ __all__ = ['FEATURE_KINDS', 'AXES', 'METRICS', 'PROBES', 'MIL_POOLINGS', 'MIL_LO
            'study_metrics', 'ClassificationMetric', 'mil_learner', 'evaluate_classifier', 'patch_feature_map',
            'SegmentationDecoder', 'Segmenter', 'soft_dice_loss', 'DiceCELoss', 'dice_scores', 'DiceScore',
            'SegmentationSlices', 'collate_segmentation', 'segmentation_learner', 'lesion_sphere', 'cache_loader',
-           'evaluation_table', 'fold_split', 'cache_features', 'probe_cache', 'finetune_cache', 'mri_dino_probe',
-           'mri_dino_finetune', 'CollapseMonitor', 'effective_rank', 'feature_spread']
+           'evaluation_table', 'fold_split', 'cache_features', 'probe_cache', 'finetune_cache', 'check_option',
+           'device_option', 'size_option', 'command_errors', 'mri_dino_probe', 'mri_dino_finetune', 'CollapseMonitor',
+           'effective_rank', 'feature_spread']
 
 # %% ../nbs/12_eval.ipynb #b07b1631
 def _per_channel_values(value, channels:int, name:str) -> Tensor:
@@ -95,12 +100,14 @@ def _read_yaml(text_or_path) -> dict|None:
     import yaml
     text = Path(text_or_path).read_text(encoding='utf-8') if isinstance(text_or_path, Path) else text_or_path
     if not text: return None
-    value = yaml.safe_load(text)
+    try: value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValueError(f"{text_or_path if isinstance(text_or_path, Path) else 'the run config'}: not valid YAML ({first_line(error)})") from None
     return value if isinstance(value, dict) else None
 
-def _backbone_from_config(config:dict, source) -> nn.Module:
-    "A VisionTransformer built as `mri_dino.train` builds its student: the `student` section, with channels and modalities from `data`, size from `crops`, 3D for `data.kind: patches`"
-    from mri_dino.vit import build_backbone
+def _backbone_from_config(config:dict, source, shapes:dict|None=None, strict:bool=True) -> nn.Module:
+    "A VisionTransformer built as `mri_dino.train` builds its student: the `student` section, with channels and modalities from `data`, size from `crops`, 3D for `data.kind: patches`; checked first against the weights' `shapes` when given"
+    from mri_dino.vit import VisionTransformer, backbone_arguments, check_backbone_shapes
     if not config or 'student' not in config: raise ValueError(f"{source}: no `student` section in the run's config to build the backbone from")
     student, overrides = dict(config['student']), {}
     modalities = (config.get('data') or {}).get('modalities')
@@ -110,11 +117,21 @@ def _backbone_from_config(config:dict, source) -> nn.Module:
     if size and 'img_size' not in student: overrides['img_size'] = size
     if 'spatial_dims' not in student: overrides['spatial_dims'] = 3 if (config.get('data') or {}).get('kind') == 'patches' else 2
     student.pop('pretrained_weights', None)
-    return build_backbone(student, **overrides)
+    arguments = backbone_arguments(student, **overrides)
+    if shapes is not None: check_backbone_shapes(arguments, shapes, source, strict)
+    return VisionTransformer(**arguments)
+
+def _shapes(state:dict, prefix:str='') -> dict:
+    "The shapes of a (nested) state dict's tensors, by dotted name"
+    shapes = {}
+    for name, value in state.items():
+        if isinstance(value, Tensor): shapes[f'{prefix}{name}'] = tuple(value.shape)
+        elif isinstance(value, dict): shapes.update(_shapes(value, f'{prefix}{name}.'))
+    return shapes
 
 def _load_state(backbone:nn.Module, state:dict, source) -> nn.Module:
     try: backbone.load_state_dict(state)
-    except RuntimeError as error: raise ValueError(f"{source}: the weights do not fit the backbone of its config: {error}") from error
+    except RuntimeError as error: raise ValueError(f"{source}: the weights do not fit the backbone of its config: {first_line(error)}") from None
     return backbone
 
 def _find_in_folder(folder:Path, which:str) -> Path:
@@ -122,10 +139,25 @@ def _find_in_folder(folder:Path, which:str) -> Path:
     export = folder / f'{which}_backbone.safetensors'
     if export.is_file(): return export
     pointer = folder / 'last_checkpoint'
-    if pointer.is_file() and (folder / pointer.read_text(encoding='utf-8').strip()).is_file(): return folder / pointer.read_text(encoding='utf-8').strip()
+    named = pointer.read_text(encoding='utf-8').strip() if pointer.is_file() else ''
+    if named == Path(named).name and named.endswith('.pth') and (folder / named).is_file(): return folder / named   # a file of this folder only
     checkpoints = sorted(folder.glob('model_*.pth'))
     if checkpoints: return checkpoints[-1]
     raise FileNotFoundError(f"{folder}: no {export.name}, last_checkpoint or model_*.pth (and no config.json of a transformers model)")
+
+def _check_transformers_folder(folder:Path, arguments:dict):
+    "A transformers folder's config.json against its weights' headers, before the model is built: the depth, then the number of parameters"
+    from mri_dino.vit import VisionTransformer, read_safetensors_header
+    shapes, source = {}, folder / 'config.json'
+    for file in sorted(folder.glob('*.safetensors')): shapes.update(read_safetensors_header(file)[0])
+    if not shapes: return                                               # pytorch_model.bin: read with weights_only, after
+    layers = len({match.group(1) for name in shapes if (match := re.search(r'encoder\.layer\.(\d+)\.', name))})
+    if arguments.get('depth') != layers: raise ValueError(f"{source}: num_hidden_layers {arguments.get('depth')!r}, but the weights hold {layers} layers")
+    try:
+        with torch.device('meta'): model = VisionTransformer(**arguments)  # shapes only, no memory
+    except (TypeError, ValueError, ZeroDivisionError, RuntimeError) as error: raise ValueError(f"{source}: cannot build a ViT ({first_line(error)})") from None
+    wanted, held = sum(p.numel() for p in model.parameters()), sum(math.prod(s) for s in shapes.values())
+    if wanted > 2 * held + 2**22: raise ValueError(f"{source}: asks for a model of {wanted:,} parameters, its weights hold {held:,}")
 
 def load_backbone(path:str|Path, # output folder, checkpoint (.pth), backbone file (.safetensors), DINOv2 state dict or transformers folder
                   which:str='teacher', # 'teacher' or 'student' (training outputs and checkpoints)
@@ -148,29 +180,30 @@ def load_backbone(path:str|Path, # output folder, checkpoint (.pth), backbone fi
                         patch_size=hf.get('patch_size'), num_register_tokens=hf.get('num_register_tokens', 0),
                         layer_norm_eps=hf.get('layer_norm_eps', 1e-6), mlp_ratio=hf.get('mlp_ratio', 4.0),
                         ffn_layer='swiglu' if hf.get('use_swiglu_ffn') else 'mlp', img_size=hf.get('image_size', 518))
-        backbone = vit.VisionTransformer(**{**{k: v for k, v in defaults.items() if v is not None}, **backbone_kwargs})
+        arguments = {**{k: v for k, v in defaults.items() if v is not None}, **backbone_kwargs}
+        _check_transformers_folder(path, arguments)
+        backbone = vit.VisionTransformer(**arguments)
         vit.load_dinov2_weights(backbone, path)
     elif path.suffix == '.safetensors':
-        from safetensors import safe_open
-        with safe_open(str(path), 'pt') as handle: metadata = handle.metadata() or {}
+        shapes, metadata = vit.read_safetensors_header(path)                 # the header only: checked before anything is built
         if vit._CONFIG_METADATA in metadata: backbone = vit.read_backbone(path)
         else:
             config = _read_yaml(metadata.get('config', '')) or config
-            backbone = _load_state(_backbone_from_config(config, path), vit.read_state_dict(path), path)
+            backbone = _load_state(_backbone_from_config(config, path, shapes), vit.read_state_dict(path), path)
     else:
-        state = torch.load(path, map_location='cpu', weights_only=False)
-        if isinstance(state, dict) and isinstance(state.get('model'), dict) and any(k.startswith(f'{which}.backbone.') for k in state['model']):
+        state = vit.read_state_dict(path)                                   # weights_only: a pickle that would run code is refused
+        if isinstance(state.get('model'), dict) and any(str(k).startswith(f'{which}.backbone.') for k in state['model']):
             config = _read_yaml(state.get('config') or '') or config        # our training checkpoint
             prefix = f'{which}.backbone.'
             weights = {k[len(prefix):]: v for k, v in state['model'].items() if k.startswith(prefix)}
-            backbone = _load_state(_backbone_from_config(config, path), weights, path)
+            backbone = _load_state(_backbone_from_config(config, path, _shapes(weights)), weights, path)
         else:                                                              # a plain state dict: DINOv2's, or save_backbone's .pth
             if not backbone_kwargs and config is None:
                 raise ValueError(f"{path}: a plain state dict does not say its architecture; pass it, e.g. arch='vit_small', in_chans=3, patch_size=14")
             if backbone_kwargs:
                 arch = vit.arch_name(backbone_kwargs.pop('arch', 'vit_small'))
                 backbone = getattr(vit, arch)(**backbone_kwargs)
-            else: backbone = _backbone_from_config(config, path)
+            else: backbone = _backbone_from_config(config, path, _shapes(state), strict=False)
             vit.load_dinov2_weights(backbone, state)
     backbone.run_config, backbone.source = config, str(path)
     return backbone.to(device).eval()
@@ -245,7 +278,7 @@ class Features:
         path = Path(path).with_suffix('.npz')
         for p in (path, path.with_suffix('.csv')):
             if not p.exists(): raise FileNotFoundError(f"{p}: no such file (features are saved as a .npz with a .csv beside it)")
-        with np.load(path) as data: arrays = {k: data[k] for k in ('cls', 'patch', 'study_id')}
+        with np.load(path, allow_pickle=False) as data: arrays = {k: data[k] for k in ('cls', 'patch', 'study_id')}
         table = pd.read_csv(path.with_suffix('.csv'), dtype={'study_id': str})
         if len(table) != len(arrays['cls']) or (table['study_id'].to_numpy() != arrays['study_id']).any():
             raise ValueError(f"{path}: the .npz ids do not match {path.with_suffix('.csv').name} (one of them was changed)")
@@ -1204,10 +1237,11 @@ def probe_cache(backbone:nn.Module, # from `load_backbone`
         out = Path(out)
         features.save(out / 'features_slices'); features.by_study().save(out / 'features_studies')
         for name, result in results.items():
-            _write_csv(result.metrics.rename_axis('fold'), out / f'probe_{label}_{name}.csv')
+            stem = f'probe_{study_file_name(label)}_{name}'              # a label column's name may hold any character
+            _write_csv(result.metrics.rename_axis('fold'), out / f'{stem}.csv')
             predictions = pd.DataFrame(result.probabilities, columns=[f'p_{c}' for c in result.metrics.attrs['classes']])
             predictions.insert(0, 'fold', result.folds); predictions.insert(0, 'label', result.labels); predictions.insert(0, 'study_id', result.ids)
-            _write_csv(predictions, out / f'probe_{label}_{name}_predictions.csv', index=False)
+            _write_csv(predictions, out / f'{stem}_predictions.csv', index=False)
     return results
 
 # %% ../nbs/12_eval.ipynb #b5858b3b
@@ -1288,18 +1322,52 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
     return learn, metrics
 
 # %% ../nbs/12_eval.ipynb #a4028e3c
+def check_option(name:str, # the option as typed on the command line, e.g. '--k'
+                 value, # its value
+                 valid:bool, # whether the command can take it
+                 wanted:str, # what it can take, in words
+                ):
+    "A one-line `ValueError` for a command-line option's value that the command cannot take"
+    if not valid: raise ValueError(f"{name} {value!r}: must be {wanted}")
+
+def device_option(text:str|None, # --device as typed; None: CUDA when there is one
+                 ) -> torch.device:
+    "The `--device` option as a torch device, checked (a one-line `ValueError` otherwise)"
+    if text is None: return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try: device = torch.device(text)
+    except RuntimeError: raise ValueError(f"--device {text!r}: not a device (cpu, cuda, cuda:1, mps)") from None
+    check_option('--device', text, device.type != 'cuda' or torch.cuda.is_available(), 'a device this machine has (no CUDA here)')
+    return device
+
+def size_option(text:str|None, # --image-size as typed: '224' or '16,96,96'
+               ) -> int|list[int]|None:
+    "The `--image-size` option: one size, a size per axis, or None"
+    if text is None: return None
+    try: values = [int(v) for v in str(text).split(',')]
+    except ValueError: values = []
+    check_option('--image-size', text, bool(values) and min(values) >= 1, 'a positive int or comma-separated positive ints, e.g. 224 or 16,96,96')
+    return values[0] if len(values) == 1 else values
+
+@contextlib.contextmanager
+def command_errors(command:str, # the command's name, which starts the message
+                  ):
+    "Bad input (a missing or wrong file, a bad id or value) ends the command with its one-line message and exit status 1, no traceback"
+    try: yield
+    except (ValueError, OSError, KeyError) as error: raise SystemExit(f"{command}: {first_line(error)}") from None
+
 def _default_out(run:str, name:str) -> Path:
     run = Path(run)
     return (run if run.is_dir() else run.parent) / name
 
 def _cli_backbone(run, which, arch, patch_size, device):
     kwargs = {} if arch is None else dict(arch=arch, **({'patch_size': patch_size} if patch_size else {}))
-    return load_backbone(run, which, device or ('cuda' if torch.cuda.is_available() else 'cpu'), **kwargs)
+    return load_backbone(run, which, device, **kwargs)
 
-def _size_argument(text:str|None):
-    if text is None: return None
-    values = [int(v) for v in str(text).split(',')]
-    return values[0] if len(values) == 1 else values
+def _check_backbone_options(which, arch, patch_size):
+    "The options every evaluation command shares"
+    check_option('--which', which, which in ('teacher', 'student'), "'teacher' or 'student'")
+    check_option('--patch-size', patch_size, patch_size is None or patch_size >= 1, 'a positive int')
+    if arch is not None: arch_name(arch)
 
 @call_parse
 def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file or DINOv2 weights
@@ -1325,15 +1393,23 @@ def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file 
                    device:str=None, # cpu, cuda, ... (default: cuda when available)
                   ):
     "Cross-validated kNN and linear probes of a pretrained backbone's features on a cache's study labels"
-    backbone = _cli_backbone(run, which, arch, patch_size, device)
-    out = Path(out) if out else _default_out(run, 'eval')
-    names = [p.strip() for p in probes.split(',') if p.strip()]
-    unknown = [p for p in names if p not in PROBES]
-    if unknown: raise SystemExit(f"mri_dino_probe: unknown probes {unknown}; known: {list(PROBES)}")
-    results = probe_cache(backbone, cache, label, evaluation_table(cache, labels), names, kind, level, out,
-                          probe_kwargs={'knn': dict(k=k, temperature=temperature), 'linear': dict(C=C)},
-                          axis=axis, stride=stride, roi_margin=roi_margin, context=None if context < 0 else context,
-                          image_size=_size_argument(image_size), batch_size=batch_size)
+    with command_errors('mri_dino_probe'):
+        names = [p.strip() for p in probes.split(',') if p.strip()]
+        check_option('--probes', probes, bool(names) and all(p in PROBES for p in names), f"some of {list(PROBES)}, comma-separated")
+        for name, value, choices in (('--kind', kind, FEATURE_KINDS), ('--level', level, ('study', 'slice')), ('--axis', axis, AXES)):
+            check_option(name, value, value in choices, f"one of {list(choices)}")
+        for name, value, least in (('--k', k, 1), ('--stride', stride, 1), ('--roi-margin', roi_margin, 0), ('--batch-size', batch_size, 1)):
+            check_option(name, value, value >= least, f"an int of at least {least}")
+        for name, value in (('--temperature', temperature), ('--C', C)): check_option(name, value, value > 0, 'a positive number')
+        _check_backbone_options(which, arch, patch_size)
+        size, device = size_option(image_size), device_option(device)
+        if not Path(cache).is_dir(): raise FileNotFoundError(f"{cache}: no such cache folder (mri_dino_preprocess writes one)")
+        backbone = _cli_backbone(run, which, arch, patch_size, device)
+        out = Path(out) if out else _default_out(run, 'eval')
+        results = probe_cache(backbone, cache, label, evaluation_table(cache, labels), names, kind, level, out,
+                              probe_kwargs={'knn': dict(k=k, temperature=temperature), 'linear': dict(C=C)},
+                              axis=axis, stride=stride, roi_margin=roi_margin, context=None if context < 0 else context,
+                              image_size=size, batch_size=batch_size)
     for name, result in results.items():
         pooled = result.metrics.loc['pooled']
         print(f"{name:>6} {label}: {result.summary()} | pooled " + ', '.join(f"{m} {pooled[m]:.3f}" for m in METRICS))
@@ -1365,11 +1441,21 @@ def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone fi
                       seed:int=0, # random seed
                      ):
     "Fine-tune a pretrained backbone on a cache: attention-MIL study classification or segmentation, over the folds"
-    backbone = _cli_backbone(run, which, arch, patch_size, device)
-    out = Path(out) if out else _default_out(run, f'finetune_{task}')
-    _, metrics = finetune_cache(backbone, cache, task, label, label_map, evaluation_table(cache, labels), valid_folds, test_folds,
-                                loss, pooling, not unfreeze, epochs, lr, batch_size, _size_argument(image_size), max_slices,
-                                None if context < 0 else context, out, device, seed)
+    with command_errors('mri_dino_finetune'):
+        for name, value, choices in (('--task', task, ('classify', 'segment')), ('--label-map', label_map, LABEL_MAPS),
+                                     ('--loss', loss, MIL_LOSSES), ('--pooling', pooling, MIL_POOLINGS)):
+            check_option(name, value, value in choices, f"one of {list(choices)}")
+        for name, value in (('--epochs', epochs), ('--max-slices', max_slices), ('--batch-size', 1 if batch_size is None else batch_size)):
+            check_option(name, value, value >= 1, 'a positive int')
+        check_option('--lr', lr, lr > 0, 'a positive number')
+        _check_backbone_options(which, arch, patch_size)
+        size, device = size_option(image_size), device_option(device)
+        if not Path(cache).is_dir(): raise FileNotFoundError(f"{cache}: no such cache folder (mri_dino_preprocess writes one)")
+        backbone = _cli_backbone(run, which, arch, patch_size, device)
+        out = Path(out) if out else _default_out(run, f'finetune_{task}')
+        _, metrics = finetune_cache(backbone, cache, task, label, label_map, evaluation_table(cache, labels), valid_folds, test_folds,
+                                    loss, pooling, not unfreeze, epochs, lr, batch_size, size, max_slices,
+                                    None if context < 0 else context, out, device, seed)
     for split in ('valid', 'test'):
         if split in metrics: print(f"{split} ({metrics[f'n_{split}']} studies): " + ', '.join(f"{k} {v:.3f}" for k, v in metrics[split].items()))
     print(f"history, metrics and weights in {out}")

@@ -11,6 +11,7 @@ import inspect
 import json
 import math
 import os
+import pickle
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,8 +28,9 @@ __all__ = ['DEFAULT_MODALITIES', 'PACKING_MODES', 'VIT_SIZES', 'as_size_tuple', 
            'TokenPacking', 'packed_attention', 'Mlp', 'swiglu_hidden_dim', 'SwiGLU', 'LayerScale', 'drop_path',
            'DropPath', 'drop_add_residual', 'Block', 'interpolate_pos_embed', 'PatchEmbed', 'VisionTransformer',
            'select_modalities', 'foreground_patches', 'drop_patches', 'scatter_tokens', 'vit_tiny', 'vit_small',
-           'vit_base', 'vit_large', 'vit_giant2', 'arch_name', 'build_backbone', 'read_state_dict',
-           'hf_to_dinov2_state_dict', 'read_hf_dinov2', 'load_dinov2_weights', 'save_backbone', 'read_backbone']
+           'vit_base', 'vit_large', 'vit_giant2', 'arch_name', 'backbone_arguments', 'build_backbone', 'first_line',
+           'read_torch_file', 'read_safetensors_header', 'read_state_dict', 'hf_to_dinov2_state_dict', 'read_hf_dinov2',
+           'load_dinov2_weights', 'save_backbone', 'check_backbone_shapes', 'read_backbone']
 
 # %% ../nbs/08_vit.ipynb #8e94e94b
 def as_size_tuple(value:int|Sequence[int], # one size for every axis, or one per axis
@@ -776,13 +778,13 @@ def _plain(value):
     if isinstance(value, Sequence) or hasattr(value, '__iter__'): return [_plain(v) for v in value]
     return value
 
-def build_backbone(config:Mapping, # a `student` config section (dict or OmegaConf)
-                   **overrides, # VisionTransformer arguments that win over the section
-                  ) -> VisionTransformer:
-    "A `VisionTransformer` from a `student` config section with DINOv2's and the prostate system's key names."
+def backbone_arguments(config:Mapping, # a `student` config section (dict or OmegaConf)
+                       **overrides, # VisionTransformer arguments that win over the section
+                      ) -> dict: # VisionTransformer arguments: the `arch`'s sizes, then the section, then `overrides`
+    "The `VisionTransformer` arguments of a `student` config section (DINOv2's and the prostate system's key names), without building it."
     section = _plain(config)
     arch = arch_name(section.pop('arch', 'vit_small'))
-    pretrained_weights = section.pop('pretrained_weights', None)
+    section.pop('pretrained_weights', None)
     accepted = set(inspect.signature(VisionTransformer.__init__).parameters) - {'self'}
     kwargs, unknown = {}, []
     for key, value in section.items():
@@ -791,25 +793,94 @@ def build_backbone(config:Mapping, # a `student` config section (dict or OmegaCo
         if name in accepted: kwargs[name] = value
         else: unknown.append(key)
     if unknown: raise ValueError(f"build_backbone: unknown student config keys {unknown}; known: {sorted(set(_CONFIG_NAMES) | accepted | {'arch', 'pretrained_weights'})}")
-    model = globals()[arch](**{**kwargs, **overrides})
+    return {**VIT_SIZES[arch], **kwargs, **overrides}
+
+def build_backbone(config:Mapping, # a `student` config section (dict or OmegaConf)
+                   **overrides, # VisionTransformer arguments that win over the section
+                  ) -> VisionTransformer:
+    "A `VisionTransformer` from a `student` config section with DINOv2's and the prostate system's key names."
+    model = VisionTransformer(**backbone_arguments(config, **overrides))
+    pretrained_weights = _plain(config).get('pretrained_weights')
     if pretrained_weights: load_dinov2_weights(model, pretrained_weights)
     return model
 
 # %% ../nbs/08_vit.ipynb #08e2d65c
 _SAFE_MISSING = ('missing_modality_embed', 'modality_embed', 'mask_token', 'register_tokens')   # may start from initialisation
 
-def read_state_dict(path:str|Path, # .safetensors, or a torch file (.pth, .pt, .bin)
-                   ) -> dict:
-    "The tensors (or nested checkpoint dict) stored in `path`, on the CPU."
+def first_line(error:BaseException) -> str:
+    "An exception's message on one line (torch's and numpy's messages can run over many)"
+    text = ' '.join(str(error).split())
+    return text if len(text) <= 300 else text[:297] + '...'
+
+def _numpy_array_globals() -> list:
+    "What numeric numpy arrays (numpy's RNG state in a checkpoint) need to unpickle: no object arrays, no other class"
+    import numpy as np
+    core = getattr(np, '_core', None) or np.core
+    numeric = [np.dtypes.BoolDType, np.dtypes.UInt8DType, np.dtypes.Int32DType, np.dtypes.UInt32DType, np.dtypes.Int64DType,
+               np.dtypes.UInt64DType, np.dtypes.Float16DType, np.dtypes.Float32DType, np.dtypes.Float64DType]
+    return [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype, *numeric]
+
+def read_torch_file(path:str|Path, # a torch file (.pth, .pt, .bin)
+                   ):
+    "The content of a torch file loaded with `weights_only=True` (tensors, plain Python values, numeric numpy arrays): a pickle that would run code is refused, never run."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"{path}: no such checkpoint file")
+    allowed = _numpy_array_globals()
     try:
-        if path.suffix == '.safetensors':
-            from safetensors.torch import load_file
-            return load_file(str(path))
-        return torch.load(path, map_location='cpu', weights_only=True)
+        with torch.serialization.safe_globals(allowed): return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as error:
+        try: imports = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception: imports = []
+        known = {f'{g.__module__}.{g.__qualname__}' for g in allowed}
+        imports = [name for name in imports if name not in known]
+        if not imports: raise ValueError(f"{path}: cannot be read as a checkpoint ({first_line(error)})") from None
+        raise ValueError(f"{path}: refused: its pickle would import {imports[:4]}, i.e. run code, not just hold weights; "
+                         "save the weights as a state dict of tensors or as .safetensors") from None
     except Exception as error:
-        raise ValueError(f"{path}: cannot be read as a checkpoint ({type(error).__name__}: {error})") from error
+        raise ValueError(f"{path}: cannot be read as a checkpoint ({type(error).__name__}: {first_line(error)})") from None
+
+_SAFETENSORS_ITEM_SIZE = {'BOOL': 1, 'U8': 1, 'I8': 1, 'F8_E4M3': 1, 'F8_E5M2': 1, 'I16': 2, 'U16': 2, 'F16': 2, 'BF16': 2,
+                          'I32': 4, 'U32': 4, 'F32': 4, 'I64': 8, 'U64': 8, 'F64': 8}
+_SAFETENSORS_MAX_HEADER = 100_000_000    # bytes, the format's own limit
+
+def read_safetensors_header(path:str|Path, # a .safetensors file
+                           ) -> tuple[dict, dict]: # ({name: shape}, metadata {str: str})
+    "The tensors' shapes and the metadata of a `.safetensors` file, from its header alone (no tensor is read), checked against the file's size."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"{path}: no such weights file")
+    size = path.stat().st_size
+    def refuse(what:str): return ValueError(f"{path}: not a valid .safetensors file ({what})")
+    with open(path, 'rb') as file:
+        length = int.from_bytes(file.read(8), 'little')
+        if size < 8 or length > min(size - 8, _SAFETENSORS_MAX_HEADER): raise refuse(f"its header claims {length} bytes, the file has {size}")
+        try: header = json.loads(file.read(length))
+        except (ValueError, RecursionError) as error: raise refuse(f"the header is not JSON: {first_line(error)}") from None
+    if not isinstance(header, dict): raise refuse("the header is not a JSON object")
+    metadata, data_size, shapes = header.pop('__metadata__', None) or {}, size - 8 - length, {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()): raise refuse("its metadata is not text")
+    for name, entry in header.items():
+        try:
+            shape, (begin, end) = tuple(int(n) for n in entry['shape']), (int(o) for o in entry['data_offsets'])
+            item_size = _SAFETENSORS_ITEM_SIZE[entry['dtype']]
+        except (KeyError, TypeError, ValueError): raise refuse(f"tensor {name!r} lacks a valid dtype, shape or data_offsets") from None
+        if min(shape, default=0) < 0 or not 0 <= begin <= end <= data_size or end - begin != math.prod(shape) * item_size:
+            raise refuse(f"tensor {name!r} of shape {list(shape)} does not fit its bytes {begin}..{end} of {data_size}")
+        shapes[name] = shape
+    return shapes, metadata
+
+def read_state_dict(path:str|Path, # .safetensors, or a torch file (.pth, .pt, .bin)
+                   ) -> dict:
+    "The tensors (or nested checkpoint dict) stored in `path`, on the CPU; no code in the file runs (`read_torch_file`)."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"{path}: no such checkpoint file")
+    if path.suffix != '.safetensors': state = read_torch_file(path)
+    else:
+        read_safetensors_header(path)
+        from safetensors.torch import load_file
+        try: state = load_file(str(path))
+        except Exception as error: raise ValueError(f"{path}: cannot be read as a checkpoint ({type(error).__name__}: {first_line(error)})") from None
+    if not isinstance(state, Mapping): raise ValueError(f"{path}: holds a {type(state).__name__}, not a state dict")
+    return state
 
 def _backbone_tensors(state:Mapping, source:str) -> dict:
     "The backbone's tensors from a state dict or training checkpoint: unwrapped, teacher preferred, prefixes removed, block chunks flattened."
@@ -990,18 +1061,79 @@ def save_backbone(model:VisionTransformer, # the backbone (e.g. the teacher's)
         else: torch.save(state, temporary)
     return atomic_write(path, write, to='path')
 
+_BACKBONE_ARGUMENTS = {name: p.default for name, p in inspect.signature(VisionTransformer.__init__).parameters.items() if name != 'self'}
+_MAX_CHANNELS = 1024       # input channels when no weight says how many
+
+def _channels_in_weights(shapes:dict, arguments:dict) -> int|None:
+    "The input channels the weights are made for, when a weight's shape says it"
+    kernel, width = shapes['patch_embed.proj.weight'], shapes['cls_token'][-1]
+    for table in ('missing_modality_embed', 'modality_embed'):
+        if table in shapes: return shapes[table][0]
+    if arguments['fusion'] == 'stack': return kernel[1]
+    if not arguments['shared_patch_embed']: return kernel[0] // max(width, 1)
+    return None
+
+def check_backbone_shapes(arguments:Mapping, # VisionTransformer arguments (a `save_backbone` file's metadata, or `backbone_arguments`)
+                          shapes:Mapping[str, Sequence[int]], # the weights' names and shapes (`read_safetensors_header`)
+                          source:str|Path, # the weights' file, for messages
+                          strict:bool=True, # every shape must be the model's (False: weights that get adapted, any names: the model at most twice their size)
+                         ):
+    "Refuse a model config that does not describe the weights, before any model is built: width, depth, channels and patch size, then every shape and the number of parameters (on the meta device, no memory)."
+    def refuse(what:str): return ValueError(f"{source}: the model config does not match the weights ({what}); the file is damaged or not what it claims")
+    unknown = sorted(set(arguments) - set(_BACKBONE_ARGUMENTS))
+    if unknown: raise refuse(f"unknown VisionTransformer arguments {unknown[:6]}")
+    settings = {**_BACKBONE_ARGUMENTS, **arguments}
+    shapes = {name: tuple(int(n) for n in shape) for name, shape in shapes.items()}
+    if not strict: return _check_model_size(arguments, settings, shapes, refuse)
+    if 'cls_token' not in shapes or 'patch_embed.proj.weight' not in shapes: raise refuse("no cls_token or patch_embed.proj.weight: not a ViT backbone")
+    if settings['spatial_dims'] not in (2, 3) or settings['fusion'] not in ('stack', 'tokens'):
+        raise refuse(f"spatial_dims {settings['spatial_dims']!r}, fusion {settings['fusion']!r}")
+    blocks = {int(match.group(1)) for name in shapes if (match := re.match(r'blocks\.(\d+)\.', name))}
+    channels = _channels_in_weights(shapes, settings)
+    checks = [('embed_dim', settings['embed_dim'], shapes['cls_token'][-1]), ('depth', settings['depth'], len(blocks)),
+              ('in_chans', settings['in_chans'], settings['in_chans'] if channels is None else channels)]
+    if strict: checks.append(('patch_size', list(as_size_tuple(settings['patch_size'], settings['spatial_dims'], 'patch_size')),
+                              list(shapes['patch_embed.proj.weight'][2:])))
+    for name, config, weights in checks:
+        if config != weights: raise refuse(f"{name} {config!r} in the config, {weights!r} in the weights")
+    if not isinstance(settings['in_chans'], int) or not 1 <= settings['in_chans'] <= _MAX_CHANNELS:
+        raise refuse(f"in_chans {settings['in_chans']!r}, not 1 to {_MAX_CHANNELS}")
+    try:
+        with torch.device('meta'): model = VisionTransformer(**arguments)          # shapes only, no memory
+    except (TypeError, ValueError, ZeroDivisionError, RuntimeError) as error: raise refuse(f"{type(error).__name__}: {first_line(error)}") from None
+    if not strict: return
+    expected = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    different = [name for name in sorted(set(expected) | set(shapes)) if expected.get(name) != shapes.get(name)]
+    if different:
+        counts = [sum(math.prod(s) for s in table.values()) for table in (expected, shapes)]
+        raise refuse(f"{counts[0]:,} parameters in the config, {counts[1]:,} in the weights; first differences (config, weights): "
+                     + ', '.join(f"{name} {expected.get(name)} {shapes.get(name)}" for name in different[:3]))
+
+def _check_model_size(arguments:Mapping, settings:dict, shapes:dict, refuse):
+    "Any weights (other names, chunked blocks): the config's model at most twice their size, built on the meta device once its depth and channels are bounded"
+    depth, channels = settings['depth'], settings['in_chans']
+    if not isinstance(depth, int) or not 0 <= depth <= len(shapes): raise refuse(f"depth {depth!r} for {len(shapes)} tensors")
+    if not isinstance(channels, int) or not 1 <= channels <= _MAX_CHANNELS: raise refuse(f"in_chans {channels!r}, not 1 to {_MAX_CHANNELS}")
+    try:
+        with torch.device('meta'): model = VisionTransformer(**arguments)
+    except (TypeError, ValueError, ZeroDivisionError, RuntimeError) as error: raise refuse(f"{type(error).__name__}: {first_line(error)}") from None
+    wanted, held = sum(p.numel() for p in model.parameters()), sum(math.prod(s) for s in shapes.values())
+    if wanted > 2 * held + 2**22: raise refuse(f"{wanted:,} parameters in the config, {held:,} in the weights")
+
 def read_backbone(path:str|Path, # a file written by save_backbone
                   model:VisionTransformer|None=None, # the model to fill; None: rebuilt from the .safetensors metadata
                  ) -> VisionTransformer:
-    "A backbone from a `save_backbone` file (strict: every weight must match)."
+    "A backbone from a `save_backbone` file (strict: every weight must match); the metadata's config is checked against the file's tensors before the model is built."
     path = Path(path)
     if model is None:
         if path.suffix != '.safetensors': raise ValueError(f"{path}: only .safetensors files carry the model's config; pass `model`")
-        from safetensors import safe_open
-        if not path.is_file(): raise FileNotFoundError(f"{path}: no such checkpoint file")
-        with safe_open(str(path), 'pt') as handle: metadata = handle.metadata() or {}
+        shapes, metadata = read_safetensors_header(path)
         if _CONFIG_METADATA not in metadata: raise ValueError(f"{path}: no mri_dino model config in the metadata; pass `model`")
-        model = VisionTransformer(**json.loads(metadata[_CONFIG_METADATA]))
+        try: arguments = json.loads(metadata[_CONFIG_METADATA])
+        except (ValueError, RecursionError): arguments = None
+        if not isinstance(arguments, dict): raise ValueError(f"{path}: its model config ({_CONFIG_METADATA}) is not a JSON object")
+        check_backbone_shapes(arguments, shapes, path)
+        model = VisionTransformer(**arguments)
     try: model.load_state_dict(read_state_dict(path))
-    except RuntimeError as error: raise ValueError(f"{path}: does not fit the model: {error}") from error
+    except RuntimeError as error: raise ValueError(f"{path}: does not fit the model: {first_line(error)}") from None
     return model
