@@ -29,6 +29,7 @@ from .io import atomic_write
 from .preprocess import study_file_name
 from .vit import arch_name, first_line
 from .learner import CollapseMonitor, effective_rank, feature_spread   # the collapse monitor (see the learner chapter)
+from .learner import checkpoint_candidates, verify_checkpoint
 
 _all_ = ['CollapseMonitor', 'effective_rank', 'feature_spread']
 
@@ -138,11 +139,8 @@ def _find_in_folder(folder:Path, which:str) -> Path:
     "The file of a training output folder to load the `which` backbone from"
     export = folder / f'{which}_backbone.safetensors'
     if export.is_file(): return export
-    pointer = folder / 'last_checkpoint'
-    named = pointer.read_text(encoding='utf-8').strip() if pointer.is_file() else ''
-    if named == Path(named).name and named.endswith('.pth') and (folder / named).is_file(): return folder / named   # a file of this folder only
-    checkpoints = sorted(folder.glob('model_*.pth'))
-    if checkpoints: return checkpoints[-1]
+    checkpoints = checkpoint_candidates(folder)                             # last_checkpoint first; none outside the folder
+    if checkpoints: return checkpoints[0]
     raise FileNotFoundError(f"{folder}: no {export.name}, last_checkpoint or model_*.pth (and no config.json of a transformers model)")
 
 def _check_transformers_folder(folder:Path, arguments:dict):
@@ -193,7 +191,8 @@ def load_backbone(path:str|Path, # output folder, checkpoint (.pth), backbone fi
     else:
         state = vit.read_state_dict(path)                                   # weights_only: a pickle that would run code is refused
         if isinstance(state.get('model'), dict) and any(str(k).startswith(f'{which}.backbone.') for k in state['model']):
-            config = _read_yaml(state.get('config') or '') or config        # our training checkpoint
+            verify_checkpoint(state, path)                                  # our training checkpoint: its checksum
+            config = _read_yaml(state.get('config') or '') or config
             prefix = f'{which}.backbone.'
             weights = {k[len(prefix):]: v for k, v in state['model'].items() if k.startswith(prefix)}
             backbone = _load_state(_backbone_from_config(config, path, _shapes(weights)), weights, path)

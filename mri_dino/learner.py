@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 import os
-import pickle
 import random
 import re
 import sys
@@ -40,15 +39,16 @@ from fastai.torch_core import to_device
 
 from .io import atomic_write, atomic_write_text
 from .losses import DINOHead, DINOLoss, iBOTPatchLoss, KoLeoLoss, all_reduce_, is_distributed, masked_patch_weights
-from .vit import drop_patches, foreground_patches, save_backbone
+from .vit import drop_patches, foreground_patches, read_torch_file, save_backbone
 
 # %% auto #0
 __all__ = ['COLLAPSE_COLUMNS', 'Student', 'SSLModel', 'layer_index', 'param_groups', 'scaled_lr', 'cosine_schedule', 'Schedules',
            'EpochBatchSampler', 'SSLDataLoaders', 'SSLLearner', 'torch_param_groups', 'ScheduleCallback',
            'TeacherEMACallback', 'GradientClipCallback', 'NonFiniteLossError', 'NonFiniteGuard', 'AccelerateCallback',
            'MetricsLogger', 'atomic_torch_save', 'list_checkpoints', 'CheckpointError', 'checkpoint_checksum',
-           'read_checkpoint', 'load_latest_checkpoint', 'CheckpointCallback', 'weights_digest', 'RunSummaryCallback',
-           'effective_rank', 'feature_spread', 'CollapseMonitor', 'collapse_monitor', 'ssl_learner', 'fit_ssl']
+           'verify_checkpoint', 'read_checkpoint', 'checkpoint_candidates', 'load_latest_checkpoint',
+           'CheckpointCallback', 'weights_digest', 'RunSummaryCallback', 'effective_rank', 'feature_spread',
+           'CollapseMonitor', 'collapse_monitor', 'ssl_learner', 'fit_ssl']
 
 # %% ../nbs/10_learner.ipynb #3bd3c976
 def _patch_tokens(features:dict, # output of the backbone's `forward_features`
@@ -808,27 +808,10 @@ def checkpoint_checksum(state:dict, # a checkpoint's content (its `checksum` ent
     _digest(digest, {key: value for key, value in state.items() if key != 'checksum'})
     return digest.hexdigest()
 
-def _numpy_array_globals() -> list:
-    "What a NumPy array in a pickle names: format-1 checkpoints hold NumPy's random state as one"
-    reconstruct = np.empty(0).__reduce__()[0]
-    spellings = {f'{reconstruct.__module__}.{reconstruct.__name__}', 'numpy.core.multiarray._reconstruct', 'numpy._core.multiarray._reconstruct'}
-    return [(reconstruct, name) for name in sorted(spellings)] + [np.ndarray, np.dtype, type(np.dtype(np.uint32))]
-
-def read_checkpoint(path, # a `model_*.pth`
-                   ) -> dict: # its content, the checksum verified
-    "Load a checkpoint without running code from it (`weights_only`) and check its checksum; `CheckpointError` otherwise"
-    path = Path(path)
-    try:
-        with torch.serialization.safe_globals(_numpy_array_globals()):
-            state = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError:
-        try: named = ', '.join(torch.serialization.get_unsafe_globals_in_checkpoint(path))
-        except Exception: named = ''
-        raise CheckpointError(f"{path}: refused: its pickle calls {named or 'objects'}, beyond the tensors and plain values a "
-                              f"checkpoint holds (nothing of it was run)") from None
-    except Exception as error:
-        raise CheckpointError(f"{path}: does not load ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
-                              f"truncated or not a checkpoint") from None
+def verify_checkpoint(state:dict, # a checkpoint's content, as read from `path` (its `checksum` entry is removed)
+                      path, # the file it came from (for the messages)
+                     ) -> dict: # `state`, checked
+    "Check that `state` is a checkpoint of mri_dino and that its content matches the checksum it was written with"
     if not isinstance(state, dict) or not isinstance(state.get('model'), dict):
         raise CheckpointError(f"{path}: not a checkpoint of mri_dino (no 'model' entry)")
     expected = state.pop('checksum', None)
@@ -839,6 +822,13 @@ def read_checkpoint(path, # a `model_*.pth`
         raise CheckpointError(f"{path}: checksum mismatch: the file changed after it was written (a disk or copy error)")
     return state
 
+def read_checkpoint(path, # a `model_*.pth`
+                   ) -> dict: # its content, the checksum verified
+    "Load a checkpoint without running code from it (`mri_dino.vit.read_torch_file`) and check its checksum; `CheckpointError` otherwise"
+    try: state = read_torch_file(path)
+    except (ValueError, OSError) as error: raise CheckpointError(str(error)) from None
+    return verify_checkpoint(state, path)
+
 def _named_checkpoint(folder:Path) -> Path|None:
     "The checkpoint the file `last_checkpoint` names, when it is a name `model_NNNNNNN.pth` of `folder`"
     named = folder / 'last_checkpoint'
@@ -848,17 +838,23 @@ def _named_checkpoint(folder:Path) -> Path|None:
     warnings.warn(f"{named}: {name!r} is not a checkpoint of this folder (a name model_NNNNNNN.pth, no folder); ignored")
     return None
 
-def load_latest_checkpoint(folder, # an output folder
-                          ) -> tuple[dict, Path]|tuple[None, None]: # the checkpoint and its path, or (None, None)
-    "The newest checkpoint of `folder` that loads safely and whole: the one `last_checkpoint` names, else the highest step"
+def checkpoint_candidates(folder, # an output folder
+                         ) -> list[Path]: # newest first
+    "The checkpoints of `folder` to try, newest first: the one `last_checkpoint` names, then by step; none that leads outside `folder`"
     folder = Path(folder)
     candidates = list_checkpoints(folder)[::-1]
     pointed = _named_checkpoint(folder)
     if pointed is not None and pointed.exists(): candidates = [pointed] + [c for c in candidates if c != pointed]
+    inside = []
     for path in candidates:
-        if path.resolve().parent != folder.resolve():
-            warnings.warn(f"checkpoint {path} leads outside {folder} (to {path.resolve()}); ignored")
-            continue
+        if path.resolve().parent == folder.resolve(): inside.append(path)
+        else: warnings.warn(f"checkpoint {path} leads outside {folder} (to {path.resolve()}); ignored")
+    return inside
+
+def load_latest_checkpoint(folder, # an output folder
+                          ) -> tuple[dict, Path]|tuple[None, None]: # the checkpoint and its path, or (None, None)
+    "The newest checkpoint of `folder` that loads safely and whole (see `checkpoint_candidates`)"
+    for path in checkpoint_candidates(folder):
         try: return read_checkpoint(path), path
         except CheckpointError as error: warnings.warn(f"{error}; trying an older one")
     return None, None
