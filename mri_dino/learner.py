@@ -792,7 +792,8 @@ class CheckpointCallback(Callback):
     def before_fit(self):
         self.last_saved = None
         if self._main:   # temporaries of a process killed while writing
-            for stale in self.output_dir.glob('.*.tmp'): stale.unlink(missing_ok=True)
+            from .io import temporary_owner   # every name atomic_write gives a temporary (`.x.tmp`, `.x.tmp.safetensors`)
+            for stale in filter(temporary_owner, self.output_dir.glob('.*')): stale.unlink(missing_ok=True)
         if not self.auto_resume: return
         state, path = load_latest_checkpoint(self.output_dir)
         if state is None: return
