@@ -361,7 +361,7 @@ def train(cfg:DictConfig, # the resolved experiment config
     seed_everything(seed)
     cache_dir = prepare_cache(cfg, accelerator)
     model = build_model(cfg)                                        # same initial weights on every process
-    seed_everything(seed + 1000 * accelerator.process_index)        # different augmentations per process
+    seed_everything(seed + 1000 * accelerator.process_index)        # different drop paths per process (the data: `batch_seed`)
     train_dataset, valid_dataset = build_datasets(cfg, cache_dir)
     dls = build_dataloaders(cfg, train_dataset, valid_dataset, accelerator)
     callbacks = list(extra_cbs)
