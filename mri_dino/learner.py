@@ -37,7 +37,7 @@ from fastai.learner import Learner
 from fastai.optimizer import OptimWrapper
 from fastai.torch_core import to_device
 
-from .io import atomic_write, atomic_write_text
+from .io import atomic_write, atomic_write_text, temporary_owner
 from .losses import DINOHead, DINOLoss, iBOTPatchLoss, KoLeoLoss, all_reduce_, is_distributed, masked_patch_weights
 from .vit import drop_patches, foreground_patches, read_torch_file, save_backbone
 
@@ -902,7 +902,7 @@ class CheckpointCallback(Callback):
     def before_fit(self):
         self.last_saved = None
         if self._main:   # temporaries of a process killed while writing
-            for stale in self.output_dir.glob('.*.tmp'): stale.unlink(missing_ok=True)
+            for stale in filter(temporary_owner, self.output_dir.glob('.*')): stale.unlink(missing_ok=True)   # `.x.tmp`, `.x.tmp.safetensors`
         if not self.auto_resume: return
         state, path = load_latest_checkpoint(self.output_dir)
         if state is None: return

@@ -50,9 +50,10 @@ from .vit import as_size_tuple, build_backbone
 
 # %% auto #0
 __all__ = ['OPEN_SECTIONS', 'mri_dino_train', 'config_dir', 'rewrite_env_syntax', 'find_config', 'load_config', 'save_config',
-           'prepare_cache', 'view_recipe', 'build_datasets', 'build_dataloaders', 'backbone_config', 'build_model',
-           'attention_picture', 'BatchIntensityCallback', 'seed_everything', 'train', 'wanted_precision',
-           'make_accelerator', 'parse_args', 'main', 'close_process_group']
+           'prepare_cache', 'view_recipe', 'build_datasets', 'build_dataloaders', 'batch_seed', 'SeededBatchSampler',
+           'SeededBatchDataset', 'made_batch', 'backbone_config', 'build_model', 'attention_picture',
+           'BatchIntensityCallback', 'seed_everything', 'train', 'wanted_precision', 'make_accelerator', 'parse_args',
+           'main', 'close_process_group']
 
 # %% ../nbs/11_train.ipynb #cd5c13b2
 OPEN_SECTIONS = ('student', 'crops', 'augment', 'ct.mode_mapping', 'ct.window_table')   # sections (and keys) taking any key
@@ -212,17 +213,62 @@ def build_dataloaders(cfg:DictConfig, # the experiment config
                       valid_dataset=None, # views of the validation samples, or None
                       accelerator=None, # for the process's rank and the number of processes
                      ) -> SSLDataLoaders:
-    "Each process's share of every batch (`EpochBatchSampler`), collated with iBOT masks"
+    "Each process's share of every batch (`EpochBatchSampler`), collated with iBOT masks, each batch drawn from its own seed (`SeededBatchSampler`)"
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
     train = cfg.train
     workers = int(train.num_workers)
-    def loader(dataset, shuffle, epoch_length):
+    def loader(dataset, shuffle, epoch_length, stream):
         sampler = (shuffle and study_sampler(cfg, dataset, rank, world, train.seed)) or \
                   EpochBatchSampler(len(dataset), train.batch_size_per_gpu, epoch_length, rank, world, shuffle, train.seed)
-        return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=_collate(cfg), num_workers=workers,
-                                           persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
-    valid = None if valid_dataset is None else loader(valid_dataset, False, None)
-    return SSLDataLoaders(loader(train_dataset, True, train.OFFICIAL_EPOCH_LENGTH), valid)
+        return torch.utils.data.DataLoader(SeededBatchDataset(dataset, _collate(cfg)), batch_sampler=SeededBatchSampler(sampler, train.seed, stream),
+                                           collate_fn=made_batch, num_workers=workers, persistent_workers=workers > 0,
+                                           pin_memory=torch.cuda.is_available(),
+                                           generator=torch.Generator().manual_seed(int(train.seed)))   # not the process's generator
+    valid = None if valid_dataset is None else loader(valid_dataset, False, None, 1)
+    return SSLDataLoaders(loader(train_dataset, True, train.OFFICIAL_EPOCH_LENGTH, 0), valid)
+
+# %% ../nbs/11_train.ipynb #b2d4f6a8
+def batch_seed(seed:int, # the run's seed (`train.seed`)
+               stream:int, # 0: training batches, 1: validation batches
+               rank:int, # the process
+               epoch:int, # the epoch
+               batch:int, # the batch's position in the epoch, 0 first
+              ) -> int: # in [0, 2**64)
+    "The seed of one batch's random draws, from where the batch is in the run"
+    return int(np.random.SeedSequence([int(seed) % 2**64, stream, rank, epoch, batch]).generate_state(1, np.uint64)[0])
+
+class SeededBatchSampler(torch.utils.data.Sampler):
+    "A resumable batch sampler's batches, each as (its seed, its indices); `set_epoch` and `epoch_length` are the sampler's"
+    def __init__(self, batches, # `EpochBatchSampler` or `StudyBatchSampler`: `set_epoch(epoch, first_batch)`, `epoch`, `first_batch`, `rank`
+                 seed:int, # the run's seed (`train.seed`)
+                 stream:int=0, # 0: training, 1: validation
+                ): self.batches, self.seed, self.stream = batches, seed, stream
+    @property
+    def epoch_length(self) -> int: return self.batches.epoch_length
+    def set_epoch(self, epoch:int, first_batch:int=0): self.batches.set_epoch(epoch, first_batch)
+    def __len__(self): return len(self.batches)
+    def __iter__(self):
+        batches = self.batches
+        for position, indices in enumerate(batches, start=batches.first_batch):
+            yield batch_seed(self.seed, self.stream, batches.rank, batches.epoch, position), indices
+
+class SeededBatchDataset(torch.utils.data.Dataset):
+    "Makes a whole batch (samples, views, collate with iBOT masks) with torch's generator seeded by the batch's seed"
+    def __init__(self, dataset, # the samples (a cache dataset with its views as transform)
+                 collate, # makes the batch of a list of samples (`collate_views`)
+                ): self.dataset, self.collate = dataset, collate
+    def __len__(self): return len(self.dataset)
+    def __getitem__(self, index:int) -> dict: return self.dataset[index]    # one sample, drawn from the process's generator
+    def __getitems__(self, batch:tuple, # (seed, indices) from `SeededBatchSampler`
+                    ) -> dict:
+        seed, indices = batch
+        with torch.random.fork_rng(devices=[]):        # the generator of the process that makes the batch is left as it was
+            torch.manual_seed(seed)
+            return self.collate([self.dataset[index] for index in indices])
+
+def made_batch(batch:dict) -> dict:
+    "The DataLoader's `collate_fn` for `SeededBatchDataset`, whose batches come made"
+    return batch
 
 # %% ../nbs/11_train.ipynb #1e46310d
 def backbone_config(cfg:DictConfig, # the experiment config (sections `student`, `data`, `crops`)
@@ -319,7 +365,7 @@ def train(cfg:DictConfig, # the resolved experiment config
     seed_everything(seed)
     cache_dir = prepare_cache(cfg, accelerator)
     model = build_model(cfg)                                        # same initial weights on every process
-    seed_everything(seed + 1000 * accelerator.process_index)        # different augmentations per process
+    seed_everything(seed + 1000 * accelerator.process_index)        # different drop paths per process (the data: `batch_seed`)
     train_dataset, valid_dataset = build_datasets(cfg, cache_dir)
     dls = build_dataloaders(cfg, train_dataset, valid_dataset, accelerator)
     callbacks = list(extra_cbs)
