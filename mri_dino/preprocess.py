@@ -10,8 +10,8 @@ __all__ = ['CANONICAL_AXES', 'DTYPES', 'CACHE_VERSION', 'to_canonical', 'regrid'
            'prepare_study', 'write_json', 'file_sha256', 'settings_hash', 'write_cached_study', 'CachedStudy',
            'load_cached_study', 'index_row', 'write_index', 'read_index', 'array_status', 'verify_cache',
            'source_fingerprint', 'source_status', 'study_tasks', 'study_status', 'refresh_record', 'build_study',
-           'CacheInUse', 'cache_lock', 'settings_differences', 'check_settings', 'in_shard', 'parse_shard',
-           'clean_temporaries', 'PreprocessReport', 'preprocess_dataset', 'mri_dino_preprocess']
+           'CacheInUse', 'cache_lock', 'CacheSettingsError', 'settings_differences', 'check_settings', 'in_shard',
+           'parse_shard', 'clean_temporaries', 'PreprocessReport', 'preprocess_dataset', 'mri_dino_preprocess']
 
 # %% ../nbs/03_preprocess.ipynb #35415d9f
 import hashlib
@@ -535,6 +535,9 @@ def cache_lock(cache_dir:Path, # the cache folder (exists)
         for file in files: file.close()                     # closing releases the lock; the OS releases it when the process dies
 
 # %% ../nbs/03_preprocess.ipynb #db53e246
+class CacheSettingsError(ValueError):
+    "A cache folder that holds a cache made with other settings: the message names the folder, the differences and what to do"
+
 def settings_differences(recorded:dict, # the settings in a cache's `cache.json`
                          settings:dict, # the settings of this run
                          ignore:Sequence[str]=('version', 'source', 'non_finite'), # keys that make no cached study another
@@ -553,7 +556,7 @@ def check_settings(cache_dir:Path, # the cache folder
     except (OSError, ValueError): return                     # a new cache (or no readable record: the studies' JSONs decide)
     differences = settings_differences(recorded, settings)
     if differences and not overwrite:
-        raise ValueError(f"{cache_dir}: holds a cache made with other settings ({'; '.join(differences)}): give another cache folder "
+        raise CacheSettingsError(f"{cache_dir}: holds a cache made with other settings ({'; '.join(differences)}): give another cache folder "
                          f"for these settings (in a training config: data.cache_dir), or overwrite=True (--overwrite) to rebuild this one")
 
 # %% ../nbs/03_preprocess.ipynb #0669b2fd

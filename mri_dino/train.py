@@ -18,6 +18,7 @@ if __name__ == '__main__' and not __package__ and '__file__' in globals():
 
 import argparse
 import hashlib
+import json
 import math
 import os
 import re
@@ -39,21 +40,21 @@ from .augment import MultiViewCrops, augment_batch
 from .config import ConfigError, validate_config, validate_data
 from .ct import ct_preprocess_options, ct_views
 from .datasets import PatchDataset3D, SliceDataset
-from .io import atomic_write, atomic_write_text
+from .io import DiskFullError, atomic_write, atomic_write_text
 from .learner import (CollapseMonitor, EpochBatchSampler, SSLDataLoaders, SSLModel, ssl_learner, fit_ssl)
 from .masking import collate_views
 from .phantom import make_phantom_dataset
-from .preprocess import preprocess_dataset, read_index
+from .preprocess import CacheInUse, CacheSettingsError, preprocess_dataset, read_index
 from .samplers import series_table, study_sampler
 from .jepa import build_ssl_model, resolve_ema_beta
 from .vit import as_size_tuple, build_backbone
 
 # %% auto #0
 __all__ = ['OPEN_SECTIONS', 'mri_dino_train', 'config_dir', 'rewrite_env_syntax', 'find_config', 'load_config', 'save_config',
-           'prepare_cache', 'view_recipe', 'build_datasets', 'build_dataloaders', 'batch_seed', 'SeededBatchSampler',
-           'SeededBatchDataset', 'made_batch', 'backbone_config', 'build_model', 'attention_picture',
-           'BatchIntensityCallback', 'seed_everything', 'train', 'wanted_precision', 'make_accelerator', 'parse_args',
-           'main', 'close_process_group']
+           'preprocess_options', 'cache_folders', 'prepare_cache', 'view_recipe', 'build_datasets', 'build_dataloaders',
+           'batch_seed', 'SeededBatchSampler', 'SeededBatchDataset', 'made_batch', 'backbone_config', 'build_model',
+           'attention_picture', 'BatchIntensityCallback', 'seed_everything', 'train', 'wanted_precision',
+           'make_accelerator', 'parse_args', 'main', 'close_process_group']
 
 # %% ../nbs/11_train.ipynb #cd5c13b2
 OPEN_SECTIONS = ('student', 'crops', 'augment', 'ct.mode_mapping', 'ct.window_table')   # sections (and keys) taking any key
@@ -152,31 +153,47 @@ def _is_main(accelerator) -> bool: return accelerator is None or accelerator.is_
 def _wait(accelerator):
     if accelerator is not None: accelerator.wait_for_everyone()
 
+def _settings_digest(options:dict) -> str:
+    "8 hex digits naming an automatic cache folder: other preprocessing settings, another folder (never a rebuild of another run's cache)"
+    return hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+def preprocess_options(cfg:DictConfig, # the experiment config (sections `data`, `ct`)
+                      ) -> dict: # keyword arguments of `preprocess_dataset`: modalities, reference, spacing (and CT's)
+    "The preprocessing settings a config asks for"
+    data = cfg.data
+    return dict(modalities=list(data.modalities), reference=data.reference, spacing=None if data.spacing is None else list(data.spacing),
+                **ct_preprocess_options(cfg))                              # CT: kinds and windows (the ct section)
+
+def cache_folders(cfg:DictConfig, # the experiment config (section `data`)
+                 ) -> tuple[Path, Path]: # the studies' folder, the cache folder
+    "Where a config's studies are and where their cache goes: `data.cache_dir`, else a folder under `data.cache_root` named by the source and the preprocessing settings"
+    data = cfg.data
+    cache_root, settings = Path(str(data.cache_root)).expanduser(), preprocess_options(cfg)
+    if data.root is None:
+        ph = data.phantom
+        base = cache_root / f"phantom-n{ph.n}-scale{ph.scale}-seed{ph.seed}"
+        source, automatic = base / 'studies', base / f'cache-{_settings_digest(settings)}'
+    else:
+        source = Path(str(data.root)).expanduser()
+        name = re.sub(r'[^A-Za-z0-9_.-]', '_', source.name or 'data')
+        automatic = cache_root / f'{name}-{_settings_digest(dict(settings, source=str(source.resolve())))}'
+    return source, Path(str(data.cache_dir)).expanduser() if data.cache_dir else automatic
+
 def prepare_cache(cfg:DictConfig, # the experiment config (section `data`)
                   accelerator=None, # only its main process writes; the others wait
                   progress:bool=False, # preprocessing progress on stderr
                  ) -> Path: # the cache folder
     "Write the phantom studies when `data.root` is null, then bring the preprocessing cache up to date"
     data = cfg.data
-    cache_root = Path(str(data.cache_root)).expanduser()
-    if data.root is None:
+    source, cache_dir = cache_folders(cfg)
+    if _is_main(accelerator) and data.root is None and not (source / 'labels.csv').exists():
         ph = data.phantom
-        base = cache_root / f"phantom-n{ph.n}-scale{ph.scale}-seed{ph.seed}"
-        source, cache_dir = base / 'studies', Path(str(data.cache_dir)).expanduser() if data.cache_dir else base / 'cache'
-        if _is_main(accelerator) and not (source / 'labels.csv').exists():
-            print(f"writing {ph.n} phantom studies to {source} (once)", flush=True)
-            make_phantom_dataset(source, n=ph.n, scale=ph.scale, seed=ph.seed, split_csvs=True)
-    else:
-        source = Path(str(data.root)).expanduser()
-        name = re.sub(r'[^A-Za-z0-9_.-]', '_', source.name or 'data')
-        digest = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:8]
-        cache_dir = Path(str(data.cache_dir)).expanduser() if data.cache_dir else cache_root / f'{name}-{digest}'
+        print(f"writing {ph.n} phantom studies to {source} (once)", flush=True)
+        make_phantom_dataset(source, n=ph.n, scale=ph.scale, seed=ph.seed, split_csvs=True)
     if _is_main(accelerator):
         table = series_table(cfg) if data.root is not None else None     # data.series: one row per series
-        report = preprocess_dataset(str(source) if table is None else table, cache_dir, modalities=list(data.modalities), reference=data.reference,
-                                    spacing=None if data.spacing is None else list(data.spacing),
-                                    csv=None if data.csv is None else data.csv, workers=data.preprocess_workers, progress=progress,
-                                    **ct_preprocess_options(cfg))             # CT: kinds and windows (the ct section)
+        report = preprocess_dataset(str(source) if table is None else table, cache_dir, csv=None if data.csv is None else data.csv,
+                                    workers=data.preprocess_workers, progress=progress, **preprocess_options(cfg))
         if report.failures: print(f"preprocessing: {len(report.failures)} studies failed, see {cache_dir}/failures.csv", flush=True)
     _wait(accelerator)
     return cache_dir
@@ -430,7 +447,7 @@ def main(argv:Sequence[str]|None=None, # the command line's arguments (None: `sy
     except (ValueError, FileNotFoundError) as e: _exit_with(e)
     if options.print_config: print(OmegaConf.to_yaml(cfg)); return    # None: the console script exits 0
     try: train(cfg)                                                 # it checks the paths and the studies first
-    except ConfigError as e: _exit_with(e)
+    except (ConfigError, CacheInUse, CacheSettingsError, DiskFullError) as e: _exit_with(e)   # a setting, the cache, the disk: one line
     close_process_group()
 
 def _exit_with(error:Exception):
