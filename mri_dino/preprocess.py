@@ -722,6 +722,9 @@ def mri_dino_preprocess(
     except CacheInUse as error:
         print(f"mri_dino_preprocess: {error}", file=sys.stderr)
         return 3
+    except OSError as error:                                 # a full disk (DiskFullError), a folder that cannot be written
+        print(f"mri_dino_preprocess: {error}", file=sys.stderr)
+        return 4
     print(report)
     return 0 if report.ok else 1
 
