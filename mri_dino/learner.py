@@ -42,13 +42,13 @@ from .losses import DINOHead, DINOLoss, iBOTPatchLoss, KoLeoLoss, all_reduce_, i
 from .vit import drop_patches, foreground_patches, read_torch_file, save_backbone
 
 # %% auto #0
-__all__ = ['COLLAPSE_COLUMNS', 'Student', 'SSLModel', 'layer_index', 'param_groups', 'scaled_lr', 'cosine_schedule', 'Schedules',
-           'EpochBatchSampler', 'SSLDataLoaders', 'SSLLearner', 'torch_param_groups', 'ScheduleCallback',
-           'TeacherEMACallback', 'GradientClipCallback', 'NonFiniteLossError', 'NonFiniteGuard', 'AccelerateCallback',
-           'MetricsLogger', 'atomic_torch_save', 'list_checkpoints', 'CheckpointError', 'checkpoint_checksum',
-           'verify_checkpoint', 'read_checkpoint', 'checkpoint_candidates', 'load_latest_checkpoint',
-           'CheckpointCallback', 'weights_digest', 'RunSummaryCallback', 'effective_rank', 'feature_spread',
-           'CollapseMonitor', 'collapse_monitor', 'ssl_learner', 'fit_ssl']
+__all__ = ['COLLAPSE_COLUMNS', 'Student', 'SSLModel', 'layer_index', 'param_groups', 'scaled_lr', 'linear_warmup',
+           'cosine_schedule', 'Schedules', 'EpochBatchSampler', 'SSLDataLoaders', 'SSLLearner', 'torch_param_groups',
+           'ScheduleCallback', 'TeacherEMACallback', 'GradientClipCallback', 'NonFiniteLossError', 'NonFiniteGuard',
+           'AccelerateCallback', 'MetricsLogger', 'atomic_torch_save', 'list_checkpoints', 'CheckpointError',
+           'checkpoint_checksum', 'verify_checkpoint', 'read_checkpoint', 'checkpoint_candidates',
+           'load_latest_checkpoint', 'CheckpointCallback', 'weights_digest', 'RunSummaryCallback', 'effective_rank',
+           'feature_spread', 'CollapseMonitor', 'collapse_monitor', 'ssl_learner', 'fit_ssl']
 
 # %% ../nbs/10_learner.ipynb #3bd3c976
 def _patch_tokens(features:dict, # output of the backbone's `forward_features`
@@ -294,15 +294,23 @@ def scaled_lr(base_lr:float, # learning rate for the reference batch
     if scaling_rule in ('none', None): return base_lr
     raise ValueError(f"optim.scaling_rule must be 'sqrt_wrt_1024', 'linear_wrt_256' or 'none', got {scaling_rule!r}")
 
+def linear_warmup(step:int, # step within the warm-up, 0 to `warmup_steps - 1`
+                  warmup_steps:int, # steps of the warm-up
+                  start:float, # value at its first step
+                  end:float, # value at its last step
+                 ) -> float:
+    "Value `step` of `warmup_steps` evenly spaced values from `start` to `end`, both included (`numpy.linspace`, DINOv2's warm-up)"
+    return start + (end - start) * step / max(1, warmup_steps - 1)
+
 def cosine_schedule(step:int, # optimiser steps done
                     total_steps:int, # steps of the whole run
                     start:float, # value after the warm-up
                     end:float, # value at the end
-                    warmup_steps:int=0, # steps of linear warm-up
+                    warmup_steps:int=0, # steps of linear warm-up, the last of which has `start`
                     warmup_start:float=0.0, # value at step 0 of the warm-up
                    ) -> float:
-    "Linear warm-up from `warmup_start` to `start`, then a half cosine from `start` to `end`"
-    if step < warmup_steps: return warmup_start + (start - warmup_start) * step / warmup_steps
+    "Linear warm-up from `warmup_start` to `start`, then a half cosine from `start` to `end` (DINOv2's `CosineScheduler`)"
+    if step < warmup_steps: return linear_warmup(step, warmup_steps, warmup_start, start)
     if step >= total_steps: return end
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return end + (start - end) * (1 + math.cos(math.pi * progress)) / 2
@@ -334,8 +342,7 @@ class Schedules:
     def __call__(self, step:int # optimiser steps done
                 ) -> dict: # lr, last_layer_lr, wd, momentum, teacher_temp
         lr = cosine_schedule(step, self.total_steps, self.lr, self.min_lr, self.warmup_steps)
-        if step < self.teacher_temp_steps:
-            temp = self.warmup_teacher_temp + (self.teacher_temp - self.warmup_teacher_temp) * step / self.teacher_temp_steps
+        if step < self.teacher_temp_steps: temp = linear_warmup(step, self.teacher_temp_steps, self.warmup_teacher_temp, self.teacher_temp)
         else: temp = self.teacher_temp
         return dict(lr=lr, last_layer_lr=0.0 if step < self.freeze_steps else lr,
                     wd=cosine_schedule(step, self.total_steps, self.weight_decay, self.weight_decay_end),
