@@ -41,7 +41,7 @@ from .config import ConfigError, validate_config, validate_data
 from .ct import ct_preprocess_options, ct_views
 from .datasets import PatchDataset3D, SliceDataset
 from .io import DiskFullError, atomic_write, atomic_write_text
-from .learner import (CollapseMonitor, EpochBatchSampler, SSLDataLoaders, SSLModel, ssl_learner, fit_ssl)
+from .learner import (CollapseMonitor, EpochBatchSampler, SSLDataLoaders, NonFiniteLossError, SSLModel, ssl_learner, fit_ssl)
 from .masking import collate_views
 from .phantom import make_phantom_dataset
 from .preprocess import CacheInUse, CacheSettingsError, preprocess_dataset, read_index
@@ -447,7 +447,7 @@ def main(argv:Sequence[str]|None=None, # the command line's arguments (None: `sy
     except (ValueError, FileNotFoundError) as e: _exit_with(e)
     if options.print_config: print(OmegaConf.to_yaml(cfg)); return    # None: the console script exits 0
     try: train(cfg)                                                 # it checks the paths and the studies first
-    except (ConfigError, CacheInUse, CacheSettingsError, DiskFullError) as e: _exit_with(e)   # a setting, the cache, the disk: one line
+    except (ConfigError, CacheInUse, CacheSettingsError, DiskFullError, NonFiniteLossError) as e: _exit_with(e)   # a setting, the cache, the disk, a diverged run: one line
     close_process_group()
 
 def _exit_with(error:Exception):
