@@ -6,14 +6,16 @@ Docs: https://mri-dino.github.io/mri_dino/explore.html.md"""
 
 # %% auto #0
 __all__ = ['study_arrays', 'centre_slice', 'show_study', 'views_of_sample', 'show_views', 'augmentation_parameters',
-           'FloatTriple', 'CropExplorer', 'crop_explorer']
+           'slider_grid', 'on_grid', 'FloatTriple', 'CropExplorer', 'crop_explorer']
 
 # %% ../nbs/07_explore.ipynb #f7aed4da
 import contextlib
 import html
 import inspect
 import io
+import math
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -354,6 +356,54 @@ _SLIDERS = dict(   # key: (kind, min, max, step); ranges widen to hold the start
 
 _KERNEL_SIZES = (1, 3, 5, 7, 9, 11)
 
+_MOST_STEPS = 10_000   # a slider with more positions than this is a text box
+
+def _as_written(value:float) -> Fraction|None:
+    "A number as the fraction it was written as (0.325: 13/40; the float of 4/3: 4/3), or None when no short fraction gives it back"
+    written = Fraction(repr(float(value)))
+    if written.denominator <= 10**6: return written
+    close = Fraction(float(value)).limit_denominator(1000)
+    return close if float(close) == float(value) else None
+
+def _common_step(a:Fraction, b:Fraction) -> Fraction:
+    "The largest step that both `a` and `b` are whole numbers of"
+    return Fraction(math.gcd(a.numerator * b.denominator, b.numerator * a.denominator), a.denominator * b.denominator)
+
+def slider_grid(values:Sequence[float], # the values the slider must hold exactly
+                low:float, high:float, # the usual range, widened to hold the values
+                step:float, # the usual step, made finer where a value needs it
+               ) -> tuple[Fraction, Fraction, Fraction]: # min, max and step, exact
+    "A slider's min, max and step such that every value lies on a step: a browser moves a value to its slider's nearest step when it shows it"
+    exact = [_as_written(v) for v in (*values, low, high, step)]
+    if any(f is None for f in exact): raise ValueError(f"no slider holds {list(values)} exactly")
+    *exact_values, low, high, step = exact
+    low, high = min(low, *exact_values), max(high, *exact_values)
+    for value in exact_values: step = _common_step(step, value - low)
+    count = math.ceil((high - low) / step)
+    if count > _MOST_STEPS: raise ValueError(f"no slider of at most {_MOST_STEPS} steps holds {list(values)} (it would need {count})")
+    return low, low + count * step, step
+
+def on_grid(value:float, # a slider's value as a browser sends it (1.4000000000000001 for 0.1 + 26 steps of 0.05)
+            low:Fraction, step:Fraction, # the slider's min and step
+           ) -> float: # the step's value as written (1.4); a value off the steps (set from code) as it is
+    "A slider value without the float noise of the browser's arithmetic"
+    steps = (Fraction(float(value)) - low) / step
+    nearest = round(steps)
+    return float(low + nearest * step) if abs(steps - nearest) < Fraction(1, 10**6) else float(value)
+
+def _readout(step:Fraction) -> str:
+    "A readout format that shows every value on the slider's steps as written (0.005: '.3f'), at most 4 decimals"
+    decimals = next((d for d in range(5) if (step * 10**d).denominator == 1), 4)
+    return f'.{decimals}f'
+
+def _float_slider(kind:str, value, low, high, step, **common):
+    "A FloatSlider (`kind` 'float') or FloatRangeSlider ('range') on whose steps `value` lies, and its parser"
+    values = list(value) if kind == 'range' else [value]
+    low, high, step = slider_grid(values, low, high, step)
+    bounds = dict(min=float(low), max=float(high), step=float(step), readout_format=_readout(step))
+    if kind == 'range': return widgets.FloatRangeSlider(value=[float(v) for v in value], **bounds, **common), lambda v: [on_grid(x, low, step) for x in v]
+    return widgets.FloatSlider(value=float(value), **bounds, **common), lambda v: on_grid(v, low, step)
+
 _WIDE = widgets.Layout(width='auto')
 
 _STYLE = {'description_width': '210px'}
@@ -362,8 +412,9 @@ class FloatTriple(widgets.HBox):
     "Three 0-1 sliders with one `value`, a tuple (for `blur_prob`: first global crop, other global crops, local crops)"
     value = traitlets.Tuple()
     def __init__(self, value, labels=('first global', 'other globals', 'locals'), description='', tooltip=''):
-        self.sliders = [widgets.FloatSlider(value=float(v), min=0, max=1, step=0.05, description=label,
-                                            style={'description_width': '90px'}, layout=widgets.Layout(width='260px'))
+        self.low, high, self.step = slider_grid(value, 0, 1, 0.05)
+        self.sliders = [widgets.FloatSlider(value=float(v), min=float(self.low), max=float(high), step=float(self.step), readout_format=_readout(self.step),
+                                            description=label, style={'description_width': '90px'}, layout=widgets.Layout(width='260px'))
                         for v, label in zip(value, labels)]
         super().__init__([widgets.Label(description, tooltip=tooltip, layout=widgets.Layout(width='214px'))] + self.sliders)
         self._syncing = False
@@ -385,7 +436,8 @@ def _special_control(name:str, value, common:dict, spatial_dims:int, size_step:i
     if name in _CHOICES: return widgets.Dropdown(options=list(_CHOICES[name]), value=value, **common), str
     if name == 'blur_prob':
         triple = (value,) * 3 if isinstance(value, (int, float)) else tuple(value)
-        return FloatTriple(triple, description=name, tooltip=common['tooltip']), lambda v: [float(x) for x in v]
+        control = FloatTriple(triple, description=name, tooltip=common['tooltip'])
+        return control, lambda v: [on_grid(x, control.low, control.step) for x in v]
     if name == 'rc_kernel_sizes':
         options = sorted(set(_KERNEL_SIZES) | {int(k) for k in value})
         return widgets.SelectMultiple(options=options, value=tuple(int(k) for k in value), rows=3, **common), lambda v: sorted(int(k) for k in v)
@@ -397,13 +449,11 @@ def _special_control(name:str, value, common:dict, spatial_dims:int, size_step:i
     kind, low, high, step = ('float', 0.0, 1.0, 0.05) if name.endswith(('_prob', '_probability')) else _SLIDERS.get(name, (None,) * 4)
     if name in ('global_crops_size', 'local_crops_size') and size_step:    # whole numbers of patches only
         low = step = int(size_step); high = max(step, high // step * step)
-    if kind == 'range' and isinstance(value, (list, tuple)) and len(value) == 2:
-        low, high = min(low, float(value[0])), max(high, float(value[1]))
-        return widgets.FloatRangeSlider(value=[float(v) for v in value], min=low, max=high, step=step, **common), lambda v: [float(x) for x in v]
+    if kind == 'range' and isinstance(value, (list, tuple)) and len(value) == 2: return _float_slider(kind, value, low, high, step, **common)
+    if kind == 'float' and isinstance(value, (int, float)): return _float_slider(kind, value, low, high, step, **common)
     if kind == 'int' and isinstance(value, int):
-        return widgets.IntSlider(value=value, min=min(low, value), max=max(high, value), step=step, **common), int
-    if kind == 'float' and isinstance(value, (int, float)):
-        return widgets.FloatSlider(value=float(value), min=min(low, value), max=max(high, value), step=step, **common), float
+        low, high, step = slider_grid([value], low, high, step)
+        return widgets.IntSlider(value=value, min=int(low), max=int(high), step=int(step), **common), int
     return None
 
 def _control(name:str, # the config key
