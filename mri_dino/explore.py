@@ -424,7 +424,7 @@ class FloatTriple(widgets.HBox):
                                             layout=slider_layout)
                         for v, label in zip(value, labels)]
         label = widgets.Label(description, tooltip=tooltip, layout=widgets.Layout(width='214px', flex='0 0 214px'))
-        super().__init__([label] + self.sliders, layout=widgets.Layout(grid_column='1 / -1', width='auto', flex_flow='row wrap'))
+        super().__init__([label] + self.sliders, layout=widgets.Layout(width='auto', flex_flow='row wrap'))
         self._syncing = False
         self.value = tuple(float(v) for v in value)
         for slider in self.sliders: slider.observe(self._from_sliders, 'value')
@@ -505,6 +505,8 @@ def _widgets(root:widgets.Widget) -> list: # `root` and every widget inside it
     "A panel's widgets, the boxes' and tabs' children included"
     return [root] + [w for child in getattr(root, 'children', ()) for w in _widgets(child)]
 
+_READOUT_CSS = "<style>.mri-dino-explorer .widget-readout { flex: 0 0 auto !important; width: auto !important; min-width: 4em !important; max-width: none !important; }</style>"   # a range's readout, '0.050 – 0.325', whole
+
 class CropExplorer(widgets.VBox):
     "An ipywidgets panel: a control for every augmentation key, the views of one sample redrawn on every change, and the YAML of the settings"
     def __init__(self,
@@ -559,12 +561,18 @@ class CropExplorer(widgets.VBox):
         self.yaml_button = widgets.Button(description='print YAML', button_style='info', layout=widgets.Layout(width='110px'),
                                           tooltip='the settings as the crops, augment and ibot sections of a config, below the panel')
         self.yaml_button.on_click(lambda _: self.print_yaml())
-        grid = widgets.Layout(grid_template_columns='repeat(2, minmax(0, 1fr))')
-        tabs = widgets.Tab(children=[widgets.GridBox([self.controls[k] for k in keys], layout=grid) for keys in self.sections.values()],
-                           titles=list(self.sections))
+        tabs = widgets.Tab(children=[self._section(keys) for keys in self.sections.values()], titles=list(self.sections))
         self.status, self.yaml_output = widgets.HTML(), widgets.Output()
         self.picture = widgets.Image(format='png', layout=widgets.Layout(max_width='100%', height='auto'))   # a new picture replaces the old in one update
-        return [widgets.HBox(top + [self.yaml_button], layout=widgets.Layout(flex_flow='row wrap')), tabs, self.status, self.picture, self.yaml_output]
+        self.add_class('mri-dino-explorer')
+        readouts = widgets.HTML(_READOUT_CSS, layout=widgets.Layout(height='0px', overflow='hidden'))
+        return [widgets.HBox(top + [self.yaml_button], layout=widgets.Layout(flex_flow='row wrap')), tabs, self.status, self.picture, self.yaml_output, readouts]
+
+    def _section(self, keys:list) -> widgets.Box:
+        "A tab: the controls in two columns, a control of several sliders (`blur_prob`) on a row of its own below"
+        narrow, wide = [self.controls[k] for k in keys if not isinstance(self.controls[k], FloatTriple)], [self.controls[k] for k in keys if isinstance(self.controls[k], FloatTriple)]
+        grid = widgets.GridBox(narrow, layout=widgets.Layout(grid_template_columns='repeat(2, minmax(0, 1fr))'))
+        return widgets.VBox([grid] + wide) if wide else grid
 
     def _sample(self, index:int) -> dict:
         sample = self.source[index] if self.is_dataset else self.source
