@@ -6,14 +6,16 @@ Docs: https://mri-dino.github.io/mri_dino/explore.html.md"""
 
 # %% auto #0
 __all__ = ['study_arrays', 'centre_slice', 'show_study', 'views_of_sample', 'show_views', 'augmentation_parameters',
-           'FloatTriple', 'CropExplorer', 'crop_explorer']
+           'slider_grid', 'on_grid', 'FloatTriple', 'CropExplorer', 'crop_cautions', 'crop_explorer']
 
 # %% ../nbs/07_explore.ipynb #f7aed4da
 import contextlib
 import html
 import inspect
 import io
+import math
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -24,7 +26,6 @@ import matplotlib.pyplot as plt
 import yaml
 import ipywidgets as widgets
 import traitlets
-from IPython.display import Image
 from fastcore.basics import patch
 from fastcore.docments import docments
 
@@ -234,6 +235,7 @@ def show_views(views, # a `MultiViewCrops` output, a list of them, or a batch fr
                mask_colour:Sequence[float]|None=None, # RGB of the iBOT mask overlay (None: red on a modality, white on the composite)
                mask_alpha:float=0.5, # opacity of the iBOT mask overlay
                size:float=2.2, # height of a row, in inches
+               fontsize:float|None=None, # size of the titles in points (None: sized to the figure, at least 9 px when the figure is shown 1000 px wide at 72 dpi)
               ) -> plt.Figure:
     "Every global and local crop of one sample, with its iBOT mask on the global crops"
     one = views_of_sample(views, sample_index)
@@ -251,10 +253,14 @@ def show_views(views, # a `MultiViewCrops` output, a list of them, or a batch fr
     else: rows = [int(c) for c in channels]
     if any(r != 'composite' and not 0 <= r < n_channels for r in rows): raise ValueError(f"channels {channels!r}: the views have {n_channels} channels")
     widths = [v.shape[-1] for _, v in kinds]
-    width, height = size * sum(widths) / max(widths) * 1.04 + 0.35, size * len(rows) * 1.08 + 0.75
+    panels = size * sum(widths) / max(widths) * 1.04                            # inches of the panels side by side
+    fontsize = fontsize or max(9.0, 0.7 * (panels + 0.15))                     # a wide figure is shown scaled down: its titles grow with it
+    lines = 1 + (one['masks'] is not None) + ('composite' in rows) * max(int((~m).sum()) for m in present)   # lines of a crop's title
+    left, top = 0.1 + 1.4 * fontsize / 72, (1.3 * lines + 1.8) * fontsize / 72   # inches for the row labels, the titles and the figure's title
+    width, height = panels + left + 0.05, size * len(rows) * 1.08 + top + 0.05
     fig = plt.figure(figsize=(width, height))
     grid = fig.add_gridspec(len(rows), len(kinds), width_ratios=widths, wspace=0.05, hspace=0.08,
-                            left=0.3 / width, right=1 - 0.05 / width, bottom=0.05 / height, top=1 - 0.7 / height)
+                            left=left / width, right=1 - 0.05 / width, bottom=0.05 / height, top=1 - top / height)
     number = {'global': 0, 'local': 0}
     for column, ((kind, view), shown) in enumerate(zip(kinds, present)):
         depth = view.shape[1] // 2 if view.ndim == 4 else None
@@ -270,7 +276,7 @@ def show_views(views, # a `MultiViewCrops` output, a list of them, or a batch fr
                 row_mask = None if mask is None else (mask.any(0) if mask.ndim == 2 else mask)
             else:
                 ax.imshow(plane[channel], cmap='gray', vmin=0, vmax=1, interpolation='nearest')
-                if not shown[channel]: ax.text(0.5, 0.5, 'hidden', color='red', ha='center', va='center', transform=ax.transAxes, fontsize=8)
+                if not shown[channel]: ax.text(0.5, 0.5, 'hidden', color='red', ha='center', va='center', transform=ax.transAxes, fontsize=fontsize)
                 row_mask = None if mask is None else (mask[channel] if mask.ndim == 2 else mask)
             if row_mask is not None and row_mask.any():
                 pixels = _mask_image(row_mask, view.shape[1:], patch_size, depth)
@@ -279,17 +285,18 @@ def show_views(views, # a `MultiViewCrops` output, a list of them, or a batch fr
                 overlay[pixels] = (*colour, mask_alpha)
                 ax.imshow(overlay, interpolation='nearest')
             ax.set_xticks([]); ax.set_yticks([])
-            if column == 0: ax.set_ylabel('R G B' if channel == 'composite' else names[channel], fontsize=9)
+            if column == 0: ax.set_ylabel('R G B' if channel == 'composite' else names[channel], fontsize=fontsize)
             if row == 0:
                 title = f'{kind} {number[kind]}'
-                if mask is not None: title += f' · {float(mask.float().mean()):.0%} masked'
+                if mask is not None: title += f'\n{float(mask.float().mean()):.0%} masked'
                 hidden = [names[c] for c in range(n_channels) if not shown[c]]
-                if hidden and channel == 'composite': title += '\nhidden: ' + ', '.join(hidden)
-                ax.set_title(title, fontsize=8)
+                if hidden and channel == 'composite': title += ''.join(f'\nno {name}' for name in hidden)   # one short line each
+                panel_points = size * widths[column] / max(widths) * 72          # a title wider than its panel shrinks to fit
+                ax.set_title(title, fontsize=min(fontsize, panel_points / (0.65 * max(len(line) for line in title.split('\n')))))
         number[kind] += 1
     legend = f"R {names[0]}" + (f", G {names[1]}" if n_channels > 1 else '') + (f", B {names[2]}" if n_channels > 2 else '')
     fig.suptitle(f"{one['study_id'] if one['study_id'] is not None else 'sample'}" +
-                 (f" · {legend}" if 'composite' in rows and n_channels > 1 else ''), fontsize=10)
+                 (f" · {legend}" if 'composite' in rows and n_channels > 1 else ''), fontsize=fontsize + 1)
     return fig
 
 # %% ../nbs/07_explore.ipynb #847163cb
@@ -354,6 +361,54 @@ _SLIDERS = dict(   # key: (kind, min, max, step); ranges widen to hold the start
 
 _KERNEL_SIZES = (1, 3, 5, 7, 9, 11)
 
+_MOST_STEPS = 10_000   # a slider with more positions than this is a text box
+
+def _as_written(value:float) -> Fraction|None:
+    "A number as the fraction it was written as (0.325: 13/40; the float of 4/3: 4/3), or None when no short fraction gives it back"
+    written = Fraction(repr(float(value)))
+    if written.denominator <= 10**6: return written
+    close = Fraction(float(value)).limit_denominator(1000)
+    return close if float(close) == float(value) else None
+
+def _common_step(a:Fraction, b:Fraction) -> Fraction:
+    "The largest step that both `a` and `b` are whole numbers of"
+    return Fraction(math.gcd(a.numerator * b.denominator, b.numerator * a.denominator), a.denominator * b.denominator)
+
+def slider_grid(values:Sequence[float], # the values the slider must hold exactly
+                low:float, high:float, # the usual range, widened to hold the values
+                step:float, # the usual step, made finer where a value needs it
+               ) -> tuple[Fraction, Fraction, Fraction]: # min, max and step, exact
+    "A slider's min, max and step such that every value lies on a step: a browser moves a value to its slider's nearest step when it shows it"
+    exact = [_as_written(v) for v in (*values, low, high, step)]
+    if any(f is None for f in exact): raise ValueError(f"no slider holds {list(values)} exactly")
+    *exact_values, low, high, step = exact
+    low, high = min(low, *exact_values), max(high, *exact_values)
+    for value in exact_values: step = _common_step(step, value - low)
+    count = math.ceil((high - low) / step)
+    if count > _MOST_STEPS: raise ValueError(f"no slider of at most {_MOST_STEPS} steps holds {list(values)} (it would need {count})")
+    return low, low + count * step, step
+
+def on_grid(value:float, # a slider's value as a browser sends it (1.4000000000000001 for 0.1 + 26 steps of 0.05)
+            low:Fraction, step:Fraction, # the slider's min and step
+           ) -> float: # the step's value as written (1.4); a value off the steps (set from code) as it is
+    "A slider value without the float noise of the browser's arithmetic"
+    steps = (Fraction(float(value)) - low) / step
+    nearest = round(steps)
+    return float(low + nearest * step) if abs(steps - nearest) < Fraction(1, 10**6) else float(value)
+
+def _readout(step:Fraction) -> str:
+    "A readout format that shows every value on the slider's steps as written (0.005: '.3f'), at most 4 decimals"
+    decimals = next((d for d in range(5) if (step * 10**d).denominator == 1), 4)
+    return f'.{decimals}f'
+
+def _float_slider(kind:str, value, low, high, step, **common):
+    "A FloatSlider (`kind` 'float') or FloatRangeSlider ('range') on whose steps `value` lies, and its parser"
+    values = list(value) if kind == 'range' else [value]
+    low, high, step = slider_grid(values, low, high, step)
+    bounds = dict(min=float(low), max=float(high), step=float(step), readout_format=_readout(step))
+    if kind == 'range': return widgets.FloatRangeSlider(value=[float(v) for v in value], **bounds, **common), lambda v: [on_grid(x, low, step) for x in v]
+    return widgets.FloatSlider(value=float(value), **bounds, **common), lambda v: on_grid(v, low, step)
+
 _WIDE = widgets.Layout(width='auto')
 
 _STYLE = {'description_width': '210px'}
@@ -362,10 +417,14 @@ class FloatTriple(widgets.HBox):
     "Three 0-1 sliders with one `value`, a tuple (for `blur_prob`: first global crop, other global crops, local crops)"
     value = traitlets.Tuple()
     def __init__(self, value, labels=('first global', 'other globals', 'locals'), description='', tooltip=''):
-        self.sliders = [widgets.FloatSlider(value=float(v), min=0, max=1, step=0.05, description=label,
-                                            style={'description_width': '90px'}, layout=widgets.Layout(width='260px'))
+        self.low, high, self.step = slider_grid(value, 0, 1, 0.05)
+        slider_layout = widgets.Layout(width='auto', flex='1 1 220px', min_width='220px')      # the three share the row's width
+        self.sliders = [widgets.FloatSlider(value=float(v), min=float(self.low), max=float(high), step=float(self.step), readout_format=_readout(self.step),
+                                            description=label, tooltip=f'{description}: {label}', style={'description_width': '90px'},
+                                            layout=slider_layout)
                         for v, label in zip(value, labels)]
-        super().__init__([widgets.Label(description, tooltip=tooltip, layout=widgets.Layout(width='214px'))] + self.sliders)
+        label = widgets.Label(description, tooltip=tooltip, layout=widgets.Layout(width='214px', flex='0 0 214px'))
+        super().__init__([label] + self.sliders, layout=widgets.Layout(width='auto', flex_flow='row wrap'))
         self._syncing = False
         self.value = tuple(float(v) for v in value)
         for slider in self.sliders: slider.observe(self._from_sliders, 'value')
@@ -380,15 +439,21 @@ class FloatTriple(widgets.HBox):
             for slider, v in zip(self.sliders, change['new']): slider.value = float(v)
         finally: self._syncing = False
 
+def _kernel_sizes(chosen) -> list[int]:
+    "The RandConv kernel sizes selected, or the error that says how to select one"
+    if not len(chosen): raise ValueError("rc_kernel_sizes: no RandConv kernel size is selected; select at least one (ctrl- or shift-click selects several)")
+    return sorted(int(k) for k in chosen)
+
 def _special_control(name:str, value, common:dict, spatial_dims:int, size_step:int|None=None):
     "The widget and parser of a key with its own kind of control, or None; crop sizes move in steps of `size_step` (the patch size)"
     if name in _CHOICES: return widgets.Dropdown(options=list(_CHOICES[name]), value=value, **common), str
     if name == 'blur_prob':
         triple = (value,) * 3 if isinstance(value, (int, float)) else tuple(value)
-        return FloatTriple(triple, description=name, tooltip=common['tooltip']), lambda v: [float(x) for x in v]
+        control = FloatTriple(triple, description=name, tooltip=common['tooltip'])
+        return control, lambda v: [on_grid(x, control.low, control.step) for x in v]
     if name == 'rc_kernel_sizes':
         options = sorted(set(_KERNEL_SIZES) | {int(k) for k in value})
-        return widgets.SelectMultiple(options=options, value=tuple(int(k) for k in value), rows=3, **common), lambda v: sorted(int(k) for k in v)
+        return widgets.SelectMultiple(options=options, value=tuple(int(k) for k in value), rows=3, **common), _kernel_sizes
     if name == 'flip_axes':
         options = [(f'{label} ({-1 - i})', -1 - i) for i, label in enumerate(['W', 'H', 'D'][:spatial_dims])]
         chosen = tuple(sorted({int(a) - spatial_dims if int(a) >= 0 else int(a) for a in value}, reverse=True))
@@ -397,13 +462,11 @@ def _special_control(name:str, value, common:dict, spatial_dims:int, size_step:i
     kind, low, high, step = ('float', 0.0, 1.0, 0.05) if name.endswith(('_prob', '_probability')) else _SLIDERS.get(name, (None,) * 4)
     if name in ('global_crops_size', 'local_crops_size') and size_step:    # whole numbers of patches only
         low = step = int(size_step); high = max(step, high // step * step)
-    if kind == 'range' and isinstance(value, (list, tuple)) and len(value) == 2:
-        low, high = min(low, float(value[0])), max(high, float(value[1]))
-        return widgets.FloatRangeSlider(value=[float(v) for v in value], min=low, max=high, step=step, **common), lambda v: [float(x) for x in v]
+    if kind == 'range' and isinstance(value, (list, tuple)) and len(value) == 2: return _float_slider(kind, value, low, high, step, **common)
+    if kind == 'float' and isinstance(value, (int, float)): return _float_slider(kind, value, low, high, step, **common)
     if kind == 'int' and isinstance(value, int):
-        return widgets.IntSlider(value=value, min=min(low, value), max=max(high, value), step=step, **common), int
-    if kind == 'float' and isinstance(value, (int, float)):
-        return widgets.FloatSlider(value=float(value), min=min(low, value), max=max(high, value), step=step, **common), float
+        low, high, step = slider_grid([value], low, high, step)
+        return widgets.IntSlider(value=value, min=int(low), max=int(high), step=int(step), **common), int
     return None
 
 def _control(name:str, # the config key
@@ -413,7 +476,7 @@ def _control(name:str, # the config key
              size_step:int|None=None, # crop size sliders move in steps of this (the patch size; None: 14)
             ) -> tuple: # the widget, and the function from its `.value` to the setting
     "A widget for config key `name`: a slider, range slider, dropdown, checkbox or selection where the key's kind is known, else a text box"
-    common = dict(description=name, tooltip=tooltip, style=_STYLE, layout=_WIDE)
+    common = dict(description=name, tooltip=tooltip or name, style=_STYLE, layout=_WIDE)
     try:
         special = _special_control(name, value, common, spatial_dims, size_step)
         if special is not None: return special
@@ -437,6 +500,12 @@ def _starting_values(given:dict) -> tuple[dict, dict]: # section -> keys, and ke
     start = {k: recipe.config[k] for k in (*defaults['crops'], *defaults['augment'])}
     start.update({k: given.get(k, default) for k, default in defaults['ibot'].items()})
     return {section: list(part) for section, part in defaults.items()}, start
+
+def _widgets(root:widgets.Widget) -> list: # `root` and every widget inside it
+    "A panel's widgets, the boxes' and tabs' children included"
+    return [root] + [w for child in getattr(root, 'children', ()) for w in _widgets(child)]
+
+_READOUT_CSS = "<style>.mri-dino-explorer .widget-readout { flex: 0 0 auto !important; width: auto !important; min-width: 4em !important; max-width: none !important; }</style>"   # a range's readout, '0.050 – 0.325', whole
 
 class CropExplorer(widgets.VBox):
     "An ipywidgets panel: a control for every augmentation key, the views of one sample redrawn on every change, and the YAML of the settings"
@@ -466,32 +535,44 @@ class CropExplorer(widgets.VBox):
         for name, value in start.items():
             self.controls[name], self._parsers[name] = _control(name, value, tooltips.get(name) or '', spatial_dims, size_step)
         super().__init__(self._layout(seed, channels))
-        self.figure = self.views = self.batch = self.png = self.error = None
-        self.warnings = []
+        for widget in _widgets(self):                                          # a browser shows a missing tooltip as "null"
+            if 'tooltip' in widget.traits() and widget.tooltip is None: widget.tooltip = ''
+        self.figure = self.views = self.batch = self.png = self.error = self.last_change = None
+        self.warnings, self.cautions = [], []
         self.redraws, self._held = 0, 0
-        for control in self.controls.values(): control.observe(self._changed, 'value')
+        for name, control in self.controls.items(): control.observe(lambda change, name=name: self._changed(name, change), 'value')
         self.redraw()
 
     def _layout(self, seed, channels) -> list:
         "The panel's rows: seed, display, sample and YAML button; the tabs of controls; status; figure; YAML"
         small = lambda width, label: dict(layout=widgets.Layout(width=width), style={'description_width': label})
-        self.controls['seed'] = widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description='seed', **small('160px', '40px'))
-        self.controls['channels'] = widgets.Dropdown(options=['composite', 'each'], value=channels, description='show', **small('170px', '40px'))
+        self.controls['seed'] = widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description='seed', tooltip='seed of the random draws: the same seed draws the same views',
+                                                       **small('160px', '40px'))
+        self.controls['channels'] = widgets.Dropdown(options=['composite', 'each'], value=channels, description='show', **small('170px', '40px'),
+                                                     tooltip='composite: the first three modalities as red, green and blue; each: one row per modality')
         top = [self.controls['seed']]
         self.next_seed_button = widgets.Button(description='new draw', tooltip='seed + 1', layout=widgets.Layout(width='90px'))
         self.next_seed_button.on_click(lambda _: setattr(self.controls['seed'], 'value', self.controls['seed'].value + 1))
         top += [self.next_seed_button, self.controls['channels']]
         if self.is_dataset:
             self.controls['sample_index'] = widgets.IntSlider(value=0, min=0, max=len(self.source) - 1, description='sample',
-                                                              style={'description_width': '50px'})
+                                                              style={'description_width': '50px'}, tooltip='which sample of the dataset')
             top.append(self.controls['sample_index'])
-        self.yaml_button = widgets.Button(description='print YAML', button_style='info', layout=widgets.Layout(width='110px'))
+        self.yaml_button = widgets.Button(description='print YAML', button_style='info', layout=widgets.Layout(width='110px'),
+                                          tooltip='the settings as the crops, augment and ibot sections of a config, below the panel')
         self.yaml_button.on_click(lambda _: self.print_yaml())
-        grid = widgets.Layout(grid_template_columns='repeat(2, minmax(0, 1fr))')
-        tabs = widgets.Tab(children=[widgets.GridBox([self.controls[k] for k in keys], layout=grid) for keys in self.sections.values()],
-                           titles=list(self.sections))
-        self.status, self.output, self.yaml_output = widgets.HTML(), widgets.Output(), widgets.Output()
-        return [widgets.HBox(top + [self.yaml_button]), tabs, self.status, self.output, self.yaml_output]
+        tabs = widgets.Tab(children=[self._section(keys) for keys in self.sections.values()], titles=list(self.sections))
+        self.status, self.yaml_output = widgets.HTML(), widgets.Output()
+        self.picture = widgets.Image(format='png', layout=widgets.Layout(max_width='100%', height='auto'))   # a new picture replaces the old in one update
+        self.add_class('mri-dino-explorer')
+        readouts = widgets.HTML(_READOUT_CSS, layout=widgets.Layout(height='0px', overflow='hidden'))
+        return [widgets.HBox(top + [self.yaml_button], layout=widgets.Layout(flex_flow='row wrap')), tabs, self.status, self.picture, self.yaml_output, readouts]
+
+    def _section(self, keys:list) -> widgets.Box:
+        "A tab: the controls in two columns, a control of several sliders (`blur_prob`) on a row of its own below"
+        narrow, wide = [self.controls[k] for k in keys if not isinstance(self.controls[k], FloatTriple)], [self.controls[k] for k in keys if isinstance(self.controls[k], FloatTriple)]
+        grid = widgets.GridBox(narrow, layout=widgets.Layout(grid_template_columns='repeat(2, minmax(0, 1fr))'))
+        return widgets.VBox([grid] + wide) if wide else grid
 
     def _sample(self, index:int) -> dict:
         sample = self.source[index] if self.is_dataset else self.source
@@ -503,7 +584,8 @@ class CropExplorer(widgets.VBox):
         "The sample on show"
         return self._sample(self.controls['sample_index'].value if self.is_dataset else 0)
 
-    def _changed(self, change):
+    def _changed(self, name:str, change):
+        self.last_change = (name, change['new'])
         if not self._held: self.redraw()
 
 # %% ../nbs/07_explore.ipynb #49df9cf2
@@ -530,9 +612,11 @@ def to_yaml(self:CropExplorer) -> str:
 
 @patch
 def print_yaml(self:CropExplorer):
-    "Show the YAML below the panel (what the *print YAML* button does)"
+    "Show the YAML below the panel (what the *print YAML* button does); while a setting is invalid, why there is none"
     self.yaml_output.outputs = ()
-    self.yaml_output.append_stdout(self.to_yaml())
+    try: text = self.to_yaml()
+    except (ValueError, yaml.YAMLError) as e: text = f"no YAML while a setting is invalid: {e}\n"
+    self.yaml_output.append_stdout(text)
 
 @patch
 def recipe(self:CropExplorer) -> MultiViewCrops:
@@ -540,33 +624,49 @@ def recipe(self:CropExplorer) -> MultiViewCrops:
     settings = self.settings()
     return MultiViewCrops(**settings['crops'], **settings['augment'])
 
+def crop_cautions(crops:Mapping, # a `crops` section: `global_crops_size`, `local_crops_size`, `local_crops_number`
+                 ) -> list[str]: # one message per setting that trains but makes little sense; empty when none
+    "Crop settings training accepts but that defeat the multi-crop idea: local crops not smaller than the global ones"
+    local, whole = np.atleast_1d(crops['local_crops_size']), np.atleast_1d(crops['global_crops_size'])
+    if not int(crops['local_crops_number']) or np.any(local < whole): return []
+    return [f"crops.local_crops_size {_plain(crops['local_crops_size'])} is not smaller than crops.global_crops_size "
+            f"{_plain(crops['global_crops_size'])}: local crops are meant to be small parts of what the global crops show (DINOv2: 98 and 224)"]
+
+def _brief(value) -> str:
+    "A control's value in a few characters, for the status line"
+    text = value if isinstance(value, str) else repr(_plain(list(value) if isinstance(value, tuple) else value))
+    return text if len(text) <= 40 else text[:37] + '...'
+
 @patch
 def redraw(self:CropExplorer):
     "Draw the views of the sample with the chosen settings and seed (runs on every change); a rejected setting shows its error"
     started = time.perf_counter()
     try:
         settings, recipe, sample = self.settings(), self.recipe(), self.sample
-        warnings = crop_size_problems(settings['crops'], self.patch_size)
+        warnings, cautions = crop_size_problems(settings['crops'], self.patch_size), crop_cautions(settings['crops'])
         generator = torch.Generator().manual_seed(int(self.controls['seed'].value))
         views = recipe(sample, generator=generator)
         batch = collate_views([views], patch_size=self.patch_size, generator=generator, **settings['ibot'])
         if recipe.batch_intensity: batch = augment_batch(batch, recipe, generator)
         figure = show_views(batch, 0, self.controls['channels'].value, recipe, self.names or sample.get('modalities') or getattr(self.source, 'modalities', None), self.patch_size)
     except (ValueError, IndexError, yaml.YAMLError) as e:
+        still = self.error is not None and self.last_change is not None     # each change while invalid says so: the status always moves
+        head = f"still invalid after {self.last_change[0]} = {_brief(self.last_change[1])}" if still else "not redrawn"
         self.error = str(e)
-        self.status.value = f"<span style='color:#c00'>not redrawn: {html.escape(self.error)}</span>"
+        self.status.value = f"<span style='color:#c00'>{html.escape(head)}: {html.escape(self.error)}</span>"
         return
     buffer = io.BytesIO()
     figure.savefig(buffer, format='png', dpi=self.dpi)
     plt.close(figure)
-    self.figure, self.views, self.batch, self.png, self.error, self.warnings = figure, views, batch, buffer.getvalue(), None, warnings
+    self.figure, self.views, self.batch, self.png, self.error = figure, views, batch, buffer.getvalue(), None
+    self.warnings, self.cautions = warnings, cautions
     self.redraws += 1
-    self.output.outputs = ()
-    self.output.append_display_data(Image(data=self.png, format='png'))
+    self.picture.value = self.png                                             # one update: the old picture stays until the new one is there
     masked = int(batch['masks'].flatten(1).any(1).sum())
     self.status.value = (f"{len(views['global_crops'])} global + {len(views['local_crops'])} local views · "
                          f"{masked} of {len(batch['masks'])} global crops masked · drawn in {time.perf_counter() - started:.2f} s" +
-                         ''.join(f"<br><span style='color:#b45f06'>training would refuse this: {html.escape(w)}</span>" for w in warnings))
+                         ''.join(f"<br><span style='color:#b45f06'>training would refuse this: {html.escape(w)}</span>" for w in warnings) +
+                         ''.join(f"<br><span style='color:#b45f06'>trains, but: {html.escape(c)}</span>" for c in cautions))
 
 # %% ../nbs/07_explore.ipynb #da168919
 def crop_explorer(sample_or_dataset, # a Sample dict, or a dataset of them (a slider picks the sample)
