@@ -7,6 +7,8 @@ Docs: https://mri-dino.github.io/mri_dino/config.html.md"""
 # %% ../nbs/11a_config.ipynb #089c81b3
 from __future__ import annotations
 
+import difflib
+
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -22,9 +24,10 @@ from .vit import VIT_SIZES, arch_name
 
 # %% auto #0
 __all__ = ['CHOICES', 'POSITIVE', 'NON_NEGATIVE', 'UNIT', 'RANGES', 'PAIRS', 'LENGTHS', 'NULLABLE', 'INT_OR_LIST', 'KIND_NAMES',
-           'PHANTOM_MODALITIES', 'value_kind', 'fits', 'flatten', 'shown', 'element_kind', 'type_problem',
+           'SEED_KEYS', 'PHANTOM_MODALITIES', 'value_kind', 'fits', 'flatten', 'shown', 'element_kind', 'type_problem',
            'type_problems', 'numbers_of', 'range_problems', 'choice_problems', 'ConfigError', 'config_problems',
-           'validate_config', 'study_problems', 'data_problems', 'validate_data']
+           'validate_config', 'suggest_key', 'unknown_key_problem', 'unknown_keys', 'study_problems', 'data_problems',
+           'validate_data']
 
 # %% ../nbs/11a_config.ipynb #54286095
 CHOICES = {   # the values a key takes (each is also checked where it is used)
@@ -220,6 +223,53 @@ def validate_config(cfg, # the merged config
     "Raise a `ConfigError` naming every problem of the config"
     problems = config_problems(cfg, default)
     if problems: raise ConfigError(problems)
+
+# %% ../nbs/11a_config.ipynb #a93952d3
+SEED_KEYS = {   # a key of a system our users come from -> ours (see tutorials/migrating)
+    'dataset.dataloader.num_workers': 'train.num_workers', 'dataset.slice_selection': 'data.stride',   # Web-DINO MRI
+    'optimization.base_lr': 'optim.base_lr', 'optimization.epochs': 'optim.epochs', 'optimization.warmup_epochs': 'optim.warmup_epochs',
+    'optimization.weight_decay': 'optim.weight_decay', 'optimization.clip_grad': 'optim.clip_grad',
+    'data.raw_data_dir': 'data.root', 'data.mode_mapping': 'ct.mode_mapping',                            # NeuroVFM
+    'dataset.params.ct_window_probs': 'ct.ct_window_probs', 'dataset.params.max_crop_size': 'crops.global_crops_size',
+    'loader.collate_fn.remove_background': 'train.remove_background', 'loader.collate_fn.patch_drop_rate': 'train.patch_drop_rate',
+    'loader.use_study_sampler': 'data.study_sampler', 'loader.batch_size': 'train.batch_size_per_gpu',
+    'loader.num_workers': 'train.num_workers', 'trainer_params.precision': 'train.mixed_precision',
+    'data_dir': 'data.root', 'output_dir': 'train.output_dir', 'arch': 'student.arch', 'patch_size': 'student.patch_size',   # 3DMedDINO flags
+    'batch_size_per_gpu': 'train.batch_size_per_gpu', 'epochs': 'optim.epochs', 'lr': 'optim.base_lr', 'num_workers': 'train.num_workers',
+    'csv_path': 'data.root', 'results_dir': 'train.output_dir',                                          # 3D DINO downstream
+}
+
+def suggest_key(key:str, # a key that is not in the config, e.g. 'optim.base_lrr' or 'loader.batch_size'
+                known:Sequence[str], # every key path of the config (`flatten`)
+               ) -> str|None: # the key it most likely means, or None
+    "The key of ours that `key` most likely means: a seed system's name for it, else the nearest spelling"
+    if key in SEED_KEYS: return SEED_KEYS[key]
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+    if close: return close[0]
+    last = key.rsplit('.', 1)[-1]                                       # the right name in the wrong section
+    same_name = [k for k in known if k.rsplit('.', 1)[-1] == last]
+    if same_name: return same_name[0]
+    close = difflib.get_close_matches(last, [k.rsplit('.', 1)[-1] for k in known], n=1, cutoff=0.8)
+    return next((k for k in known if close and k.rsplit('.', 1)[-1] == close[0]), None)
+
+def unknown_key_problem(key:str, # the unknown key
+                        source:str, # where it was given ('the command line', a file)
+                        default:Mapping, # the default config
+                       ) -> str: # one line
+    "The line that refuses an unknown key, with the key it most likely means"
+    suggestion = suggest_key(key, [k for k, v in flatten(default).items() if not (isinstance(v, Mapping) and v)])
+    hint = f"did you mean {suggestion}?" if suggestion else f"the sections are {', '.join(default)}"
+    return f"{source}: unknown config key {key!r}: {hint} (every key: mri_dino/configs/default.yaml)"
+def unknown_keys(layer:Mapping, # one layer of a config (a file's, the command line's), as plain containers
+                 default:Mapping, # the default config
+                 open_sections:Sequence[str]=(), # sections that take keys the default does not list
+                ) -> list[str]: # the key paths of `layer` the default does not have
+    "The keys a config layer gives that the default config does not have"
+    known = flatten(default)
+    return [key for key, value in flatten(layer).items()
+            if key not in known and not (isinstance(value, Mapping) and value)      # a section is judged by its keys
+            and not any(key.startswith(f'{section}.') for section in open_sections)]
+
 
 # %% ../nbs/11a_config.ipynb #3e4e040c
 PHANTOM_MODALITIES = tuple(m for m in LAYOUT_FILES['prostate'] if m != 'roi')   # what the built-in phantom studies hold

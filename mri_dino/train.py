@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 from fastcore.imports import IN_NOTEBOOK
 
 from .augment import MultiViewCrops, augment_batch
-from .config import ConfigError, validate_config, validate_data
+from .config import ConfigError, unknown_key_problem, unknown_keys, validate_config, validate_data
 from .ct import ct_preprocess_options, ct_views
 from .datasets import PatchDataset3D, SliceDataset
 from .io import DiskFullError, atomic_write, atomic_write_text
@@ -130,9 +130,9 @@ def load_config(config:str|Path|None=None, # a YAML file (or the name of a shipp
     cfg = base
     for source, layer in layers[1:]:
         try: cfg = OmegaConf.merge(cfg, layer)
-        except Exception as e:
-            key = getattr(e, 'full_key', None)
-            raise ValueError(f"{source}: unknown config key {key!r} (sections: {', '.join(base)}; see mri_dino/configs/default.yaml)") from None
+        except Exception as e:                                      # every unknown key of the layer, each with a suggestion
+            unknown = unknown_keys(OmegaConf.to_container(layer), default, OPEN_SECTIONS) or [getattr(e, 'full_key', None)]
+            raise ConfigError([unknown_key_problem(key, source, default) for key in unknown]) from None
     try: OmegaConf.resolve(cfg)
     except Exception as e: raise ValueError(f"config: {e}") from None
     OmegaConf.set_struct(cfg, False)
@@ -423,18 +423,21 @@ def make_accelerator(cfg:DictConfig, # the experiment config (`train.mixed_preci
 # %% ../nbs/11_train.ipynb #d4d1d98b
 def parse_args(argv:Sequence[str]|None=None, # the command line's arguments (None: `sys.argv[1:]`)
               ) -> argparse.Namespace: # config, overrides, no_resume, print_config
-    "The command line: an optional config file first, then `key.sub=value` overrides, `--no-resume`, `--print-config`"
+    "The command line: an optional config file first (or `-c/--config FILE`), then `key.sub=value` overrides, `--no-resume`, `--print-config`"
     parser = argparse.ArgumentParser(prog='mri_dino_train', description="Pretrain a ViT with DINO + iBOT + KoLeo on MRI/CT "
                                      "(no arguments: a tiny ViT on the built-in phantom studies)")
     parser.add_argument('args', nargs='*', metavar='CONFIG_OR_OVERRIDE',
                         help="a config YAML (or the name of a shipped config) first, then key.sub=value overrides")
+    parser.add_argument('-c', '--config', dest='config_file', metavar='CONFIG',
+                        help="the config YAML (or a shipped config's name), as the first argument also gives it")
     parser.add_argument('--no-resume', action='store_true', help="start over instead of continuing from the output folder's checkpoint")
     parser.add_argument('--print-config', action='store_true', help="print the resolved config and exit")
     options = parser.parse_args(argv)
-    options.config, options.overrides = None, []
+    options.config, options.overrides = options.config_file, []
     for i, arg in enumerate(options.args):
         if '=' in arg: options.overrides.append(arg)
         elif i == 0 and options.config is None: options.config = arg
+        elif i == 0: parser.error(f"{arg!r}: the config is given twice (--config {options.config}); overrides look like key.sub=value")
         else: parser.error(f"{arg!r}: only the first argument may be a config file; overrides look like key.sub=value")
     if options.no_resume: options.overrides.append('train.auto_resume=false')
     return options
