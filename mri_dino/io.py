@@ -25,9 +25,9 @@ from typing import Callable
 import numpy as np
 
 # %% auto #0
-__all__ = ['HDF5_EXTENSIONS', 'LPS_TO_RAS', 'MAX_VOXELS', 'VolumeError', 'affine_spacing', 'Volume', 'VolumeHeader',
-           'dwi_b_values', 'dwi_b_value', 'split_dataset_path', 'volume_format', 'read_bvals', 'itk_affine',
-           'keep_locale', 'dicom_series', 'hdf5_volumes', 'read_volume', 'read_header', 'inspect_volume',
+__all__ = ['HDF5_EXTENSIONS', 'LPS_TO_RAS', 'SLICE_TOLERANCE_MM', 'MAX_VOXELS', 'VolumeError', 'affine_spacing', 'Volume',
+           'VolumeHeader', 'dwi_b_values', 'dwi_b_value', 'split_dataset_path', 'volume_format', 'read_bvals',
+           'itk_affine', 'keep_locale', 'dicom_series', 'hdf5_volumes', 'read_volume', 'read_header', 'inspect_volume',
            'DiskFullError', 'atomic_write', 'temporary_owner', 'atomic_write_bytes', 'atomic_write_text']
 
 # %% ../nbs/00_io.ipynb #303ad9f9
@@ -202,6 +202,34 @@ def dicom_series(folder, # a folder of DICOM files
     return {uid: list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid))
             for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder)}
 
+SLICE_TOLERANCE_MM = 0.2   # how far one slice step may stray from the mean step, as dcm2niix allows: GE rounds positions to 0.1 mm
+
+def _check_slice_steps(path:Path, # the DICOM folder
+                       files:list, # one file per slice position, in order
+                       positions:np.ndarray, # (K,) their positions along the slice normal, mm, increasing
+                      ) -> dict: # meta entries: the largest deviation and the tolerance used, when a step strays
+    "Slice steps checked against the mean step (first to last position): a step that strays by more than the tolerance is a gap (a missing slice) or an extra slice"
+    if len(positions) < 3: return {}
+    gaps = np.diff(positions)
+    step = (positions[-1] - positions[0]) / (len(positions) - 1)
+    tolerance = min(SLICE_TOLERANCE_MM, 0.4 * step)   # a missing slice strays by at least half a step
+    deviation = np.abs(gaps - step)
+    worst = int(deviation.argmax())
+    if deviation[worst] > tolerance:
+        raise VolumeError(path, f'slice spacing is not even: {Path(files[worst]).name} at {positions[worst]:.2f} mm and '
+                                f'{Path(files[worst + 1]).name} at {positions[worst + 1]:.2f} mm are {gaps[worst]:.2f} mm apart, the mean step is '
+                                f'{step:.2f} mm (tolerance {tolerance:.2f} mm): missing slices, or slices of another stack?')
+    if deviation[worst] <= 1e-3: return {}
+    return dict(slice_step_deviation_mm=round(float(deviation[worst]), 3), slice_tolerance_mm=round(float(tolerance), 3),
+                warnings=[f'slice steps stray up to {deviation[worst]:.2f} mm from their mean {step:.2f} mm (rounded positions?), within the {tolerance:.2f} mm tolerance'])
+
+def _repeat_problem(slices:list, keys:np.ndarray, positions:np.ndarray, counts:dict) -> str:
+    "Which positions hold more (or fewer) files than the others, with their files"
+    usual = max(set(counts.values()), key=lambda c: sum(v == c for v in counts.values()))
+    odd = [k for k in sorted(counts) if counts[k] != usual][:3]
+    where = '; '.join(f"{positions[keys == k][0]:.2f} mm: " + ', '.join(Path(s['file']).name for s, key in zip(slices, keys) if key == k) for k in odd)
+    return f'its slice positions hold different numbers of files (most hold {usual}): {where}: duplicate or missing slices'
+
 def _dicom_plan(path:Path, series_uid:str|None, b_value) -> tuple:
     "The stacks of files to read (one per repeat of the slice positions), their b-value and meta"
     import SimpleITK as sitk
@@ -215,6 +243,7 @@ def _dicom_plan(path:Path, series_uid:str|None, b_value) -> tuple:
         else: uid = max(series, key=lambda u: (len(series[u]), u))
         files = series[uid]
     reader = sitk.ImageFileReader()
+    reader.LoadPrivateTagsOn()   # the Siemens (0019,100c) and GE (0043,1039) b-values are private tags
     slices = []
     for file in files:
         reader.SetFileName(file)
@@ -247,14 +276,12 @@ def _dicom_plan(path:Path, series_uid:str|None, b_value) -> tuple:
     unique = np.unique(keys)
     counts = {k: int((keys == k).sum()) for k in unique}
     repeats = set(counts.values())
-    if len(repeats) > 1: raise VolumeError(path, f'slices repeat a different number of times at different positions ({sorted(repeats)}): an incomplete series')
+    if len(repeats) > 1: raise VolumeError(path, _repeat_problem(slices, keys, positions, counts))
     repeats = repeats.pop()
     order = sorted(range(len(slices)), key=lambda n: (keys[n], slices[n]['instance'], slices[n]['file']))
     stacks = [[slices[order[p * repeats + r]]['file'] for p in range(len(unique))] for r in range(repeats)]
-    if len(unique) > 2:
-        gaps = np.diff(np.sort(np.unique(positions[[order[p * repeats] for p in range(len(unique))]])))
-        if gaps.max() - gaps.min() > 0.01 * max(gaps.max(), 1e-6) + 1e-3:
-            raise VolumeError(path, f'slice spacing is not even ({gaps.min():.3g} to {gaps.max():.3g} mm): missing slices?')
+    firsts = [order[p * repeats] for p in range(len(unique))]
+    meta.update(_check_slice_steps(path, [slices[n]['file'] for n in firsts], positions[firsts]))
     if repeats > 1: meta['averaged_volumes'] = repeats
     return stacks, meta
 
