@@ -182,6 +182,10 @@ def _itk_warnings_off():
     import SimpleITK as sitk
     sitk.ProcessObject.SetGlobalWarningDisplay(False)
 
+def _dicom_text(reader, tag:str) -> str:
+    "A tag's value as text ('' when absent) from a SimpleITK ImageFileReader"
+    return reader.GetMetaData(tag).strip() if reader.HasMetaDataKey(tag) else ''
+
 def _dicom_b_value(reader) -> float|None:
     "The diffusion b-value in a DICOM header read by a SimpleITK ImageFileReader, None when absent"
     for tag in _B_VALUE_TAGS:
@@ -249,12 +253,14 @@ def _dicom_plan(path:Path, series_uid:str|None, b_value) -> tuple:
         reader.SetFileName(file)
         try: reader.ReadImageInformation()
         except RuntimeError as e: raise VolumeError(file, f'is not a readable DICOM file ({str(e).strip().splitlines()[-1]})') from None
-        instance = reader.GetMetaData('0020|0013').strip() if reader.HasMetaDataKey('0020|0013') else ''
+        instance = _dicom_text(reader, '0020|0013')
         direction = np.array(reader.GetDirection()).reshape(reader.GetDimension(), -1)[:3, :3]
         slices.append(dict(file=file, origin=np.array(reader.GetOrigin()[:3]), normal=direction[:, 2], in_plane=direction[:, :2],
                            b=_dicom_b_value(reader), instance=int(instance) if instance.lstrip('-').isdigit() else 0,
-                           size=reader.GetSize(), dimension=reader.GetDimension()))
-    meta = dict(format='dicom', n_files=len(files))
+                           size=reader.GetSize(), dimension=reader.GetDimension(),
+                           mosaic='MOSAIC' in _dicom_text(reader, '0008|0008').upper().split('\\')))
+        if len(slices) == 1: vendor, description = _dicom_text(reader, '0008|0070'), _dicom_text(reader, '0008|103e')
+    meta = dict(format='dicom', n_files=len(files), vendor=vendor, series_description=description)
     if uid is not None: meta['series_uid'] = uid
     b_values = sorted({s['b'] for s in slices if s['b'] is not None})
     chosen_b = None
@@ -265,8 +271,10 @@ def _dicom_plan(path:Path, series_uid:str|None, b_value) -> tuple:
         meta['b_values'] = [int(b) if float(b).is_integer() else b for b in b_values]
     elif b_values: chosen_b = b_values[0]
     if chosen_b is not None: meta['b_value'] = int(chosen_b) if float(chosen_b).is_integer() else chosen_b
+    if any(s['mosaic'] for s in slices): return _mosaic_plan(path, slices, meta)
     if len(slices) == 1 or slices[0]['dimension'] == 3 and slices[0]['size'][2] > 1:
         if len(slices) > 1: raise VolumeError(path, f'mixes {len(slices)} multi-frame files in one series')
+        meta['geometry'] = 'one file: ImagePositionPatient, ImageOrientationPatient, PixelSpacing' + (', SliceThickness' if slices[0]['dimension'] == 2 else '')
         return [[slices[0]['file']]], meta
     orientations = {tuple(np.round(s['in_plane'].ravel(), 3)) for s in slices}
     if len(orientations) > 1: raise VolumeError(path, f'its {len(slices)} slices lie in {len(orientations)} different orientations (a localiser or a radial series?), not one volume')
@@ -283,7 +291,49 @@ def _dicom_plan(path:Path, series_uid:str|None, b_value) -> tuple:
     firsts = [order[p * repeats] for p in range(len(unique))]
     meta.update(_check_slice_steps(path, [slices[n]['file'] for n in firsts], positions[firsts]))
     if repeats > 1: meta['averaged_volumes'] = repeats
+    meta['geometry'] = 'ImageOrientationPatient, PixelSpacing; slice step from the first to the last ImagePositionPatient'
     return stacks, meta
+
+def _mosaic_plan(path:Path, slices:list, meta:dict) -> tuple:
+    "Siemens MOSAIC files: each file is a whole volume (its slices are tiles of one image); one stack per file, all at one place"
+    if not all(s['mosaic'] for s in slices): raise VolumeError(path, f'mixes Siemens MOSAIC files and single slices ({sum(s["mosaic"] for s in slices)} of {len(slices)} are mosaics)')
+    places = {tuple(np.round(s['origin'], 2)) + tuple(np.round(s['in_plane'].ravel(), 3)) for s in slices}
+    if len(places) > 1:
+        where = ', '.join(f"{Path(s['file']).name} at {tuple(float(v) for v in np.round(s['origin'], 1))}" for s in slices[:3])
+        raise VolumeError(path, f'its {len(slices)} Siemens MOSAIC files lie at {len(places)} different places ({where}), not repeats of one volume')
+    if len(slices) > 1: meta['averaged_volumes'] = len(slices)
+    meta.update(mosaic=True, geometry='Siemens MOSAIC: ImageOrientationPatient, PixelSpacing, the mosaic ImagePositionPatient moved to the first tile, the CSA slice normal, SpacingBetweenSlices')
+    return [[s['file']] for s in slices], meta
+
+def _mosaic_wrapper(file:str, pixels:bool):
+    "nibabel's wrapper of a Siemens MOSAIC file, its tiling checked"
+    import warnings, pydicom
+    from nibabel.nicom import dicomwrappers
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')   # nibabel calls its DICOM readers experimental
+        try: wrapper = dicomwrappers.wrapper_from_data(pydicom.dcmread(file, stop_before_pixels=not pixels))
+        except Exception as e: raise VolumeError(file, f'is a Siemens MOSAIC that cannot be unpacked ({_short(e)})') from None
+    if not getattr(wrapper, 'is_mosaic', False): raise VolumeError(file, 'is marked MOSAIC but has no Siemens CSA header giving its number of images: cannot be unpacked')
+    tiles = math.ceil(math.sqrt(wrapper.n_mosaic))
+    rows, columns = int(wrapper.get('Rows')), int(wrapper.get('Columns'))
+    if rows % tiles or columns % tiles:
+        raise VolumeError(file, f'is a Siemens MOSAIC of {wrapper.n_mosaic} images whose {rows}x{columns} pixels do not split into {tiles}x{tiles} tiles: a damaged or edited file')
+    return wrapper
+
+def _mosaic_geometry(file:str) -> tuple:
+    "Shape (I, J, K) and RAS affine of a MOSAIC file's volume, from its header"
+    wrapper = _mosaic_wrapper(file, pixels=False)
+    try: affine = np.array(wrapper.affine, dtype=np.float64)   # voxel (row, column, slice) to LPS
+    except Exception as e: raise VolumeError(file, f'is a Siemens MOSAIC without usable geometry ({_short(e)})') from None
+    rows, columns, count = wrapper.image_shape
+    return (int(columns), int(rows), int(count)), LPS_TO_RAS @ affine[:, [1, 0, 2, 3]]
+
+def _mosaic_volume(file:str) -> tuple:
+    "Voxels (i, j, k) float32 and RAS affine of a Siemens MOSAIC file, its tiles stacked into slices"
+    shape, affine = _mosaic_geometry(file)
+    try: data = _mosaic_wrapper(file, pixels=True).get_data()   # (rows, columns, slices), rescaled
+    except Exception as e: raise VolumeError(file, f'is a Siemens MOSAIC whose pixels cannot be unpacked ({_short(e)})') from None
+    return np.asarray(data, dtype=np.float32).transpose(1, 0, 2), affine
 
 def _stack_affine(files:list) -> np.ndarray:
     "RAS affine of slices in order: in-plane axes from the first slice's header, the slice step from the first to the last position"
@@ -297,9 +347,10 @@ def _stack_affine(files:list) -> np.ndarray:
         affine[:3, 2] = (LPS_TO_RAS[:3, :3] @ np.array(reader.GetOrigin()[:3]) - affine[:3, 3]) / (len(files) - 1)
     return affine
 
-def _dicom_shape(stacks:list) -> tuple:
+def _dicom_shape(stacks:list, mosaic:bool=False) -> tuple:
     "The stored shape of planned DICOM stacks, (I, J, K) or (I, J, K, stacks), from the first file's header"
     import SimpleITK as sitk
+    if mosaic: return _mosaic_geometry(stacks[0][0])[0] + ((len(stacks),) if len(stacks) > 1 else ())
     reader = sitk.ImageFileReader()
     reader.SetFileName(stacks[0][0]); reader.ReadImageInformation()
     size = list(reader.GetSize()) + [1] * (3 - reader.GetDimension())
@@ -311,7 +362,8 @@ def _read_dicom(path:Path, series_uid, b_value) -> tuple:
     "Voxels (i, j, k), RAS affine and meta of a DICOM series (several stacks combined)"
     import SimpleITK as sitk
     stacks, meta = _dicom_plan(path, series_uid, b_value)
-    _check_voxels(path, _dicom_shape(stacks))   # before SimpleITK allocates anything
+    _check_voxels(path, _dicom_shape(stacks, meta.get('mosaic', False)))   # before SimpleITK allocates anything
+    if meta.get('mosaic'): return _read_mosaics(path, stacks, meta)
     arrays, affine = [], None
     for files in stacks:
         try:
@@ -330,6 +382,15 @@ def _read_dicom(path:Path, series_uid, b_value) -> tuple:
         meta.setdefault('dtype', str(sitk.GetArrayViewFromImage(image).dtype))
     if len(arrays) == 1: return arrays[0], affine, meta, None
     return _combine(np.stack(arrays, -1), meta.get('b_value', 0)), affine, meta, None
+
+def _read_mosaics(path:Path, stacks:list, meta:dict) -> tuple:
+    "Voxels, affine and meta of planned Siemens MOSAIC files (one volume each; several combined)"
+    volumes = [_mosaic_volume(files[0]) for files in stacks]
+    if any(not np.allclose(affine, volumes[0][1], atol=1e-3) or data.shape != volumes[0][0].shape for data, affine in volumes):
+        raise VolumeError(path, 'its Siemens MOSAIC volumes have different geometries')
+    meta['dtype'] = 'float32'
+    data = volumes[0][0] if len(volumes) == 1 else _combine(np.stack([v[0] for v in volumes], -1), meta.get('b_value', 0))
+    return data, volumes[0][1], meta, None
 
 def _combine(volumes:np.ndarray, b:float) -> np.ndarray:
     "Volumes (..., n) of one b-value into one: the geometric mean (trace image) for b > 0, the mean for b = 0"
@@ -821,6 +882,7 @@ def _dicom_header(path:Path, series_uid=None, b_value='highest') -> VolumeHeader
     reader = sitk.ImageFileReader()
     reader.SetFileName(stacks[0][0]); reader.ReadImageInformation()
     dtype = np.dtype(sitk.GetArrayFromImage(sitk.Image([1, 1], reader.GetPixelID())).dtype)
+    if meta.get('mosaic'): return VolumeHeader(_dicom_shape(stacks, True), _mosaic_geometry(stacks[0][0])[1], dtype, str(path), meta)
     return VolumeHeader(_dicom_shape(stacks), _stack_affine(stacks[0]), dtype, str(path), meta)
 
 @keep_locale()
