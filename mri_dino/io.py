@@ -290,7 +290,9 @@ def _dicom_plan(path:Path, series_uid:str|None, b_value) -> tuple:
     stacks = [[slices[order[p * repeats + r]]['file'] for p in range(len(unique))] for r in range(repeats)]
     firsts = [order[p * repeats] for p in range(len(unique))]
     meta.update(_check_slice_steps(path, [slices[n]['file'] for n in firsts], positions[firsts]))
-    if repeats > 1: meta['averaged_volumes'] = repeats
+    if repeats > 1:
+        meta['averaged_volumes'] = repeats
+        if chosen_b is None: meta.setdefault('warnings', []).append(f'{repeats} files at each slice position and no b-values in their headers: averaged into one volume')
     meta['geometry'] = 'ImageOrientationPatient, PixelSpacing; slice step from the first to the last ImagePositionPatient'
     return stacks, meta
 
