@@ -186,6 +186,14 @@ def _dicom_text(reader, tag:str) -> str:
     "A tag's value as text ('' when absent) from a SimpleITK ImageFileReader"
     return reader.GetMetaData(tag).strip() if reader.HasMetaDataKey(tag) else ''
 
+def _has_frame_geometry(file:str) -> bool:
+    "Whether a multi-frame (enhanced) DICOM file places its frames through its functional groups"
+    import pydicom
+    try: ds = pydicom.dcmread(file, stop_before_pixels=True)
+    except Exception: return False
+    groups = [*ds.get('SharedFunctionalGroupsSequence', []), *ds.get('PerFrameFunctionalGroupsSequence', [])[:1]]
+    return any('PlanePositionSequence' in group for group in groups) and any('PlaneOrientationSequence' in group for group in groups)
+
 def _dicom_b_value(reader) -> float|None:
     "The diffusion b-value in a DICOM header read by a SimpleITK ImageFileReader, None when absent"
     for tag in _B_VALUE_TAGS:
@@ -253,6 +261,8 @@ def _dicom_plan(path:Path, series_uid:str|None, b_value) -> tuple:
         reader.SetFileName(file)
         try: reader.ReadImageInformation()
         except RuntimeError as e: raise VolumeError(file, f'is not a readable DICOM file ({str(e).strip().splitlines()[-1]})') from None
+        if not (_dicom_text(reader, '0020|0032') and _dicom_text(reader, '0020|0037')) and not _has_frame_geometry(file):
+            raise VolumeError(file, 'has no ImagePositionPatient or ImageOrientationPatient (a secondary capture, a screenshot, a cine?): nothing places it in the patient')
         instance = _dicom_text(reader, '0020|0013')
         direction = np.array(reader.GetDirection()).reshape(reader.GetDimension(), -1)[:3, :3]
         slices.append(dict(file=file, origin=np.array(reader.GetOrigin()[:3]), normal=direction[:, 2], in_plane=direction[:, :2],
