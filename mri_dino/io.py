@@ -313,7 +313,9 @@ def _mosaic_plan(path:Path, slices:list, meta:dict) -> tuple:
     if len(places) > 1:
         where = ', '.join(f"{Path(s['file']).name} at {tuple(float(v) for v in np.round(s['origin'], 1))}" for s in slices[:3])
         raise VolumeError(path, f'its {len(slices)} Siemens MOSAIC files lie at {len(places)} different places ({where}), not repeats of one volume')
-    if len(slices) > 1: meta['averaged_volumes'] = len(slices)
+    if len(slices) > 1:
+        meta['averaged_volumes'] = len(slices)
+        if 'b_value' not in meta: meta.setdefault('warnings', []).append(f'{len(slices)} Siemens MOSAIC volumes and no b-values in their headers: averaged into one volume')
     meta.update(mosaic=True, geometry='Siemens MOSAIC: ImageOrientationPatient, PixelSpacing, the mosaic ImagePositionPatient moved to the first tile, the CSA slice normal, SpacingBetweenSlices')
     return [[s['file']] for s in slices], meta
 
