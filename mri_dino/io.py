@@ -27,8 +27,9 @@ import numpy as np
 # %% auto #0
 __all__ = ['HDF5_EXTENSIONS', 'LPS_TO_RAS', 'SLICE_TOLERANCE_MM', 'MAX_VOXELS', 'VolumeError', 'affine_spacing', 'Volume',
            'VolumeHeader', 'dwi_b_values', 'dwi_b_value', 'split_dataset_path', 'volume_format', 'read_bvals',
-           'itk_affine', 'keep_locale', 'dicom_series', 'hdf5_volumes', 'read_volume', 'read_header', 'inspect_volume',
-           'DiskFullError', 'atomic_write', 'temporary_owner', 'atomic_write_bytes', 'atomic_write_text']
+           'itk_affine', 'keep_locale', 'dicom_series', 'geometry_source', 'hdf5_volumes', 'read_volume', 'read_header',
+           'inspect_volume', 'DiskFullError', 'atomic_write', 'temporary_owner', 'atomic_write_bytes',
+           'atomic_write_text']
 
 # %% ../nbs/00_io.ipynb #303ad9f9
 class VolumeError(ValueError):
@@ -515,6 +516,14 @@ def _json_sidecar(path:Path) -> dict:
     try: return json.loads(sidecar.read_text(encoding='utf-8'))
     except (OSError, ValueError) as e: raise VolumeError(sidecar, f'is not valid JSON ({e})') from None
 
+def geometry_source(affine, # the affine given with the voxels, or None
+                    spacing, # the spacing given with them, or None
+                   ) -> str: # for `meta['geometry']`
+    "Where an array's geometry comes from, in words: 'assumed: ...' when nothing was given"
+    if affine is not None: return 'affine given with the voxels'
+    if spacing is not None: return 'spacing given with the voxels (axes along x, y, z, origin at 0)'
+    return 'assumed: no affine or spacing given, 1 mm voxels along x, y, z at the origin'
+
 def _affine_from(path, affine, spacing) -> np.ndarray:
     "An affine given as a 4x4 matrix, or built from a spacing, or the identity"
     if affine is not None:
@@ -532,7 +541,7 @@ def _read_numpy(path:Path):
     try: data = np.load(path, allow_pickle=False)
     except Exception as e: raise VolumeError(path, f'is not a readable .npy file ({_short(e)})') from None
     side = _json_sidecar(path)
-    meta = dict(format='numpy', dtype=str(data.dtype))
+    meta = dict(format='numpy', dtype=str(data.dtype), geometry=geometry_source(side.get('affine'), side.get('spacing')))
     return data, _affine_from(path, side.get('affine'), side.get('spacing')), meta, side.get('b_values', side.get('bvals'))
 
 def _check_torch_archive(path:Path):
@@ -571,7 +580,7 @@ def _torch_content(path:Path, loaded):
 def _read_torch(path:Path):
     import torch
     tensor, content = _torch_content(path, _load_torch(path))
-    meta = dict(format='torch', dtype=str(tensor.dtype).replace('torch.', ''))
+    meta = dict(format='torch', dtype=str(tensor.dtype).replace('torch.', ''), geometry=geometry_source(content.get('affine'), content.get('spacing')))
     if tensor.is_complex(): raise VolumeError(path, f'holds complex values ({tensor.dtype}); give a magnitude image (the absolute value)')
     data = tensor.detach().to(torch.float32).numpy()
     b_values = next((content[k] for k in _B_KEYS if k in content), None)
@@ -873,13 +882,13 @@ def _nifti_header(path:Path) -> VolumeHeader:
 def _numpy_header(path:Path) -> VolumeHeader:
     shape, dtype, _ = _numpy_layout(path)
     side = _json_sidecar(path)
-    meta = dict(format='numpy')
+    meta = dict(format='numpy', geometry=geometry_source(side.get('affine'), side.get('spacing')))
     if (b := side.get('b_values', side.get('bvals'))) is not None: meta['b_values'] = [float(v) for v in b]
     return VolumeHeader(shape, _affine_from(path, side.get('affine'), side.get('spacing')), dtype, str(path), meta)
 
 def _torch_header(path:Path) -> VolumeHeader:
     tensor, content = _torch_content(path, _load_torch(path, mmap=True))
-    meta = dict(format='torch')
+    meta = dict(format='torch', geometry=geometry_source(content.get('affine'), content.get('spacing')))
     if (b := next((content[k] for k in _B_KEYS if k in content), None)) is not None:
         meta['b_values'] = [float(v) for v in (b.tolist() if hasattr(b, 'tolist') else b)]
     try: dtype = np.dtype(str(tensor.dtype).replace('torch.', ''))

@@ -37,7 +37,7 @@ from scipy import ndimage
 
 from .ct import add_kinds, normalize_kind, study_windows
 from .io import _HOST, atomic_write, read_volume, split_dataset_path, temporary_owner
-from .studies import dicom_notes, file_name_clashes, find_studies, study_file_name, worker_pool
+from .studies import reading_notes, file_name_clashes, find_studies, study_file_name, worker_pool
 
 # %% ../nbs/03_preprocess.ipynb #cfd5055e
 CANONICAL_AXES = ('I', 'P', 'L')   # direction in which d, h, w increase
@@ -490,7 +490,7 @@ def build_study(cache_dir:Path, # the cache folder
                                           settings['percentiles'], dtype, settings['foreground_threshold'], windows)
     meta.update(sources={name: dict(f, sha256=contents[name]) for name, f in fingerprints.items()}, labels=labels, settings=settings,
                 read={m: {k: v.meta[k] for k in READ_KEYS if k in v.meta} for m, v in volumes.items() if v is not None})
-    meta['warnings'] += [f'{m}: {text}' for m, v in volumes.items() if v is not None for _, text in dicom_notes(v.meta)]
+    meta['warnings'] += [f'{m}: {text}' for m, v in volumes.items() if v is not None for _, text in reading_notes(v.meta)]
     if ct: meta['ct'] = ct
     return write_cached_study(cache_dir, study_id, image, roi_mask, meta)
 
