@@ -323,9 +323,9 @@ def _mosaic_plan(path:Path, slices:list, meta:dict) -> tuple:
 def _mosaic_wrapper(file:str, pixels:bool):
     "nibabel's wrapper of a Siemens MOSAIC file, its tiling checked"
     import warnings, pydicom
-    from nibabel.nicom import dicomwrappers
     with warnings.catch_warnings():
-        warnings.simplefilter('ignore')   # nibabel calls its DICOM readers experimental
+        warnings.simplefilter('ignore')   # nibabel calls its DICOM readers experimental when they are imported
+        from nibabel.nicom import dicomwrappers
         try: wrapper = dicomwrappers.wrapper_from_data(pydicom.dcmread(file, stop_before_pixels=not pixels))
         except Exception as e: raise VolumeError(file, f'is a Siemens MOSAIC that cannot be unpacked ({_short(e)})') from None
     if not getattr(wrapper, 'is_mosaic', False): raise VolumeError(file, 'is marked MOSAIC but has no Siemens CSA header giving its number of images: cannot be unpacked')
