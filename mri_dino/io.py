@@ -215,7 +215,7 @@ def dicom_series(folder, # a folder of DICOM files
     return {uid: list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid))
             for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder)}
 
-SLICE_TOLERANCE_MM = 0.2   # how far one slice step may stray from the mean step, as dcm2niix allows: GE rounds positions to 0.1 mm
+SLICE_TOLERANCE_MM = 0.2   # how far one slice step may stray from the mean step: GE rounds positions to 0.1 mm; dcm2niix is silent to 0.15 mm and warns from 0.25 mm
 
 def _check_slice_steps(path:Path, # the DICOM folder
                        files:list, # one file per slice position, in order
