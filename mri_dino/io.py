@@ -169,7 +169,7 @@ def _itk_to_numpy(image) -> np.ndarray:
     return np.array(array.transpose(tuple(range(array.ndim))[::-1]))
 
 # %% ../nbs/00_io.ipynb #2c11ed77
-_B_VALUE_TAGS = ('0018|9087', '0019|100c', '0043|1039')
+_B_VALUE_TAGS = {'SIEMENS': '0019|100c', 'GE': '0043|1039', 'PHILIPS': '2001|1003'}   # vendor -> private b-value tag (each vendor's private groups mean other things for the others)
 
 @contextmanager
 def keep_locale():
@@ -196,8 +196,10 @@ def _has_frame_geometry(file:str) -> bool:
     return any('PlanePositionSequence' in group for group in groups) and any('PlaneOrientationSequence' in group for group in groups)
 
 def _dicom_b_value(reader) -> float|None:
-    "The diffusion b-value in a DICOM header read by a SimpleITK ImageFileReader, None when absent"
-    for tag in _B_VALUE_TAGS:
+    "The diffusion b-value in a DICOM header read by a SimpleITK ImageFileReader: the standard tag, else the vendor's private one (any vendor's when Manufacturer is empty); None when absent"
+    vendor = _dicom_text(reader, '0008|0070').upper()
+    private = [tag for name, tag in _B_VALUE_TAGS.items() if name in vendor.split() or vendor.startswith(name)] if vendor else list(_B_VALUE_TAGS.values())
+    for tag in ['0018|9087', *private]:
         if reader.HasMetaDataKey(tag):
             text = reader.GetMetaData(tag).split('\\')[0].strip()
             try: value = float(text)
