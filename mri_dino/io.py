@@ -195,6 +195,29 @@ def _has_frame_geometry(file:str) -> bool:
     groups = [*ds.get('SharedFunctionalGroupsSequence', []), *ds.get('PerFrameFunctionalGroupsSequence', [])[:1]]
     return any('PlanePositionSequence' in group for group in groups) and any('PlaneOrientationSequence' in group for group in groups)
 
+def _frame_positions(file:str) -> np.ndarray|None:
+    "(frames, 3) LPS positions of an enhanced multi-frame file's frames in file order, from its per-frame functional groups; None without them"
+    import pydicom
+    try: ds = pydicom.dcmread(file, stop_before_pixels=True)
+    except Exception: return None
+    frames = ds.get('PerFrameFunctionalGroupsSequence')
+    if not frames or len(frames) < 2: return None
+    try: return np.array([[float(v) for v in frame.PlanePositionSequence[0].ImagePositionPatient] for frame in frames])
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError): return None
+
+def _check_frames(file:str, slice:dict) -> dict:
+    "An enhanced multi-frame file's frames checked to be one volume in slice order (the voxels are read in file order): evenly spaced, each position once"
+    positions = _frame_positions(file)
+    if positions is None: return {}
+    along = positions @ slice['normal']   # (frames,) mm along the slice normal
+    places = np.unique(np.round(along, 3)).size
+    if places < len(along): raise VolumeError(file, f'its {len(along)} frames lie at {places} slice positions: several volumes in one file (diffusion directions, time points, echoes), not read as one volume')
+    steps = np.diff(along)
+    if not ((steps > 0).all() or (steps < 0).all()):
+        raise VolumeError(file, f'its frames are not in slice order (frame {int(np.argmax(np.sign(steps) != np.sign(steps[0]))) + 2} steps back): its voxels would be stacked out of place')
+    checked = _check_slice_steps(file, [f'frame {n + 1}' for n in range(len(along))], along * np.sign(steps[0]))
+    return dict(checked, frames=len(along), geometry='enhanced multi-frame: ImageOrientationPatient, PixelSpacing; slice step from the first to the last frame\'s ImagePositionPatient')
+
 def _dicom_b_value(reader) -> float|None:
     "The diffusion b-value in a DICOM header read by a SimpleITK ImageFileReader: the standard tag, else the vendor's private one (any vendor's when Manufacturer is empty); None when absent"
     vendor = _dicom_text(reader, '0008|0070').upper()
@@ -288,6 +311,7 @@ def _dicom_plan(path:Path, series_uid:str|None, b_value) -> tuple:
     if len(slices) == 1 or slices[0]['dimension'] == 3 and slices[0]['size'][2] > 1:
         if len(slices) > 1: raise VolumeError(path, f'mixes {len(slices)} multi-frame files in one series')
         meta['geometry'] = 'one file: ImagePositionPatient, ImageOrientationPatient, PixelSpacing' + (', SliceThickness' if slices[0]['dimension'] == 2 else '')
+        meta.update(_check_frames(slices[0]['file'], slices[0]))
         return [[slices[0]['file']]], meta
     orientations = {tuple(np.round(s['in_plane'].ravel(), 3)) for s in slices}
     if len(orientations) > 1: raise VolumeError(path, f'its {len(slices)} slices lie in {len(orientations)} different orientations (a localiser or a radial series?), not one volume')
@@ -362,6 +386,9 @@ def _stack_affine(files:list) -> np.ndarray:
     if len(files) > 1:
         reader.SetFileName(files[-1]); reader.ReadImageInformation()
         affine[:3, 2] = (LPS_TO_RAS[:3, :3] @ np.array(reader.GetOrigin()[:3]) - affine[:3, 3]) / (len(files) - 1)
+    elif dimension == 3 and reader.GetSize()[2] > 1 and (positions := _frame_positions(files[0])) is not None:   # enhanced multi-frame
+        affine[:3, 3] = LPS_TO_RAS[:3, :3] @ positions[0]
+        affine[:3, 2] = LPS_TO_RAS[:3, :3] @ (positions[-1] - positions[0]) / (len(positions) - 1)
     return affine
 
 def _dicom_shape(stacks:list, mosaic:bool=False) -> tuple:
@@ -393,7 +420,7 @@ def _read_dicom(path:Path, series_uid, b_value) -> tuple:
         if image.GetDimension() == 2: image = sitk.JoinSeries(image)
         try: arrays.append(_itk_to_numpy(image).astype(np.float32))
         except ValueError as e: raise VolumeError(path, str(e)) from None
-        stack_affine = _stack_affine(files) if len(files) > 1 else itk_affine(image.GetOrigin(), image.GetSpacing(), image.GetDirection())
+        stack_affine = _stack_affine(files) if len(files) > 1 or 'frames' in meta else itk_affine(image.GetOrigin(), image.GetSpacing(), image.GetDirection())
         if affine is None: affine = stack_affine
         elif not np.allclose(affine, stack_affine, atol=1e-3): raise VolumeError(path, 'its repeated stacks have different geometries')
         meta.setdefault('dtype', str(sitk.GetArrayViewFromImage(image).dtype))
