@@ -209,6 +209,7 @@ def _check_frames(file:str, slice:dict) -> dict:
     "An enhanced multi-frame file's frames checked to be one volume in slice order (the voxels are read in file order): evenly spaced, each position once"
     positions = _frame_positions(file)
     if positions is None: return {}
+    if len(positions) != slice['size'][2]: raise VolumeError(file, f"has {len(positions)} per-frame positions for {slice['size'][2]} frames")
     along = positions @ slice['normal']   # (frames,) mm along the slice normal
     places = np.unique(np.round(along, 3)).size
     if places < len(along): raise VolumeError(file, f'its {len(along)} frames lie at {places} slice positions: several volumes in one file (diffusion directions, time points, echoes), not read as one volume')
