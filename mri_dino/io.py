@@ -8,6 +8,7 @@ Docs: https://mri-dino.github.io/mri_dino/io.html.md"""
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import locale
 import math
@@ -197,6 +198,12 @@ def _has_frame_geometry(file:str) -> bool:
 
 def _frame_positions(file:str) -> np.ndarray|None:
     "(frames, 3) LPS positions of an enhanced multi-frame file's frames in file order, from its per-frame functional groups; None without them"
+    stat = os.stat(file)
+    return _cached_frame_positions(str(file), (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns))
+
+@functools.lru_cache(maxsize=16)
+def _cached_frame_positions(file:str, version:tuple) -> np.ndarray|None:
+    "`_frame_positions` of one version of a file (its functional groups are parsed once for the plan and the affine)"
     import pydicom
     try: ds = pydicom.dcmread(file, stop_before_pixels=True)
     except Exception: return None
