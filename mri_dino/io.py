@@ -27,8 +27,9 @@ import numpy as np
 # %% auto #0
 __all__ = ['HDF5_EXTENSIONS', 'LPS_TO_RAS', 'MAX_VOXELS', 'VolumeError', 'affine_spacing', 'Volume', 'VolumeHeader',
            'dwi_b_values', 'dwi_b_value', 'split_dataset_path', 'volume_format', 'read_bvals', 'itk_affine',
-           'keep_locale', 'dicom_series', 'hdf5_volumes', 'read_volume', 'read_header', 'inspect_volume',
-           'DiskFullError', 'atomic_write', 'temporary_owner', 'atomic_write_bytes', 'atomic_write_text']
+           'itk_to_numpy', 'keep_locale', 'itk_warnings_off', 'combine_volumes', 'short_error', 'geometry_source',
+           'hdf5_volumes', 'check_voxels', 'read_volume', 'read_header', 'inspect_volume', 'DiskFullError',
+           'atomic_write', 'temporary_owner', 'atomic_write_bytes', 'atomic_write_text']
 
 # %% ../nbs/00_io.ipynb #303ad9f9
 class VolumeError(ValueError):
@@ -160,7 +161,7 @@ def itk_affine(origin, spacing, direction) -> np.ndarray:
     affine[:3, 3] = np.asarray(origin, dtype=np.float64)[:3]
     return LPS_TO_RAS @ affine
 
-def _itk_to_numpy(image) -> np.ndarray:
+def itk_to_numpy(image) -> np.ndarray:
     "SimpleITK image to an array in ITK index order (i, j, k[, t])"
     import SimpleITK as sitk
     if image.GetNumberOfComponentsPerPixel() != 1: raise ValueError(f'has {image.GetNumberOfComponentsPerPixel()} components per voxel, expected 1')
@@ -168,8 +169,6 @@ def _itk_to_numpy(image) -> np.ndarray:
     return np.array(array.transpose(tuple(range(array.ndim))[::-1]))
 
 # %% ../nbs/00_io.ipynb #2c11ed77
-_B_VALUE_TAGS = ('0018|9087', '0019|100c', '0043|1039')
-
 @contextmanager
 def keep_locale():
     "Put the process locale back after calls into SimpleITK: GDCM sets the C locale while it writes DICOM, which turns Python's default text encoding into ASCII for the rest of the process."
@@ -178,133 +177,12 @@ def keep_locale():
     finally:
         if locale.setlocale(locale.LC_ALL) != saved: locale.setlocale(locale.LC_ALL, saved)
 
-def _itk_warnings_off():
+def itk_warnings_off():
+    "Silence SimpleITK's warnings (they go to stderr, outside Python's control)"
     import SimpleITK as sitk
     sitk.ProcessObject.SetGlobalWarningDisplay(False)
 
-def _dicom_b_value(reader) -> float|None:
-    "The diffusion b-value in a DICOM header read by a SimpleITK ImageFileReader, None when absent"
-    for tag in _B_VALUE_TAGS:
-        if reader.HasMetaDataKey(tag):
-            text = reader.GetMetaData(tag).split('\\')[0].strip()
-            try: value = float(text)
-            except ValueError: continue
-            return value % 1e9 if tag == '0043|1039' else value   # GE adds 1e9 to flag the value
-    return None
-
-@keep_locale()
-def dicom_series(folder, # a folder of DICOM files
-                ) -> dict: # series instance UID -> its files, sorted by slice position
-    "The DICOM series in `folder`, each with its files in slice order (GDCM)"
-    import SimpleITK as sitk
-    _itk_warnings_off()
-    folder = str(folder)
-    return {uid: list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid))
-            for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder)}
-
-def _dicom_plan(path:Path, series_uid:str|None, b_value) -> tuple:
-    "The stacks of files to read (one per repeat of the slice positions), their b-value and meta"
-    import SimpleITK as sitk
-    if path.is_file(): files, uid = [str(path)], None
-    else:
-        series = dicom_series(path)
-        if not series: raise VolumeError(path, 'holds no DICOM series')
-        if series_uid is not None:
-            if series_uid not in series: raise VolumeError(path, f'has no series {series_uid} (it has {sorted(series)})')
-            uid = series_uid
-        else: uid = max(series, key=lambda u: (len(series[u]), u))
-        files = series[uid]
-    reader = sitk.ImageFileReader()
-    slices = []
-    for file in files:
-        reader.SetFileName(file)
-        try: reader.ReadImageInformation()
-        except RuntimeError as e: raise VolumeError(file, f'is not a readable DICOM file ({str(e).strip().splitlines()[-1]})') from None
-        instance = reader.GetMetaData('0020|0013').strip() if reader.HasMetaDataKey('0020|0013') else ''
-        direction = np.array(reader.GetDirection()).reshape(reader.GetDimension(), -1)[:3, :3]
-        slices.append(dict(file=file, origin=np.array(reader.GetOrigin()[:3]), normal=direction[:, 2], in_plane=direction[:, :2],
-                           b=_dicom_b_value(reader), instance=int(instance) if instance.lstrip('-').isdigit() else 0,
-                           size=reader.GetSize(), dimension=reader.GetDimension()))
-    meta = dict(format='dicom', n_files=len(files))
-    if uid is not None: meta['series_uid'] = uid
-    b_values = sorted({s['b'] for s in slices if s['b'] is not None})
-    chosen_b = None
-    if len(b_values) > 1 or (b_value != 'highest' and b_values):
-        chosen_b = max(b_values) if b_value == 'highest' else float(b_value)
-        if chosen_b not in b_values: raise VolumeError(path, f'has no b-value {b_value} (it has {[int(b) for b in b_values]})')
-        slices = [s for s in slices if s['b'] == chosen_b]
-        meta['b_values'] = [int(b) if float(b).is_integer() else b for b in b_values]
-    elif b_values: chosen_b = b_values[0]
-    if chosen_b is not None: meta['b_value'] = int(chosen_b) if float(chosen_b).is_integer() else chosen_b
-    if len(slices) == 1 or slices[0]['dimension'] == 3 and slices[0]['size'][2] > 1:
-        if len(slices) > 1: raise VolumeError(path, f'mixes {len(slices)} multi-frame files in one series')
-        return [[slices[0]['file']]], meta
-    orientations = {tuple(np.round(s['in_plane'].ravel(), 3)) for s in slices}
-    if len(orientations) > 1: raise VolumeError(path, f'its {len(slices)} slices lie in {len(orientations)} different orientations (a localiser or a radial series?), not one volume')
-    normal = slices[0]['normal']
-    positions = np.array([float(s['origin'] @ normal) for s in slices])
-    keys = np.round(positions / 1e-3).astype(np.int64)   # positions to the micrometre
-    unique = np.unique(keys)
-    counts = {k: int((keys == k).sum()) for k in unique}
-    repeats = set(counts.values())
-    if len(repeats) > 1: raise VolumeError(path, f'slices repeat a different number of times at different positions ({sorted(repeats)}): an incomplete series')
-    repeats = repeats.pop()
-    order = sorted(range(len(slices)), key=lambda n: (keys[n], slices[n]['instance'], slices[n]['file']))
-    stacks = [[slices[order[p * repeats + r]]['file'] for p in range(len(unique))] for r in range(repeats)]
-    if len(unique) > 2:
-        gaps = np.diff(np.sort(np.unique(positions[[order[p * repeats] for p in range(len(unique))]])))
-        if gaps.max() - gaps.min() > 0.01 * max(gaps.max(), 1e-6) + 1e-3:
-            raise VolumeError(path, f'slice spacing is not even ({gaps.min():.3g} to {gaps.max():.3g} mm): missing slices?')
-    if repeats > 1: meta['averaged_volumes'] = repeats
-    return stacks, meta
-
-def _stack_affine(files:list) -> np.ndarray:
-    "RAS affine of slices in order: in-plane axes from the first slice's header, the slice step from the first to the last position"
-    import SimpleITK as sitk
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(files[0]); reader.ReadImageInformation()
-    dimension = reader.GetDimension()
-    affine = itk_affine(reader.GetOrigin(), list(reader.GetSpacing()) + [1.0] * (3 - dimension), np.array(reader.GetDirection()).reshape(dimension, -1))
-    if len(files) > 1:
-        reader.SetFileName(files[-1]); reader.ReadImageInformation()
-        affine[:3, 2] = (LPS_TO_RAS[:3, :3] @ np.array(reader.GetOrigin()[:3]) - affine[:3, 3]) / (len(files) - 1)
-    return affine
-
-def _dicom_shape(stacks:list) -> tuple:
-    "The stored shape of planned DICOM stacks, (I, J, K) or (I, J, K, stacks), from the first file's header"
-    import SimpleITK as sitk
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(stacks[0][0]); reader.ReadImageInformation()
-    size = list(reader.GetSize()) + [1] * (3 - reader.GetDimension())
-    if len(stacks[0]) > 1: size[2] = len(stacks[0])
-    if len(stacks) > 1: size.append(len(stacks))
-    return tuple(size)
-
-def _read_dicom(path:Path, series_uid, b_value) -> tuple:
-    "Voxels (i, j, k), RAS affine and meta of a DICOM series (several stacks combined)"
-    import SimpleITK as sitk
-    stacks, meta = _dicom_plan(path, series_uid, b_value)
-    _check_voxels(path, _dicom_shape(stacks))   # before SimpleITK allocates anything
-    arrays, affine = [], None
-    for files in stacks:
-        try:
-            if len(files) == 1: image = sitk.ReadImage(files[0])
-            else:
-                reader = sitk.ImageSeriesReader()
-                reader.SetFileNames(files)
-                image = reader.Execute()
-        except RuntimeError as e: raise VolumeError(path, f'cannot be read as a DICOM series ({str(e).strip().splitlines()[-1]})') from None
-        if image.GetDimension() == 2: image = sitk.JoinSeries(image)
-        try: arrays.append(_itk_to_numpy(image).astype(np.float32))
-        except ValueError as e: raise VolumeError(path, str(e)) from None
-        stack_affine = _stack_affine(files) if len(files) > 1 else itk_affine(image.GetOrigin(), image.GetSpacing(), image.GetDirection())
-        if affine is None: affine = stack_affine
-        elif not np.allclose(affine, stack_affine, atol=1e-3): raise VolumeError(path, 'its repeated stacks have different geometries')
-        meta.setdefault('dtype', str(sitk.GetArrayViewFromImage(image).dtype))
-    if len(arrays) == 1: return arrays[0], affine, meta, None
-    return _combine(np.stack(arrays, -1), meta.get('b_value', 0)), affine, meta, None
-
-def _combine(volumes:np.ndarray, b:float) -> np.ndarray:
+def combine_volumes(volumes:np.ndarray, b:float) -> np.ndarray:
     "Volumes (..., n) of one b-value into one: the geometric mean (trace image) for b > 0, the mean for b = 0"
     if volumes.shape[-1] == 1: return volumes[..., 0]
     if b and b > 0:
@@ -313,7 +191,8 @@ def _combine(volumes:np.ndarray, b:float) -> np.ndarray:
     return volumes.mean(-1, dtype=np.float64).astype(np.float32)
 
 # %% ../nbs/00_io.ipynb #cb9d79f8
-def _short(error:Exception) -> str:
+def short_error(error:Exception) -> str:
+    "An exception in one line: its type and the last line of its message"
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[-1] if text else ''}".rstrip(': ')
 
@@ -383,7 +262,7 @@ def _load_nifti(path:Path):
         raise VolumeError(path, f'its header puts the voxels at byte {offset:.0f}, beyond the {_NIFTI_HEADER_LIMIT} bytes a header and its extensions may take: a broken or forged header')
     head = start if offset <= len(start) else _content_start(path, int(offset))
     try: return (nib.Nifti1Image if size == 348 else nib.Nifti2Image).from_bytes(head)
-    except Exception as e: raise VolumeError(path, f'is not a readable NIfTI file ({_short(e)})') from None
+    except Exception as e: raise VolumeError(path, f'is not a readable NIfTI file ({short_error(e)})') from None
 
 def _nifti_voxels(path:Path, image) -> np.ndarray:
     "The stored voxels of a NIfTI file whose size was checked, flat: memory-mapped (.nii) or decompressed into one buffer of the header's size (.nii.gz)"
@@ -413,6 +292,14 @@ def _json_sidecar(path:Path) -> dict:
     try: return json.loads(sidecar.read_text(encoding='utf-8'))
     except (OSError, ValueError) as e: raise VolumeError(sidecar, f'is not valid JSON ({e})') from None
 
+def geometry_source(affine, # the affine given with the voxels, or None
+                    spacing, # the spacing given with them, or None
+                   ) -> str: # for `meta['geometry']`
+    "Where an array's geometry comes from, in words: 'assumed: ...' when nothing was given"
+    if affine is not None: return 'affine given with the voxels'
+    if spacing is not None: return 'spacing given with the voxels (axes along x, y, z, origin at 0)'
+    return 'assumed: no affine or spacing given, 1 mm voxels along x, y, z at the origin'
+
 def _affine_from(path, affine, spacing) -> np.ndarray:
     "An affine given as a 4x4 matrix, or built from a spacing, or the identity"
     if affine is not None:
@@ -428,9 +315,9 @@ def _affine_from(path, affine, spacing) -> np.ndarray:
 def _read_numpy(path:Path):
     _numpy_layout(path)   # voxel type, count and the file's size checked before numpy allocates anything
     try: data = np.load(path, allow_pickle=False)
-    except Exception as e: raise VolumeError(path, f'is not a readable .npy file ({_short(e)})') from None
+    except Exception as e: raise VolumeError(path, f'is not a readable .npy file ({short_error(e)})') from None
     side = _json_sidecar(path)
-    meta = dict(format='numpy', dtype=str(data.dtype))
+    meta = dict(format='numpy', dtype=str(data.dtype), geometry=geometry_source(side.get('affine'), side.get('spacing')))
     return data, _affine_from(path, side.get('affine'), side.get('spacing')), meta, side.get('b_values', side.get('bvals'))
 
 def _check_torch_archive(path:Path):
@@ -439,7 +326,7 @@ def _check_torch_archive(path:Path):
     if not zipfile.is_zipfile(path): return   # the legacy format, or no torch file at all (torch.load says which)
     try:
         with zipfile.ZipFile(path) as archive: packed = [i.filename for i in archive.infolist() if i.compress_type != zipfile.ZIP_STORED]
-    except (zipfile.BadZipFile, OSError) as e: raise VolumeError(path, f'is not a readable PyTorch file ({_short(e)})') from None
+    except (zipfile.BadZipFile, OSError) as e: raise VolumeError(path, f'is not a readable PyTorch file ({short_error(e)})') from None
     if packed: raise VolumeError(path, f'holds {len(packed)} compressed entries ({packed[0]}, ...), which torch.save never writes: a forged file')
 
 def _load_torch(path:Path, mmap=False):
@@ -448,7 +335,7 @@ def _load_torch(path:Path, mmap=False):
     try: return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except Exception as e:
         if mmap: return _load_torch(path, mmap=False)
-        raise VolumeError(path, f'is not a readable PyTorch file ({_short(e)})') from None
+        raise VolumeError(path, f'is not a readable PyTorch file ({short_error(e)})') from None
 
 _DATA_KEYS, _B_KEYS = ('data', 'image', 'volume', 'array'), ('b_values', 'bvals')
 
@@ -469,7 +356,7 @@ def _torch_content(path:Path, loaded):
 def _read_torch(path:Path):
     import torch
     tensor, content = _torch_content(path, _load_torch(path))
-    meta = dict(format='torch', dtype=str(tensor.dtype).replace('torch.', ''))
+    meta = dict(format='torch', dtype=str(tensor.dtype).replace('torch.', ''), geometry=geometry_source(content.get('affine'), content.get('spacing')))
     if tensor.is_complex(): raise VolumeError(path, f'holds complex values ({tensor.dtype}); give a magnitude image (the absolute value)')
     data = tensor.detach().to(torch.float32).numpy()
     b_values = next((content[k] for k in _B_KEYS if k in content), None)
@@ -478,11 +365,11 @@ def _read_torch(path:Path):
 
 def _read_itk(path:Path):
     import SimpleITK as sitk
-    _itk_warnings_off()
+    itk_warnings_off()
     _itk_information(path)   # voxel type and count checked before SimpleITK allocates anything
     try: image = sitk.ReadImage(str(path))
     except RuntimeError as e: raise VolumeError(path, f'is not a readable image ({str(e).strip().splitlines()[-1]})') from None
-    try: data = _itk_to_numpy(image)
+    try: data = itk_to_numpy(image)
     except ValueError as e: raise VolumeError(path, str(e)) from None
     meta = dict(format='itk', dtype=str(data.dtype))
     return data, itk_affine(image.GetOrigin(), image.GetSpacing(), image.GetDirection()), meta, None
@@ -535,7 +422,7 @@ def _numpy_layout(path:Path) -> tuple:
     except Exception as e:   # numpy's first line says what is wrong (a header too long, a bad magic string)
         raise VolumeError(path, f'is not a readable .npy file ({type(e).__name__}: {(str(e).strip().splitlines() or [""])[0]})') from None
     dtype = _check_dtype(path, dtype)
-    _check_voxels(path, shape)
+    check_voxels(path, shape)
     _check_size(path, 'numpy', offset + math.prod(shape) * dtype.itemsize)
     return tuple(int(s) for s in shape), dtype, offset
 
@@ -543,7 +430,7 @@ def _check_nifti(path:Path, image) -> np.dtype:
     "The stored voxel type of a NIfTI file, once its type, its voxel count and the file's size are checked against its header"
     dtype = _check_dtype(path, image.get_data_dtype())
     shape = tuple(int(s) for s in image.shape)
-    _check_voxels(path, shape)
+    check_voxels(path, shape)
     _check_size(path, 'nifti', int(image.dataobj.offset) + math.prod(shape) * dtype.itemsize)
     return dtype
 
@@ -554,7 +441,7 @@ def _itk_information(path:Path) -> tuple:
     try: reader.ReadImageInformation()
     except RuntimeError as e: raise VolumeError(path, f'is not a readable image ({str(e).strip().splitlines()[-1]})') from None
     dtype = _check_dtype(path, sitk.GetArrayFromImage(sitk.Image([1] * reader.GetDimension(), reader.GetPixelID())).dtype)
-    _check_voxels(path, reader.GetSize())
+    check_voxels(path, reader.GetSize())
     return reader, dtype
 
 # %% ../nbs/00_io.ipynb #b05ad3e4
@@ -564,7 +451,7 @@ def _open_hdf5(path:Path):
     try: import h5py
     except ImportError: raise VolumeError(path, 'needs h5py to be read (pip install "mri_dino[hdf5]")') from None
     try: return h5py.File(path, 'r')
-    except OSError as e: raise VolumeError(path, f'is not a readable HDF5 file ({_short(e)})') from None
+    except OSError as e: raise VolumeError(path, f'is not a readable HDF5 file ({short_error(e)})') from None
 
 def _is_itk_image(group) -> bool:
     "Whether an HDF5 group is one image of ITK's HDF5 format (`/ITKImage/0`: VoxelData, Spacing, Origin, Directions)"
@@ -640,12 +527,12 @@ def _read_hdf5(path:Path, dataset:str|None=None):
     with _open_hdf5(path) as file:
         name = _choose_hdf5_volume(path, file, dataset)
         affine, b_values, shape, dtype = _hdf5_geometry(path, file, name)
-        _check_voxels(path, shape)   # before h5py allocates the array (a compressed dataset can claim any size)
+        check_voxels(path, shape)   # before h5py allocates the array (a compressed dataset can claim any size)
         group = file[name]
         try:
             if _is_itk_image(group): data = np.asarray(group['VoxelData'][()]).transpose()   # ITK stores (k, j, i)
             else: data = np.asarray(group[()])
-        except OSError as e: raise VolumeError(path, f"voxels of '{name}' cannot be read, truncated or corrupt ({_short(e)})") from None
+        except OSError as e: raise VolumeError(path, f"voxels of '{name}' cannot be read, truncated or corrupt ({short_error(e)})") from None
     meta = dict(format='hdf5', dtype=str(dtype), dataset=name)
     return data, affine, meta, b_values
 
@@ -667,7 +554,7 @@ def _squeeze(shape:tuple, fmt:str) -> tuple:
 
 MAX_VOXELS = int(os.environ.get('MRI_DINO_MAX_VOXELS', 2**32))   # the most voxels a header may claim (all volumes of a 4D file)
 
-def _check_voxels(path, shape:tuple):
+def check_voxels(path, shape:tuple):
     "VolumeError when a header claims more than `MAX_VOXELS` voxels: checked before anything is allocated"
     count = math.prod(int(s) for s in shape)
     if count > MAX_VOXELS: raise VolumeError(path, f'its header claims {count} voxels (shape {tuple(int(s) for s in shape)}), more than the {MAX_VOXELS} allowed (environment variable MRI_DINO_MAX_VOXELS): a broken or forged header')
@@ -684,7 +571,7 @@ def _check_shape(path, shape:tuple, fmt:str) -> tuple:
     "The squeezed shape, checked: 3 or 4 dimensions, no empty axis, at most `MAX_VOXELS` voxels"
     squeezed = _squeeze(shape, fmt)
     if any(s == 0 for s in shape): raise VolumeError(path, f'is empty (shape {tuple(shape)})')
-    _check_voxels(path, shape)
+    check_voxels(path, shape)
     if len(squeezed) not in (3, 4): raise VolumeError(path, f'has {len(squeezed)} dimensions (shape {tuple(shape)}), expected a 3D volume or a 4D DWI series')
     return squeezed
 
@@ -733,7 +620,8 @@ def read_volume(path, # a .nii, .nii.gz, .npy, .pt, .h5/.hdf5 (`file.h5::dataset
     _check_not_empty(path)
     fmt = volume_format(path)
     if fmt == 'dicom':
-        data, affine, meta, _ = _read_dicom(path, series_uid, b_value)
+        from mri_dino.dicom import read_dicom   # DICOM is read by its own module, which imports this one
+        data, affine, meta, _ = read_dicom(path, series_uid, b_value)
     elif fmt == 'nifti':
         image = _load_nifti(path)
         _check_nifti(path, image)   # voxel type, count and the file's size checked before any voxel is read
@@ -743,7 +631,7 @@ def read_volume(path, # a .nii, .nii.gz, .npy, .pt, .h5/.hdf5 (`file.h5::dataset
             indices, chosen = _choose_volumes(path, _b_values_for(path, shape[3], None), b_value, volume)
             if indices is None: raise VolumeError(path, f'is 4D with {shape[3]} volumes and no b-values (no .bval sidecar, none in the name); pass volume= to pick one')
         data, affine, meta, _ = _read_nifti(path, indices[0] if indices is not None and len(indices) == 1 else None)
-        if indices is not None and len(indices) > 1: data = _combine(data.reshape(shape)[..., indices], chosen)
+        if indices is not None and len(indices) > 1: data = combine_volumes(data.reshape(shape)[..., indices], chosen)
         if chosen is not None: meta['b_value'] = int(chosen) if float(chosen).is_integer() else chosen
     else:
         data, affine, meta, inside = _read_hdf5(path, dataset) if fmt == 'hdf5' else _READERS[fmt](path)
@@ -753,7 +641,7 @@ def read_volume(path, # a .nii, .nii.gz, .npy, .pt, .h5/.hdf5 (`file.h5::dataset
             b_values = _b_values_for(path, shape[3], inside)
             indices, chosen = _choose_volumes(path, b_values, b_value, volume)
             if indices is None: raise VolumeError(path, f'is 4D with {shape[3]} volumes and no b-values (no .bval sidecar, none in the file or its name); pass volume= to pick one')
-            data = _combine(data[..., indices], chosen)
+            data = combine_volumes(data[..., indices], chosen)
             if chosen is not None: meta['b_value'] = int(chosen) if float(chosen).is_integer() else chosen
     data = np.asarray(data, dtype=np.float32)
     if data.ndim != 3: data = data.reshape(_check_shape(path, data.shape, fmt))
@@ -771,13 +659,13 @@ def _nifti_header(path:Path) -> VolumeHeader:
 def _numpy_header(path:Path) -> VolumeHeader:
     shape, dtype, _ = _numpy_layout(path)
     side = _json_sidecar(path)
-    meta = dict(format='numpy')
+    meta = dict(format='numpy', geometry=geometry_source(side.get('affine'), side.get('spacing')))
     if (b := side.get('b_values', side.get('bvals'))) is not None: meta['b_values'] = [float(v) for v in b]
     return VolumeHeader(shape, _affine_from(path, side.get('affine'), side.get('spacing')), dtype, str(path), meta)
 
 def _torch_header(path:Path) -> VolumeHeader:
     tensor, content = _torch_content(path, _load_torch(path, mmap=True))
-    meta = dict(format='torch')
+    meta = dict(format='torch', geometry=geometry_source(content.get('affine'), content.get('spacing')))
     if (b := next((content[k] for k in _B_KEYS if k in content), None)) is not None:
         meta['b_values'] = [float(v) for v in (b.tolist() if hasattr(b, 'tolist') else b)]
     try: dtype = np.dtype(str(tensor.dtype).replace('torch.', ''))
@@ -788,14 +676,6 @@ def _itk_header(path:Path) -> VolumeHeader:
     reader, dtype = _itk_information(path)
     return VolumeHeader(tuple(reader.GetSize()), itk_affine(reader.GetOrigin(), reader.GetSpacing(), reader.GetDirection()), dtype, str(path), dict(format='itk'))
 
-def _dicom_header(path:Path, series_uid=None, b_value='highest') -> VolumeHeader:
-    import SimpleITK as sitk
-    stacks, meta = _dicom_plan(path, series_uid, b_value)
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(stacks[0][0]); reader.ReadImageInformation()
-    dtype = np.dtype(sitk.GetArrayFromImage(sitk.Image([1, 1], reader.GetPixelID())).dtype)
-    return VolumeHeader(_dicom_shape(stacks), _stack_affine(stacks[0]), dtype, str(path), meta)
-
 @keep_locale()
 def read_header(path, # a volume file or DICOM series folder
                 series_uid:str|None=None, # DICOM: the series (default: the one with the most slices)
@@ -805,7 +685,9 @@ def read_header(path, # a volume file or DICOM series folder
     path, named = split_dataset_path(path)
     _check_not_empty(path)
     fmt = volume_format(path)
-    if fmt == 'dicom': header = _dicom_header(path, series_uid)
+    if fmt == 'dicom':
+        from mri_dino.dicom import dicom_header   # DICOM is read by its own module, which imports this one
+        header = dicom_header(path, series_uid)
     elif fmt == 'hdf5': header = _hdf5_header(path, dataset or named)
     else: header = dict(nifti=_nifti_header, numpy=_numpy_header, torch=_torch_header, itk=_itk_header)[fmt](path)
     shape = _check_shape(path, header.shape, fmt)
@@ -948,7 +830,7 @@ def atomic_write(path, # the file to write (its folder is created)
     except BaseException as error:
         free = _disk_full(error, path.parent) if isinstance(error, Exception) and path.parent.is_dir() else None   # while the temporary still takes its space
         if temporary is not None and os.path.exists(temporary): os.unlink(temporary)
-        if free is not None: raise DiskFullError(path, free, _short(error)) from None
+        if free is not None: raise DiskFullError(path, free, short_error(error)) from None
         raise
     return path
 

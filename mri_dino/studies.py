@@ -30,7 +30,7 @@ from .io import VolumeError, _stem, dwi_b_value, inspect_volume
 __all__ = ['MODALITY_ALIASES', 'VOLUME_SUFFIXES', 'ID_COLUMNS', 'MAX_NAME_LENGTH', 'RESERVED_NAMES', 'resolve_env',
            'modality_aliases', 'match_modality', 'study_candidates', 'choose_candidates', 'id_column', 'read_csv',
            'find_studies', 'study_file_name', 'file_name_clashes', 'end_with_parent', 'worker_pool', 'CheckReport',
-           'check_dataset', 'plot_report', 'mri_dino_check']
+           'reading_notes', 'check_dataset', 'plot_report', 'mri_dino_check']
 
 # %% ../nbs/02_studies.ipynb #342ef699
 _ENV = re.compile(r'\$\{(?:oc\.)?env:([A-Za-z_][A-Za-z0-9_]*)(?:[:,]([^}]*))?\}')
@@ -489,6 +489,18 @@ _STUDY_KINDS = ('duplicate id', 'no folder', 'empty study folder', 'no studies')
 
 def _text(value) -> str: return value if isinstance(value, str) and value else '-'
 
+def reading_notes(meta:dict, # a `VolumeHeader.meta` or `Volume.meta`
+                 ) -> list: # (kind, text) pairs
+    "What reading a volume had to assume or decide, in words: a geometry assumed (an array without affine or spacing); for DICOM the slice tolerance used, a mosaic unpacked, b-values split, repeats averaged"
+    notes = [('geometry assumed', meta['geometry'])] if str(meta.get('geometry', '')).startswith('assumed') else []
+    if meta.get('format') != 'dicom': return notes
+    if 'slice_tolerance_mm' in meta:
+        notes.append(('slice tolerance', f"slice steps stray up to {meta['slice_step_deviation_mm']} mm from their mean (tolerance {meta['slice_tolerance_mm']} mm)"))
+    if meta.get('mosaic'): notes.append(('mosaic', 'Siemens MOSAIC unpacked into slices'))
+    if len(meta.get('b_values', [])) > 1: notes.append(('b-values split', f"series holds b-values {meta['b_values']}: b = {meta['b_value']} used"))
+    notes += [('averaged repeats', warning) for warning in meta.get('warnings', []) if 'averaged' in warning]
+    return notes
+
 def _check_study(task:tuple) -> list:
     "The problems of one study: missing modalities and unreadable, non-finite or constant files"
     study_id, folder, paths, required, voxels = task
@@ -508,6 +520,7 @@ def _check_study(task:tuple) -> list:
         except Exception as e:   # anything a reader did not foresee is still a problem of this file, not a crash of the check
             problems.append(_finding(study_id, path, f'{modality}: unreadable: {type(e).__name__}: {e}', 'unreadable file'))
             continue
+        problems += [_finding(study_id, path, f'{modality}: {text}', kind, 'info') for kind, text in reading_notes(header.meta)]
         if not voxels: continue
         meta = header.meta
         if meta.get('non_finite'):
