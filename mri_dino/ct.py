@@ -21,11 +21,11 @@ from .io import VolumeError, atomic_write, keep_locale, read_header, read_volume
 from .phantom import grid_affine, voxel_world
 
 # %% auto #0
-__all__ = ['CT_WINDOWS', 'WINDOW_ALIASES', 'KINDS', 'KIND_COLUMNS', 'HEAD_TISSUES', 'CHEST_TISSUES', 'HU_RANGE', 'ct_windows',
-           'window_bounds', 'apply_window', 'window_from_name', 'normalize_kind', 'guess_kind', 'study_kinds',
-           'add_kinds', 'head_labels', 'head_ct', 'head_mri', 'chest_labels', 'chest_ct', 'encode_hu', 'decode_hu',
-           'window_encoded', 'sample_windows', 'CTWindowViews', 'study_windows', 'ct_preprocess_options', 'ct_views',
-           'write_ct_dataset']
+__all__ = ['CT_WINDOWS', 'WINDOW_ALIASES', 'KINDS', 'KIND_COLUMNS', 'HEAD_TISSUES', 'CHEST_TISSUES', 'HU_RANGE', 'CT_KEYS',
+           'ct_windows', 'window_bounds', 'apply_window', 'window_from_name', 'normalize_kind', 'guess_kind',
+           'study_kinds', 'add_kinds', 'head_labels', 'head_ct', 'head_mri', 'chest_labels', 'chest_ct', 'encode_hu',
+           'decode_hu', 'window_encoded', 'sample_windows', 'CTWindowViews', 'study_windows', 'ct_section',
+           'ct_preprocess_options', 'ct_views', 'write_ct_dataset']
 
 # %% ../nbs/02a_ct.ipynb #7d2ea228
 CT_WINDOWS = {
@@ -429,34 +429,36 @@ def study_windows(modalities:Sequence[str], # the study's channels
     return windows, names
 
 # %% ../nbs/02a_ct.ipynb #52452922
-def _section(cfg, name:str) -> dict:
-    "A config section as a plain dict (empty when absent)"
-    section = cfg.get(name) if hasattr(cfg, 'get') else None
-    if section is None: return {}
-    try:
-        from omegaconf import OmegaConf
-        if OmegaConf.is_config(section): return OmegaConf.to_container(section, resolve=True)
-    except ImportError: pass
-    return dict(section)
+CT_KEYS = ('study_kind', 'mode_mapping', 'ct_window', 'window_table', 'windows', 'ct_window_probs', 'per')   # the `ct` section
+
+def ct_section(cfg, # the merged experiment config (`mri_dino.train.load_config`)
+              ) -> dict: # its `ct` section as plain values
+    "The config's `ct` section, every key of it there (its values come from `mri_dino/configs/default.yaml` unless set)"
+    from omegaconf import OmegaConf
+    section = cfg.get('ct') if hasattr(cfg, 'get') else None
+    section = OmegaConf.to_container(section, resolve=True) if OmegaConf.is_config(section) else dict(section or {})
+    missing = [key for key in CT_KEYS if key not in section]
+    if missing: raise ValueError(f"config: ct.{', ct.'.join(missing)} missing: pass the merged config (mri_dino.train.load_config), "
+                                 "whose ct section holds every key")
+    return section
 
 def ct_preprocess_options(cfg, # the experiment config (its `ct` section)
                          ) -> dict: # keyword arguments of `mri_dino.preprocess.preprocess_dataset`: kind, ct_window, ct_windows
     "Preprocessing options for CT from a config"
-    section = _section(cfg, 'ct')
-    mapping = section.get('mode_mapping') or None
-    return dict(kind=mapping or section.get('study_kind'), ct_window=section.get('ct_window', 'hu'),
-                ct_windows=section.get('window_table') or None)
+    section = ct_section(cfg)
+    return dict(kind=section['mode_mapping'] or section['study_kind'], ct_window=section['ct_window'],
+                ct_windows=section['window_table'] or None)
 
 def ct_views(crops, # the multi-view crops (`MultiViewCrops`)
              cfg, # the experiment config (its `ct` section)
              index:pd.DataFrame|None=None, # the cache's index (`read_index`): its `kind` column says which studies are CT
             ): # `crops`, or `CTWindowViews` around it when the cache holds CT studies in HU
     "The crops of a config: windows drawn per view for CT studies kept in HU"
-    section = _section(cfg, 'ct')
-    if not section or section.get('ct_window', 'hu') != 'hu' or not section.get('windows'): return crops
+    section = ct_section(cfg)
+    if section['ct_window'] != 'hu' or not section['windows']: return crops
     if index is None or 'kind' not in index.columns or not (index['kind'] == 'ct').any(): return crops
-    return CTWindowViews(crops, list(section['windows']), section.get('ct_window_probs'), kinds=index['kind'],
-                         window_table=ct_windows(section.get('window_table')), per=section.get('per', 'view'))
+    return CTWindowViews(crops, list(section['windows']), section['ct_window_probs'], kinds=index['kind'],
+                         window_table=ct_windows(section['window_table']), per=section['per'])
 
 # %% ../nbs/02a_ct.ipynb #d85390a7
 @keep_locale()

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .learner import SSLModel
+from .learner import SSLModel, with_defaults
 from .vit import Block, as_size_tuple, drop_patches, foreground_patches
 
 # %% auto #0
@@ -248,17 +248,17 @@ class JEPAModel(nn.Module):
                     backbone:nn.Module, # the context encoder, e.g. `mri_dino.vit.build_backbone(cfg.student)`
                    ) -> JEPAModel:
         "The predictor and loss of `cfg.jepa` around `backbone`"
-        jepa = dict(cfg.get('jepa') or {})
-        augment = dict(cfg.get('augment') or {})
-        predictor = JEPAPredictor(backbone.embed_dim, jepa.get('predictor_dim', 384), jepa.get('predictor_depth', 6),
-                                  jepa.get('predictor_heads', 6), jepa.get('predictor_mlp_ratio', 4.0), jepa.get('predictor_drop_path_rate', 0.0))
-        mean = torch.as_tensor(augment.get('normalize_mean', 0.5), dtype=torch.float32)
+        cfg = with_defaults(cfg)                                        # the default config's values for what is not given
+        jepa, augment = cfg['jepa'], cfg['augment']
+        predictor = JEPAPredictor(backbone.embed_dim, jepa['predictor_dim'], jepa['predictor_depth'],
+                                  jepa['predictor_heads'], jepa['predictor_mlp_ratio'], jepa['predictor_drop_path_rate'])
+        mean = torch.as_tensor(augment.get('normalize_mean', 0.5), dtype=torch.float32)   # IntensityAugment's defaults (not config keys)
         std = torch.as_tensor(augment.get('normalize_std', 0.25), dtype=torch.float32)
-        threshold = (torch.as_tensor(float(jepa.get('foreground_threshold', 0.05))) - mean) / std   # [0, 1] units -> the input's
-        return cls(JEPAStudent(backbone, predictor), jepa.get('n_targets', 4), tuple(jepa.get('target_scale', (0.15, 0.2))),
-                   tuple(jepa.get('target_aspect', (0.75, 1.5))), tuple(jepa.get('context_scale', (0.85, 1.0))),
-                   jepa.get('loss', 'smooth_l1'), jepa.get('loss_weight', 1.0), jepa.get('remove_background', True),
-                   threshold, jepa.get('min_foreground', 0.05), jepa.get('patch_drop_rate', 0.0))
+        threshold = (torch.as_tensor(float(jepa['foreground_threshold'])) - mean) / std   # [0, 1] units -> the input's
+        return cls(JEPAStudent(backbone, predictor), jepa['n_targets'], tuple(jepa['target_scale']),
+                   tuple(jepa['target_aspect']), tuple(jepa['context_scale']),
+                   jepa['loss'], jepa['loss_weight'], jepa['remove_background'],
+                   threshold, jepa['min_foreground'], jepa['patch_drop_rate'])
 
 # %% ../nbs/10a_jepa.ipynb #0c01713d
 OBJECTIVES = ('dino', 'jepa')
@@ -267,7 +267,7 @@ def build_ssl_model(cfg, # the experiment config (an OmegaConf DictConfig or a d
                     backbone:nn.Module, # the student backbone
                    ) -> nn.Module: # `SSLModel` (DINO/iBOT/KoLeo) or `JEPAModel`
     "The self-supervised model of the config's objective"
-    objective = str((cfg.get('train') or {}).get('objective', 'dino')).lower()
+    objective = str(with_defaults(cfg)['train']['objective']).lower()
     if objective not in OBJECTIVES: raise ValueError(f"train.objective must be one of {list(OBJECTIVES)}, got {objective!r}")
     if objective == 'dino': return SSLModel.from_config(cfg, backbone)
     resolve_ema_beta(cfg)
@@ -276,8 +276,9 @@ def build_ssl_model(cfg, # the experiment config (an OmegaConf DictConfig or a d
 def resolve_ema_beta(cfg, # the experiment config, changed in place
                     ):
     "Set `teacher.momentum_teacher` and `final_momentum_teacher` from `jepa.ema_beta` (when the objective is JEPA and it is given)"
-    if str((cfg.get('train') or {}).get('objective', 'dino')).lower() != 'jepa': return cfg
-    beta = (cfg.get('jepa') or {}).get('ema_beta')
+    full = with_defaults(cfg)
+    if str(full['train']['objective']).lower() != 'jepa': return cfg
+    beta = full['jepa']['ema_beta']
     if beta is None: return cfg
     if len(beta) != 2 or not 0 <= beta[0] <= beta[1] <= 1: raise ValueError(f"jepa.ema_beta must be [start, end] with 0 <= start <= end <= 1, got {list(beta)}")
     if cfg.get('teacher') is None: cfg['teacher'] = {}

@@ -18,6 +18,7 @@ import re
 import sys
 import time
 import warnings
+from collections.abc import Mapping
 from contextlib import nullcontext
 from functools import partial
 from io import StringIO
@@ -27,6 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 import torch.distributed as dist
+import yaml
 from torch import nn
 from fastcore.basics import noop
 from fastcore.imports import IN_NOTEBOOK
@@ -42,13 +44,37 @@ from .losses import DINOHead, DINOLoss, iBOTPatchLoss, KoLeoLoss, all_reduce_, i
 from .vit import drop_patches, foreground_patches, read_torch_file, save_backbone
 
 # %% auto #0
-__all__ = ['COLLAPSE_COLUMNS', 'Student', 'SSLModel', 'layer_index', 'param_groups', 'scaled_lr', 'linear_warmup',
-           'cosine_schedule', 'Schedules', 'EpochBatchSampler', 'SSLDataLoaders', 'SSLLearner', 'torch_param_groups',
-           'ScheduleCallback', 'TeacherEMACallback', 'GradientClipCallback', 'NonFiniteLossError', 'NonFiniteGuard',
-           'AccelerateCallback', 'MetricsLogger', 'atomic_torch_save', 'list_checkpoints', 'CheckpointError',
-           'checkpoint_checksum', 'verify_checkpoint', 'read_checkpoint', 'checkpoint_candidates',
-           'load_latest_checkpoint', 'CheckpointCallback', 'weights_digest', 'RunSummaryCallback', 'effective_rank',
-           'feature_spread', 'CollapseMonitor', 'collapse_monitor', 'ssl_learner', 'fit_ssl']
+__all__ = ['COLLAPSE_COLUMNS', 'default_config', 'merged_over', 'with_defaults', 'Student', 'SSLModel', 'layer_index',
+           'param_groups', 'scaled_lr', 'linear_warmup', 'cosine_schedule', 'Schedules', 'EpochBatchSampler',
+           'SSLDataLoaders', 'SSLLearner', 'torch_param_groups', 'ScheduleCallback', 'TeacherEMACallback',
+           'GradientClipCallback', 'NonFiniteLossError', 'NonFiniteGuard', 'AccelerateCallback', 'MetricsLogger',
+           'atomic_torch_save', 'list_checkpoints', 'CheckpointError', 'checkpoint_checksum', 'verify_checkpoint',
+           'read_checkpoint', 'checkpoint_candidates', 'load_latest_checkpoint', 'CheckpointCallback', 'weights_digest',
+           'RunSummaryCallback', 'effective_rank', 'feature_spread', 'CollapseMonitor', 'collapse_monitor',
+           'ssl_learner', 'fit_ssl']
+
+# %% ../nbs/10_learner.ipynb #63e4e7b9
+def default_config() -> dict:
+    "The default experiment config, `mri_dino/configs/default.yaml`, as nested dicts (`${env:...}` values left as text)"
+    from importlib.resources import files
+    return yaml.safe_load((files('mri_dino') / 'configs' / 'default.yaml').read_text(encoding='utf-8'))
+
+def merged_over(base:dict, # nested dicts
+                layer:Mapping, # nested dicts whose values win
+               ) -> dict:
+    "`layer` over `base`: sections merged key by key, any other value replaced"
+    out = dict(base)
+    for key, value in layer.items():
+        out[key] = merged_over(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else value
+    return out
+
+def with_defaults(cfg, # an experiment config (OmegaConf or nested dicts), whole or only some keys
+                 ) -> dict: # every key of `default_config`, the given values winning
+    "The config over the default config: what the Python API reads, so that it builds the command line's recipe"
+    from omegaconf import OmegaConf
+    given = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
+    return merged_over(default_config(), given or {})
+
 
 # %% ../nbs/10_learner.ipynb #3bd3c976
 def _patch_tokens(features:dict, # output of the backbone's `forward_features`
@@ -235,18 +261,18 @@ class SSLModel(nn.Module):
                     backbone:nn.Module, # the student backbone, e.g. `mri_dino.vit.build_backbone(cfg.student)`
                    ) -> SSLModel:
         "Heads from `cfg.dino` / `cfg.ibot` on `backbone`, and the loss weights, centering and background filtering of the config"
-        dino, ibot, train = dict(cfg['dino']), dict(cfg['ibot']), dict(cfg['train'])
-        augment = dict(cfg.get('augment') or {})
-        mean = torch.as_tensor(augment.get('normalize_mean', 0.5), dtype=torch.float32)
+        cfg = with_defaults(cfg)
+        dino, ibot, train, augment = cfg['dino'], cfg['ibot'], cfg['train'], cfg['augment']
+        mean = torch.as_tensor(augment.get('normalize_mean', 0.5), dtype=torch.float32)   # IntensityAugment's defaults (not config keys)
         std = torch.as_tensor(augment.get('normalize_std', 0.25), dtype=torch.float32)
-        threshold = (float(train.get('foreground_threshold', 0.05)) - mean) / std       # [0, 1] units -> the normalised input's
+        threshold = (float(train['foreground_threshold']) - mean) / std       # [0, 1] units -> the normalised input's
         dino_head = DINOHead.from_config(backbone.embed_dim, **dino)
-        ibot_head = DINOHead.from_config(backbone.embed_dim, **ibot) if ibot.get('separate_head', False) else None
-        return cls(Student(backbone, dino_head, ibot_head), dino_loss_weight=dino.get('loss_weight', 1.0),
-                   ibot_loss_weight=ibot.get('loss_weight', 1.0), koleo_loss_weight=dino.get('koleo_loss_weight', 0.1),
-                   centering=train.get('centering', 'centering'), remove_background=bool(train.get('remove_background', False)),
-                   foreground_threshold=threshold, min_foreground=train.get('min_foreground', 0.05),
-                   patch_drop_rate=train.get('patch_drop_rate', 0.0))
+        ibot_head = DINOHead.from_config(backbone.embed_dim, **ibot) if ibot['separate_head'] else None
+        return cls(Student(backbone, dino_head, ibot_head), dino_loss_weight=dino['loss_weight'],
+                   ibot_loss_weight=ibot['loss_weight'], koleo_loss_weight=dino['koleo_loss_weight'],
+                   centering=train['centering'], remove_background=bool(train['remove_background']),
+                   foreground_threshold=threshold, min_foreground=train['min_foreground'],
+                   patch_drop_rate=train['patch_drop_rate'])
 
 # %% ../nbs/10_learner.ipynb #fbea1f9f
 def layer_index(name:str, # parameter name within the student, e.g. 'backbone.blocks.3.attn.qkv.weight'
@@ -356,13 +382,14 @@ class Schedules:
                     total_batch_size:int, # samples per step over all processes
                    ) -> Schedules:
         "The schedules of `cfg.optim` and `cfg.teacher`, the peak learning rate scaled to `total_batch_size`"
+        cfg = with_defaults(cfg)
         optim, teacher = cfg['optim'], cfg['teacher']
-        lr = scaled_lr(optim['base_lr'], total_batch_size, optim.get('scaling_rule', 'sqrt_wrt_1024'))
-        return cls(epoch_length, optim['epochs'], lr, optim.get('min_lr', 1e-6), optim.get('warmup_epochs', 10),
-                   optim.get('weight_decay', 0.04), optim.get('weight_decay_end', 0.4), teacher.get('momentum_teacher', 0.992),
-                   teacher.get('final_momentum_teacher', 1.0), teacher.get('warmup_teacher_temp', 0.04),
-                   teacher.get('teacher_temp', 0.07), teacher.get('warmup_teacher_temp_epochs', 30),
-                   optim.get('freeze_last_layer_epochs', 1))
+        lr = scaled_lr(optim['base_lr'], total_batch_size, optim['scaling_rule'])
+        return cls(epoch_length, optim['epochs'], lr, optim['min_lr'], optim['warmup_epochs'],
+                   optim['weight_decay'], optim['weight_decay_end'], teacher['momentum_teacher'],
+                   teacher['final_momentum_teacher'], teacher['warmup_teacher_temp'],
+                   teacher['teacher_temp'], teacher['warmup_teacher_temp_epochs'],
+                   optim['freeze_last_layer_epochs'])
 
 # %% ../nbs/10_learner.ipynb #032c0249
 class EpochBatchSampler(torch.utils.data.Sampler):
@@ -1122,13 +1149,13 @@ def collapse_monitor(cfg, # the experiment config (`train.collapse_*`)
                      output_dir, # where `collapse_metrics.csv` goes
                     ) -> CollapseMonitor|None: # None when `train.collapse_every` is 0 or the model has no DINO teacher
     "The `CollapseMonitor` of the config, on the teacher's global CLS features (DINO runs; JEPA has no CLS target to watch)"
-    train = cfg['train']
-    every = int(train.get('collapse_every', 100) or 0)
+    train = with_defaults(cfg)['train']
+    every = int(train['collapse_every'] or 0)
     if every < 0: raise ValueError(f"train.collapse_every must be >= 0 (0: off), got {every}")
     if every == 0 or not isinstance(model, SSLModel): return None
-    return CollapseMonitor(every, min_effective_rank=float(train.get('collapse_min_effective_rank', 2.0)),
-                           min_spread=float(train.get('collapse_min_spread', 0.1)), stop=bool(train.get('collapse_stop', False)),
-                           warmup_steps=int(train.get('collapse_warmup_steps', 1000)), output_dir=output_dir)
+    return CollapseMonitor(every, min_effective_rank=float(train['collapse_min_effective_rank']),
+                           min_spread=float(train['collapse_min_spread']), stop=bool(train['collapse_stop']),
+                           warmup_steps=int(train['collapse_warmup_steps']), output_dir=output_dir)
 
 def ssl_learner(cfg, # the experiment config (sections optim, teacher, train; see `mri_dino.train`)
                 model:SSLModel, # student, teacher and losses
@@ -1139,26 +1166,26 @@ def ssl_learner(cfg, # the experiment config (sections optim, teacher, train; se
                 extra_cbs:Sequence[Callback]=(), # more callbacks
                ) -> SSLLearner:
     "A `SSLLearner` with schedules, EMA, clipping, NaN guard, accelerate, metrics, checkpoints, a run summary and the collapse monitor"
-    optim, train = cfg['optim'], cfg['train']
+    full = with_defaults(cfg)
+    optim, train = full['optim'], full['train']
     if int(optim['epochs']) != optim['epochs'] or optim['epochs'] < 1:
         raise ValueError(f"optim.epochs must be a whole number of epochs, at least 1, got {optim['epochs']!r}")
     world_size = getattr(accelerator, 'num_processes', 1)
     total_batch = train['batch_size_per_gpu'] * world_size
     sampler = getattr(dls.train, 'batch_sampler', None)
     epoch_length = getattr(sampler, 'epoch_length', None) or len(dls.train)
-    schedules = Schedules.from_config(cfg, epoch_length, total_batch)
-    callbacks = [ScheduleCallback(schedules), TeacherEMACallback(), GradientClipCallback(optim.get('clip_grad', 3.0)),
-                 NonFiniteGuard(train.get('nan_policy', 'stop'), train.get('max_nonfinite_skips', 10)),
-                 MetricsLogger(output_dir, train.get('log_every_steps', 1), train.get('print_every_steps', 10),
-                               train.get('tensorboard', True)),
-                 CheckpointCallback(output_dir, train.get('checkpoint_every_steps', 0), train.get('keep_checkpoints', 3),
-                                    train.get('auto_resume', True), config_text),
+    schedules = Schedules.from_config(full, epoch_length, total_batch)
+    callbacks = [ScheduleCallback(schedules), TeacherEMACallback(), GradientClipCallback(optim['clip_grad']),
+                 NonFiniteGuard(train['nan_policy'], train['max_nonfinite_skips']),
+                 MetricsLogger(output_dir, train['log_every_steps'], train['print_every_steps'], train['tensorboard']),
+                 CheckpointCallback(output_dir, train['checkpoint_every_steps'], train['keep_checkpoints'],
+                                    train['auto_resume'], config_text),
                  RunSummaryCallback(output_dir)]
     if accelerator is not None: callbacks.insert(0, AccelerateCallback(accelerator))
-    monitor = collapse_monitor(cfg, model, output_dir)
+    monitor = collapse_monitor(full, model, output_dir)
     if monitor is not None: callbacks.append(monitor)
-    learn = SSLLearner(dls, model, optim.get('layerwise_decay', 1.0), optim.get('patch_embed_lr_mult', 1.0),
-                       (optim.get('adamw_beta1', 0.9), optim.get('adamw_beta2', 0.999)), cbs=callbacks + list(extra_cbs),
+    learn = SSLLearner(dls, model, optim['layerwise_decay'], optim['patch_embed_lr_mult'],
+                       (optim['adamw_beta1'], optim['adamw_beta2']), cbs=callbacks + list(extra_cbs),
                        path=output_dir)
     learn.schedules, learn.total_steps, learn.n_epochs = schedules, schedules.total_steps, int(optim['epochs'])
     if not (IN_NOTEBOOK or sys.stdout.isatty()):     # a log file: the printed [step ...] lines instead of progress bars

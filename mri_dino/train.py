@@ -386,18 +386,18 @@ def train(cfg:DictConfig, # the resolved experiment config
     train_dataset, valid_dataset = build_datasets(cfg, cache_dir)
     dls = build_dataloaders(cfg, train_dataset, valid_dataset, accelerator)
     callbacks = list(extra_cbs)
-    if cfg.crops.get('batch_intensity', False): callbacks.append(BatchIntensityCallback(view_recipe(cfg)))
+    if cfg.crops.batch_intensity: callbacks.append(BatchIntensityCallback(view_recipe(cfg)))
     learn = ssl_learner(cfg, model, dls, output_dir, accelerator, config_text, callbacks)
     if accelerator.is_main_process:
         world = accelerator.num_processes
         print(f"training {cfg.student.arch} ({sum(p.numel() for p in model.student.backbone.parameters()) / 1e6:.1f} M backbone "
               f"parameters) on {len(train_dataset)} samples, {world} process{'es' if world > 1 else ''} x batch "
               f"{cfg.train.batch_size_per_gpu}, {learn.total_steps} steps, output in {output_dir}", flush=True)
-        if cfg.train.get('collapse_every', 0) and not any(isinstance(cb, CollapseMonitor) for cb in learn.cbs):
-            print(f"no collapse monitor: train.objective {cfg.train.get('objective', 'dino')} gives no teacher CLS features "
+        if cfg.train.collapse_every and not any(isinstance(cb, CollapseMonitor) for cb in learn.cbs):
+            print(f"no collapse monitor: train.objective {cfg.train.objective} gives no teacher CLS features "
                   f"(train.collapse_every applies to dino)", flush=True)
     fit_ssl(learn)
-    if accelerator.is_main_process and cfg.train.get('attention_map', True):
+    if accelerator.is_main_process and cfg.train.attention_map:
         attention_picture(model.teacher.backbone, cfg, cache_dir, output_dir / 'attention.png')
     accelerator.wait_for_everyone()
     return learn
@@ -405,7 +405,7 @@ def train(cfg:DictConfig, # the resolved experiment config
 def wanted_precision(cfg:DictConfig, # the experiment config (`train.mixed_precision`)
                     ) -> str: # 'no', 'bf16' or 'fp16'
     "The mixed precision a run asks for: `train.mixed_precision`, else the launcher's (`accelerate launch --mixed_precision`), else 'no'"
-    precision = cfg.train.get('mixed_precision')
+    precision = cfg.train.mixed_precision
     return str(precision) if precision is not None else os.environ.get('ACCELERATE_MIXED_PRECISION', 'no')
 
 def make_accelerator(cfg:DictConfig, # the experiment config (`train.mixed_precision`)
