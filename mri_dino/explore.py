@@ -601,7 +601,9 @@ class CropExplorer(widgets.VBox):
         except (ValueError, TypeError, yaml.YAMLError): return value
 
     def _changed(self, name:str, change):
-        self.last_change = (name, self._setting(name, change['new']))
+        setting = self._setting(name, change['new'])
+        if name in self._parsers and setting == self._setting(name, change['old']): return   # a browser's float noise on a shown slider: no change
+        self.last_change = (name, setting)
         if not self._held: self.redraw()
 
 # %% ../nbs/07_explore.ipynb #49df9cf2
