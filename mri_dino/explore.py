@@ -6,7 +6,7 @@ Docs: https://mri-dino.github.io/mri_dino/explore.html.md"""
 
 # %% auto #0
 __all__ = ['study_arrays', 'centre_slice', 'show_study', 'views_of_sample', 'show_views', 'augmentation_parameters',
-           'slider_grid', 'on_grid', 'FloatTriple', 'CropExplorer', 'crop_cautions', 'crop_explorer']
+           'slider_grid', 'step_decimals', 'on_grid', 'FloatTriple', 'CropExplorer', 'crop_cautions', 'crop_explorer']
 
 # %% ../nbs/07_explore.ipynb #f7aed4da
 import contextlib
@@ -388,26 +388,37 @@ def slider_grid(values:Sequence[float], # the values the slider must hold exactl
     if count > _MOST_STEPS: raise ValueError(f"no slider of at most {_MOST_STEPS} steps holds {list(values)} (it would need {count})")
     return low, low + count * step, step
 
+def step_decimals(step:Fraction) -> int:
+    "The decimals that write every value on a slider's steps exactly (0.005: 3), at most 4 (a step of 1/60: 4)"
+    return next((d for d in range(5) if (step * 10**d).denominator == 1), 4)
+
 def on_grid(value:float, # a slider's value as a browser sends it (1.4000000000000001 for 0.1 + 26 steps of 0.05)
             low:Fraction, step:Fraction, # the slider's min and step
-           ) -> float: # the step's value as written (1.4); a value off the steps (set from code) as it is
-    "A slider value without the float noise of the browser's arithmetic"
+            written:Sequence[float]=(), # the values the slider started from, as the config wrote them
+           ) -> float: # a step a value was written at: that value (4/3 as 1.3333333333333333); another step: the shortest decimal of `step_decimals` or more that stands for it (4/3 - 1/60: 1.3167, not 1.3166666666666667); a value off the steps (set from code) as it is
+    "A slider value without the float noise of the browser's arithmetic, as short as its step allows"
     steps = (Fraction(float(value)) - low) / step
     nearest = round(steps)
-    return float(low + nearest * step) if abs(steps - nearest) < Fraction(1, 10**6) else float(value)
+    if abs(steps - nearest) >= Fraction(1, 10**6): return float(value)
+    point = low + nearest * step
+    same = [float(w) for w in written if _as_written(float(w)) == point]
+    if same: return same[0]                                                   # untouched (or moved back): as written
+    for decimals in range(step_decimals(step), 18):
+        shown = round(float(point), decimals)
+        if round((Fraction(shown) - low) / step) == nearest: return shown       # reads back as the same step
+    return float(point)
 
 def _readout(step:Fraction) -> str:
     "A readout format that shows every value on the slider's steps as written (0.005: '.3f'), at most 4 decimals"
-    decimals = next((d for d in range(5) if (step * 10**d).denominator == 1), 4)
-    return f'.{decimals}f'
+    return f'.{step_decimals(step)}f'
 
 def _float_slider(kind:str, value, low, high, step, **common):
     "A FloatSlider (`kind` 'float') or FloatRangeSlider ('range') on whose steps `value` lies, and its parser"
     values = list(value) if kind == 'range' else [value]
     low, high, step = slider_grid(values, low, high, step)
     bounds = dict(min=float(low), max=float(high), step=float(step), readout_format=_readout(step))
-    if kind == 'range': return widgets.FloatRangeSlider(value=[float(v) for v in value], **bounds, **common), lambda v: [on_grid(x, low, step) for x in v]
-    return widgets.FloatSlider(value=float(value), **bounds, **common), lambda v: on_grid(v, low, step)
+    if kind == 'range': return widgets.FloatRangeSlider(value=[float(v) for v in value], **bounds, **common), lambda v: [on_grid(x, low, step, values) for x in v]
+    return widgets.FloatSlider(value=float(value), **bounds, **common), lambda v: on_grid(v, low, step, values)
 
 _WIDE = widgets.Layout(width='auto')
 
@@ -450,7 +461,7 @@ def _special_control(name:str, value, common:dict, spatial_dims:int, size_step:i
     if name == 'blur_prob':
         triple = (value,) * 3 if isinstance(value, (int, float)) else tuple(value)
         control = FloatTriple(triple, description=name, tooltip=common['tooltip'])
-        return control, lambda v: [on_grid(x, control.low, control.step) for x in v]
+        return control, lambda v: [on_grid(x, control.low, control.step, triple) for x in v]
     if name == 'rc_kernel_sizes':
         options = sorted(set(_KERNEL_SIZES) | {int(k) for k in value})
         return widgets.SelectMultiple(options=options, value=tuple(int(k) for k in value), rows=3, **common), _kernel_sizes
@@ -584,8 +595,15 @@ class CropExplorer(widgets.VBox):
         "The sample on show"
         return self._sample(self.controls['sample_index'].value if self.is_dataset else 0)
 
+    def _setting(self, name:str, value):
+        "A control's value as the settings hold it (as print YAML writes it); a control outside the config (seed, show) or an invalid value as it is"
+        try: return self._parsers[name](value) if name in self._parsers else value
+        except (ValueError, TypeError, yaml.YAMLError): return value
+
     def _changed(self, name:str, change):
-        self.last_change = (name, change['new'])
+        setting = self._setting(name, change['new'])
+        if name in self._parsers and setting == self._setting(name, change['old']): return   # a browser's float noise on a shown slider: no change
+        self.last_change = (name, setting)
         if not self._held: self.redraw()
 
 # %% ../nbs/07_explore.ipynb #49df9cf2
@@ -639,7 +657,7 @@ def _brief(value) -> str:
 
 @patch
 def redraw(self:CropExplorer):
-    "Draw the views of the sample with the chosen settings and seed (runs on every change); a rejected setting shows its error"
+    "Draw the views of the sample with the chosen settings and seed (runs on every change), the status naming the last change; a rejected setting shows its error"
     started = time.perf_counter()
     try:
         settings, recipe, sample = self.settings(), self.recipe(), self.sample
@@ -663,7 +681,8 @@ def redraw(self:CropExplorer):
     self.redraws += 1
     self.picture.value = self.png                                             # one update: the old picture stays until the new one is there
     masked = int(batch['masks'].flatten(1).any(1).sum())
-    self.status.value = (f"{len(views['global_crops'])} global + {len(views['local_crops'])} local views · "
+    changed = '' if self.last_change is None else f"{self.last_change[0]} = {_brief(self.last_change[1])} · "   # the last input, as print YAML writes it
+    self.status.value = (html.escape(changed) + f"{len(views['global_crops'])} global + {len(views['local_crops'])} local views · "
                          f"{masked} of {len(batch['masks'])} global crops masked · drawn in {time.perf_counter() - started:.2f} s" +
                          ''.join(f"<br><span style='color:#b45f06'>training would refuse this: {html.escape(w)}</span>" for w in warnings) +
                          ''.join(f"<br><span style='color:#b45f06'>trains, but: {html.escape(c)}</span>" for c in cautions))
