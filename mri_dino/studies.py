@@ -30,10 +30,11 @@ from .io import VolumeError, _stem, dwi_b_value, inspect_volume
 
 # %% auto #0
 __all__ = ['MODALITY_ALIASES', 'VOLUME_SUFFIXES', 'SERIES_RULES', 'ID_COLUMNS', 'MAX_NAME_LENGTH', 'RESERVED_NAMES',
-           'resolve_env', 'modality_aliases', 'match_modality', 'series_header', 'assign_series', 'series_folders',
-           'study_candidates', 'choose_candidates', 'id_column', 'read_csv', 'series_findings', 'find_studies',
-           'write_pacs_example', 'study_file_name', 'file_name_clashes', 'end_with_parent', 'worker_pool',
-           'CheckReport', 'reading_notes', 'check_dataset', 'explain_study', 'plot_report', 'mri_dino_check']
+           'MIN_COVERAGE', 'PARTIAL_COVERAGE', 'resolve_env', 'modality_aliases', 'match_modality', 'series_header',
+           'assign_series', 'series_folders', 'study_candidates', 'choose_candidates', 'id_column', 'read_csv',
+           'series_findings', 'find_studies', 'write_pacs_example', 'study_file_name', 'file_name_clashes',
+           'end_with_parent', 'worker_pool', 'CheckReport', 'reading_notes', 'grid_coverage', 'check_dataset',
+           'explain_study', 'plot_report', 'mri_dino_check']
 
 # %% ../nbs/02_studies.ipynb #342ef699
 _ENV = re.compile(r'\$\{(?:oc\.)?env:([A-Za-z_][A-Za-z0-9_]*)(?:[:,]([^}]*))?\}')
@@ -622,10 +623,45 @@ def reading_notes(meta:dict, # a `VolumeHeader.meta` or `Volume.meta`
     notes += [('averaged repeats', warning) for warning in meta.get('warnings', []) if 'averaged' in warning]
     return notes
 
+MIN_COVERAGE = 0.1
+"A modality that covers less of the reference grid than this is treated as missing (`mri_dino.preprocess`), and the check says so"
+PARTIAL_COVERAGE = 0.5
+"Below this the check and the preprocessing summary note the coverage"
+
+def grid_coverage(shape, # the volume's shape (i, j, k, ...)
+                  affine:np.ndarray, # (4, 4) its voxel -> world
+                  reference_shape, # the reference grid's shape (i, j, k, ...)
+                  reference_affine:np.ndarray, # (4, 4) its voxel -> world
+                  points:int=16, # samples per axis of the reference grid
+                 ) -> float: # the fraction of the reference grid's voxel centres that lie inside the volume
+    "How much of the reference grid a volume covers, from the two geometries alone (no voxels)"
+    axes = [np.linspace(0, n - 1, min(points, n)) for n in reference_shape[:3]]
+    grid = np.stack(np.meshgrid(*axes, indexing='ij'), -1).reshape(-1, 3)          # (N, 3) reference voxels
+    world = grid @ reference_affine[:3, :3].T + reference_affine[:3, 3]
+    inverse = np.linalg.inv(affine)
+    voxels = world @ inverse[:3, :3].T + inverse[:3, 3]                             # (N, 3) in the volume's voxels
+    inside = np.all((voxels >= -0.5) & (voxels <= np.array(shape[:3]) - 0.5), axis=1)
+    return float(inside.mean())
+
+def _coverage_problems(study_id, headers:dict, required) -> list:
+    "Notes (an error for a required modality treated as missing) on modalities that cover too little of the reference (t2w, else the first) grid"
+    reference = 't2w' if 't2w' in headers else next(iter(headers), None)
+    problems = []
+    for modality, header in headers.items():
+        if modality in (reference, 'roi'): continue
+        covered = grid_coverage(header.shape, header.affine, headers[reference].shape, headers[reference].affine)
+        assumed = ' (its geometry is assumed: give it an affine)' if str(header.meta.get('geometry', '')).startswith('assumed') else ''
+        if covered < MIN_COVERAGE:
+            problems.append(_finding(study_id, header.source, f'{modality} covers {covered:.0%} of the {reference} grid (less than {MIN_COVERAGE:.0%}): preprocessing treats it as missing{assumed}',
+                                     'too little coverage', 'error' if modality in required else 'info'))
+        elif covered < PARTIAL_COVERAGE:
+            problems.append(_finding(study_id, header.source, f'{modality} covers {covered:.0%} of the {reference} grid{assumed}', 'partial coverage', 'info'))
+    return problems
+
 def _check_study(task:tuple) -> list:
     "The problems of one study: missing modalities and unreadable, non-finite or constant files"
     study_id, folder, paths, required, voxels = task
-    problems = []
+    problems, headers = [], {}
     for modality, path in paths.items():
         if path is None:
             if modality == 'roi': problems.append(_finding(study_id, folder, 'no ROI mask', 'no ROI', 'info'))
@@ -642,6 +678,7 @@ def _check_study(task:tuple) -> list:
             problems.append(_finding(study_id, path, f'{modality}: unreadable: {type(e).__name__}: {e}', 'unreadable file'))
             continue
         problems += [_finding(study_id, path, f'{modality}: {text}', kind, 'info') for kind, text in reading_notes(header.meta)]
+        headers[modality] = header
         if not voxels: continue
         meta = header.meta
         if meta.get('non_finite'):
@@ -650,7 +687,7 @@ def _check_study(task:tuple) -> list:
         if meta['min'] == meta['max']:
             if modality == 'roi': problems.append(_finding(study_id, path, f'roi: the mask is empty (all voxels {meta["min"]:g})', 'empty ROI', 'info'))
             else: problems.append(_finding(study_id, path, f'{modality}: constant volume (all voxels {meta["min"]:g})', 'constant volume'))
-    return problems
+    return problems + _coverage_problems(study_id, headers, required)
 
 def _progress(done:int, total:int, start:float, stream=sys.stderr, width:int=30):
     "A text progress bar: redrawn in place on a terminal, a line at each quarter otherwise (logs)"
