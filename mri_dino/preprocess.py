@@ -37,7 +37,7 @@ from scipy import ndimage
 
 from .ct import add_kinds, normalize_kind, study_windows
 from .io import _HOST, atomic_write, read_volume, split_dataset_path, temporary_owner
-from .studies import MIN_COVERAGE, PARTIAL_COVERAGE, grid_coverage, reading_notes, file_name_clashes, find_studies, study_file_name, worker_pool
+from .studies import MIN_COVERAGE, PARTIAL_COVERAGE, grid_coverage, read_series_rules, reading_notes, file_name_clashes, find_studies, study_file_name, worker_pool
 
 # %% ../nbs/03_preprocess.ipynb #cfd5055e
 CANONICAL_AXES = ('I', 'P', 'L')   # direction in which d, h, w increase
@@ -668,6 +668,7 @@ def preprocess_dataset(source, # a study table (`find_studies`), a root folder o
                        ct_window:str='hu', # CT studies: 'hu' (HU kept, float16, windows drawn per view), a window name ('brain'), or 'auto' (from file names)
                        ct_windows:dict|None=None, # level and width of named windows, replacing or adding to `mri_dino.ct.CT_WINDOWS`
                        overwrite:bool=False, # rebuild a cache made with other settings (refused otherwise)
+                       rules=(), # extra DICOM series rules passed to `find_studies` (see `mri_dino.studies.SERIES_RULES`)
                       ) -> PreprocessReport:
     "Bring the cache up to date with a dataset"
     start = time.perf_counter()
@@ -675,7 +676,7 @@ def preprocess_dataset(source, # a study table (`find_studies`), a root folder o
     if non_finite not in ('error', 'zero'): raise ValueError(f"non_finite must be 'error' or 'zero', got {non_finite!r}")
     if len(percentiles) != 2 or not 0 <= percentiles[0] < percentiles[1] <= 100:
         raise ValueError(f"percentiles must be two numbers 0 <= low < high <= 100, got {list(percentiles)}")
-    table = source if isinstance(source, pd.DataFrame) else find_studies(source, modalities, csv=csv)
+    table = source if isinstance(source, pd.DataFrame) else find_studies(source, modalities, csv=csv, rules=rules)
     modalities = list(table.attrs.get('modalities', modalities))
     if kind is not None or 'kind' in table.columns:                  # CT or MRI per study (carried into the index)
         given = dict(kind) if isinstance(kind, dict) else {} if kind in (None, 'auto') else {s: normalize_kind(kind) for s in table.index}
@@ -741,6 +742,7 @@ def mri_dino_preprocess(
     kind:str=None, # mri, ct or auto (default: a kind column of the labels, else MRI)
     overwrite:bool=False, # rebuild a cache made with other settings (refused otherwise)
     ct_window:str='hu', # CT studies: hu (keep HU, windows per view), a window name (brain, blood, bone, lung, mediastinum, soft_tissue) or auto
+    rules:str=None, # a CSV of DICOM series rules (field,pattern,outcome), tried before the default ones (see mri_dino_check)
 ):
     "Preprocess a dataset of MRI (and CT) studies into a memory-mappable cache (resampled, normalised, stacked)"
     numbers = lambda text: [float(v) for v in text.split(',') if v.strip()]
@@ -750,7 +752,8 @@ def mri_dino_preprocess(
         report = preprocess_dataset(root, cache_dir, modalities=[m.strip() for m in modalities.split(',') if m.strip()],
                                     reference=reference, spacing=None if xyz is None else xyz[::-1], percentiles=numbers(percentiles),
                                     dtype=dtype, non_finite=non_finite, csv=csv, shard=shard, workers=workers, force=force,
-                                    progress=not quiet, kind=kind, ct_window=ct_window, overwrite=overwrite)
+                                    progress=not quiet, kind=kind, ct_window=ct_window, overwrite=overwrite,
+                                    rules=read_series_rules(rules) if rules else ())
     except ValueError as error:
         print(f"mri_dino_preprocess: {error}", file=sys.stderr)
         return 2

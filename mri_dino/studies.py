@@ -31,8 +31,8 @@ from .io import VolumeError, _stem, dwi_b_value, inspect_volume
 # %% auto #0
 __all__ = ['MODALITY_ALIASES', 'VOLUME_SUFFIXES', 'SERIES_RULES', 'ID_COLUMNS', 'MAX_NAME_LENGTH', 'RESERVED_NAMES',
            'MIN_COVERAGE', 'PARTIAL_COVERAGE', 'resolve_env', 'modality_aliases', 'match_modality', 'series_header',
-           'assign_series', 'series_folders', 'study_candidates', 'choose_candidates', 'id_column', 'read_csv',
-           'series_findings', 'find_studies', 'write_pacs_example', 'study_file_name', 'file_name_clashes',
+           'assign_series', 'read_series_rules', 'series_folders', 'study_candidates', 'choose_candidates', 'id_column',
+           'read_csv', 'series_findings', 'find_studies', 'write_pacs_example', 'study_file_name', 'file_name_clashes',
            'end_with_parent', 'worker_pool', 'CheckReport', 'reading_notes', 'grid_coverage', 'check_dataset',
            'explain_study', 'plot_report', 'mri_dino_check']
 
@@ -183,6 +183,20 @@ def assign_series(folder, # a folder of one DICOM series
         if modality is not None: return dict(record, modality=modality, name=value, reason=f'{_RULE_FIELDS[key]} {value!r} names {modality}')
     if header['b_values'] and 'dwi' in names: return dict(record, modality='dwi', reason=f"b-values {header['b_values']} in its headers")
     return dict(record, reason='no rule matches and no modality name in its folder name, SeriesDescription or ProtocolName')
+
+def read_series_rules(path, # a CSV file with the columns field, pattern, outcome (a modality or 'ignore'), one rule a line
+                     ) -> list: # (field, pattern, outcome) rules for `find_studies(rules=...)`
+    "Series rules from a CSV file (`mri_dino_check --rules`, `mri_dino_preprocess --rules`)"
+    frame = read_csv(path).rename(columns={'study_id': 'field'})   # read_csv names the first column study_id
+    missing = [c for c in ('field', 'pattern', 'outcome') if c not in frame.columns]
+    if missing: raise ValueError(f'{path}: series rules need the columns field, pattern, outcome (missing: {", ".join(missing)})')
+    rules = []
+    for line, (field, pattern, outcome) in enumerate(frame[['field', 'pattern', 'outcome']].itertuples(index=False), 2):
+        if field not in (*_RULE_FIELDS, 'placed') or field == 'protocol':
+            raise ValueError(f'{path}: line {line}: field {field!r} is not one of description, image_type, sop_class, placed, folder')
+        if not isinstance(pattern, str) or not isinstance(outcome, str): raise ValueError(f'{path}: line {line}: a rule needs a pattern and an outcome (a modality or ignore)')
+        rules.append((field, pattern, outcome.lower()))
+    return rules
 
 def _series_name(record:dict) -> str:
     "The name a series is chosen by among a modality's candidates: the name that decided it (else its description), with its highest b-value"
@@ -706,10 +720,11 @@ def check_dataset(source, # a root folder, a CSV manifest, or a study table from
                   voxels:bool=True, # read every voxel (non-finite, constant, corrupt data); False: headers and sizes only
                   workers:int|None=None, # processes (default: the CPU count, at most 16; 0 or 1: in this process)
                   progress:bool=True, # print a progress bar on stderr
+                  rules=(), # extra DICOM series rules (see `SERIES_RULES`)
                  ) -> CheckReport:
     "Every problem of a dataset at once, then a summary"
     start = time.perf_counter()
-    table = source if isinstance(source, pd.DataFrame) else find_studies(source, modalities, aliases, csv)
+    table = source if isinstance(source, pd.DataFrame) else find_studies(source, modalities, aliases, csv, rules)
     modalities = list(table.attrs.get('modalities', modalities))
     required = modalities if required is None else ([required] if isinstance(required, str) else list(required))
     problems = list(table.attrs.get('findings', []))
@@ -805,19 +820,21 @@ def mri_dino_check(
     headers_only:bool=False, # read headers and sizes only (no NaN/constant checks): faster
     quiet:bool=False, # no progress bar
     explain:str=None, # a study id: print how its series became modalities (or were ignored), then check that study only
+    rules:str=None, # a CSV of DICOM series rules (field,pattern,outcome), tried before the default ones
 ):
     "Check a dataset of MRI studies and list every problem; exit code 0 when every listed study is usable"
     split = lambda text: [m.strip() for m in text.split(',') if m.strip()] if text else None
     try:
+        rules = read_series_rules(rules) if rules else ()
         if explain is not None:
-            table = find_studies(root, split(modalities), csv=csv)
+            table = find_studies(root, split(modalities), csv=csv, rules=rules)
             print(explain_study(table, explain))
             one = table.loc[[explain]]
             one.attrs = {**table.attrs, 'findings': [f for f in table.attrs['findings'] if f['study_id'] == explain]}
             report = check_dataset(one, required=split(required), voxels=not headers_only, workers=0, progress=False)
         else:
             report = check_dataset(root, csv=csv, modalities=split(modalities), required=split(required), voxels=not headers_only,
-                                   workers=workers, progress=not quiet)
+                                   workers=workers, progress=not quiet, rules=rules)
     except ValueError as e:
         print(f'mri_dino_check: {e}', file=sys.stderr)
         return 1
