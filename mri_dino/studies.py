@@ -137,7 +137,7 @@ def series_header(folder:Path, # a folder of one DICOM series
     header = dict(files=len(files), description='', protocol='', image_type=(), sop_class='', placed='', b_values=[])
     reader = sitk.ImageFileReader(); reader.LoadPrivateTagsOn()
     b_values = set()
-    for n, file in enumerate(files):
+    for file in files:
         reader.SetFileName(str(file))
         try: reader.ReadImageInformation()
         except RuntimeError: continue
@@ -802,7 +802,7 @@ def plot_report(report:CheckReport, # from `check_dataset`
             path = table.at[study_id, column]
             if not isinstance(path, str): grid[r, c] = 0 if column == 'roi' else (3 if (mine.severity == 'error').any() else 0)
             elif (mine[mine.file == path].severity == 'error').any(): grid[r, c] = 3
-            elif (mine[mine.file == path].severity == 'info').any(): grid[r, c] = 2
+            elif ((mine.file == path) & (mine.severity == 'info') & (mine.kind != 'series')).any(): grid[r, c] = 2   # which modality a series became is no problem
     if ax is None: _, ax = plt.subplots(figsize=(1.2 + 0.75 * len(columns), 1.0 + 0.22 * len(ids)))
     ax.imshow(grid, cmap=ListedColormap(['#bbbbbb', '#4caf50', '#ffc107', '#e53935']), vmin=0, vmax=3, aspect='auto')
     ax.set_xticks(range(len(columns)), columns); ax.set_yticks(range(len(ids)), ids, fontsize=8)
