@@ -176,7 +176,7 @@ def assign_series(folder, # a folder of one DICOM series
             if value and fnmatch.fnmatchcase(value.lower(), pattern.lower()):
                 why = f'{_RULE_FIELDS[key]} {value!r} matches {pattern!r}'
                 if outcome == 'ignore': return dict(record, reason=f'ignored: {why}')
-                if outcome not in names: return dict(record, reason=f'ignored: {why}: {outcome}, not among the modalities looked for')
+                if outcome not in names: return dict(record, reason=f'{why}: {outcome}, not among the modalities looked for')
                 return dict(record, modality=outcome, reason=why)
     for key, value in [('folder', folder.name), ('description', header['description']), ('protocol', header['protocol'])]:
         modality, exact = match_modality(value, names) if value else (None, False)
@@ -218,7 +218,7 @@ def study_candidates(folder, # a study folder
                      names:dict|None=None, # from `modality_aliases` (default: t2w, adc, dwi)
                      rules=(), # extra series rules (see `SERIES_RULES`)
                      series:list|None=None, # when given, each DICOM series' `assign_series` record is appended to it
-                    ) -> list: # (path, name it is matched by[, modality a series rule gave]) for each volume file and DICOM series in it
+                    ) -> list: # (path, name it is matched by) for each volume file and DICOM series in it (ignored series left out)
     "The volumes of one study folder: its files, a volume file in each sub-folder, and its DICOM series at any depth"
     folder = Path(folder)
     names = names or modality_aliases()
@@ -232,8 +232,7 @@ def study_candidates(folder, # a study folder
     for path in here + series_folders(folder):
         record = assign_series(path, names, rules, study=folder)
         series.append(record)
-        if record['modality'] is not None: found.append((path, _series_name(record), record['modality']))
-        elif not record['reason'].startswith('ignored'): found.append((path, _series_name(record)))
+        if not record['reason'].startswith('ignored'): found.append((path, _series_name(record)))
     return found
 
 def _preference(path:Path, name:str, exact:bool) -> tuple:
@@ -241,14 +240,16 @@ def _preference(path:Path, name:str, exact:bool) -> tuple:
     words = set(_words(name))
     return (not exact, not (words & _AXIAL) and bool(words & _NOT_AXIAL), len(name), str(path))
 
-def choose_candidates(candidates:list, # (path, name) pairs of one study, or (path, name, modality) where a series rule decided
+def choose_candidates(candidates:list, # (path, name) pairs of one study
                       names:dict, # from `modality_aliases`
                       fallback:str|None=None, # a modality to give the only unmatched candidate to (one-modality datasets)
+                      series:list=(), # `assign_series` records of its DICOM series: the modality each was assigned
                      ) -> tuple: # ({modality: path}, dwi b-value or None, notes: list of (path, note))
     "One path per modality (the highest-b DWI), the chosen DWI's b-value, and notes on what was left aside"
     grouped, unmatched = {}, []
-    for path, name, *decided in candidates:
-        modality, exact = (decided[0], True) if decided else match_modality(name, names)
+    decided = {record['path']: record['modality'] for record in series if record['modality'] is not None}
+    for path, name in candidates:
+        modality, exact = (decided[str(path)], True) if str(path) in decided else match_modality(name, names)
         if modality is None: unmatched.append((path, name))
         else: grouped.setdefault(modality, []).append((path, name, exact))
     notes = []
@@ -340,7 +341,7 @@ def series_findings(study_id, # the study the series belong to
                    ) -> list: # one finding (a note) per series: which modality it became and why, or why it was ignored
     "The check's notes on how a study's DICOM series were assigned"
     return [_finding(study_id, record['path'], f"series {record['name']!r}: " + (f"{record['modality']}: {record['reason']}" if record['modality'] else record['reason']),
-                     'series' if record['modality'] else 'series ignored', 'info') for record in series]
+                     'series ignored' if record['reason'].startswith('ignored') else 'series', 'info') for record in series]
 
 def _rows_from_folders(root:Path, modalities, names, findings, rules=(), explained:dict|None=None) -> list:
     "One row per study folder of `root` (or per file stem in a modality-first layout, or per timepoint folder)"
@@ -366,7 +367,7 @@ def _rows_from_folders(root:Path, modalities, names, findings, rules=(), explain
         findings.extend(series_findings(study_id, series))
         if not candidates and not any(folder.iterdir()):
             findings.append(_finding(study_id, folder, 'study folder is empty', 'empty study folder'))
-        chosen, dwi_b, notes = choose_candidates(candidates, names, fallback=modalities[0] if len(modalities) == 1 else None)
+        chosen, dwi_b, notes = choose_candidates(candidates, names, fallback=modalities[0] if len(modalities) == 1 else None, series=series)
         findings.extend(_finding(study_id, path, note, 'note', 'info') for path, note in notes)
         rows.append(dict(study_id=study_id, folder=str(folder), dwi_b=dwi_b, **extra, **{m: str(p) for m, p in chosen.items()}))
     return rows
@@ -400,7 +401,7 @@ def _rows_from_manifest(manifest:Path, modalities, names, findings, rules=(), ex
             path = path if path.is_absolute() else manifest.parent/path
             if path.is_dir() and not any(_is_dicom_file(p) for p in path.iterdir()):   # a study folder: look inside
                 series = explained.setdefault(row['study_id'], []) if explained is not None else []
-                chosen, dwi_b, notes = choose_candidates(study_candidates(path, names, rules, series), names, fallback=modality if len(modalities) == 1 else None)
+                chosen, dwi_b, notes = choose_candidates(study_candidates(path, names, rules, series), names, fallback=modality if len(modalities) == 1 else None, series=series)
                 findings.extend(series_findings(row['study_id'], series))
                 findings.extend(_finding(row['study_id'], p, note, 'note', 'info') for p, note in notes)
                 row.update({m: str(p) for m, p in chosen.items()}); row['folder'] = str(path)
