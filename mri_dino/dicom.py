@@ -18,16 +18,17 @@ from .io import (
     LPS_TO_RAS, VolumeError, VolumeHeader, check_voxels, combine_volumes, itk_affine, itk_to_numpy, itk_warnings_off, keep_locale, short_error)
 
 # %% auto #0
-__all__ = ['SLICE_TOLERANCE_MM', 'dicom_series', 'read_dicom', 'dicom_header']
+__all__ = ['SLICE_TOLERANCE_MM', 'dicom_text', 'has_frame_geometry', 'dicom_b_value', 'dicom_series', 'read_dicom',
+           'dicom_header']
 
 # %% ../nbs/00a_dicom.ipynb #6ecd8e94
 _B_VALUE_TAGS = {'SIEMENS': '0019|100c', 'GE': '0043|1039', 'PHILIPS': '2001|1003'}   # vendor -> private b-value tag (each vendor's private groups mean other things for the others)
 
-def _dicom_text(reader, tag:str) -> str:
+def dicom_text(reader, tag:str) -> str:
     "A tag's value as text ('' when absent) from a SimpleITK ImageFileReader"
     return reader.GetMetaData(tag).strip() if reader.HasMetaDataKey(tag) else ''
 
-def _has_frame_geometry(file:str) -> bool:
+def has_frame_geometry(file:str) -> bool:
     "Whether a multi-frame (enhanced) DICOM file places its frames through its functional groups"
     import pydicom
     try: ds = pydicom.dcmread(file, stop_before_pixels=True)
@@ -65,9 +66,9 @@ def _check_frames(file:str, slice:dict) -> dict:
     checked = _check_slice_steps(file, [f'frame {n + 1}' for n in range(len(along))], along * np.sign(steps[0]))
     return dict(checked, frames=len(along), geometry='enhanced multi-frame: ImageOrientationPatient, PixelSpacing; slice step from the first to the last frame\'s ImagePositionPatient')
 
-def _dicom_b_value(reader) -> float|None:
+def dicom_b_value(reader) -> float|None:
     "The diffusion b-value in a DICOM header read by a SimpleITK ImageFileReader: the standard tag, else the vendor's private one (any vendor's when Manufacturer is empty); None when absent"
-    vendor = _dicom_text(reader, '0008|0070').upper()
+    vendor = dicom_text(reader, '0008|0070').upper()
     private = [tag for name, tag in _B_VALUE_TAGS.items() if name in vendor.split() or vendor.startswith(name)] if vendor else list(_B_VALUE_TAGS.values())
     for tag in ['0018|9087', *private]:
         if reader.HasMetaDataKey(tag):
@@ -134,15 +135,15 @@ def _dicom_plan(path:Path, series_uid:str|None, b_value) -> tuple:
         reader.SetFileName(file)
         try: reader.ReadImageInformation()
         except RuntimeError as e: raise VolumeError(file, f'is not a readable DICOM file ({str(e).strip().splitlines()[-1]})') from None
-        if not (_dicom_text(reader, '0020|0032') and _dicom_text(reader, '0020|0037')) and not _has_frame_geometry(file):
+        if not (dicom_text(reader, '0020|0032') and dicom_text(reader, '0020|0037')) and not has_frame_geometry(file):
             raise VolumeError(file, 'has no ImagePositionPatient or ImageOrientationPatient (a secondary capture, a screenshot, a cine?): nothing places it in the patient')
-        instance = _dicom_text(reader, '0020|0013')
+        instance = dicom_text(reader, '0020|0013')
         direction = np.array(reader.GetDirection()).reshape(reader.GetDimension(), -1)[:3, :3]
         slices.append(dict(file=file, origin=np.array(reader.GetOrigin()[:3]), normal=direction[:, 2], in_plane=direction[:, :2],
-                           b=_dicom_b_value(reader), instance=int(instance) if instance.lstrip('-').isdigit() else 0,
+                           b=dicom_b_value(reader), instance=int(instance) if instance.lstrip('-').isdigit() else 0,
                            size=reader.GetSize(), dimension=reader.GetDimension(),
-                           mosaic='MOSAIC' in _dicom_text(reader, '0008|0008').upper().split('\\')))
-        if len(slices) == 1: vendor, description = _dicom_text(reader, '0008|0070'), _dicom_text(reader, '0008|103e')
+                           mosaic='MOSAIC' in dicom_text(reader, '0008|0008').upper().split('\\')))
+        if len(slices) == 1: vendor, description = dicom_text(reader, '0008|0070'), dicom_text(reader, '0008|103e')
     meta = dict(format='dicom', n_files=len(files), vendor=vendor, series_description=description)
     if uid is not None: meta['series_uid'] = uid
     b_values = sorted({s['b'] for s in slices if s['b'] is not None})

@@ -7,8 +7,8 @@ Docs: https://mri-dino.github.io/mri_dino/preprocess.html.md"""
 # %% auto #0
 __all__ = ['CANONICAL_AXES', 'DTYPES', 'CACHE_VERSION', 'READ_KEYS', 'to_canonical', 'regrid', 'grid_to_source', 'resample',
            'intensity_window', 'normalize', 'bounding_box', 'foreground_mask', 'quantize', 'dequantize',
-           'prepare_study', 'write_json', 'file_sha256', 'settings_hash', 'write_cached_study', 'CachedStudy',
-           'load_cached_study', 'index_row', 'write_index', 'read_index', 'array_status', 'verify_cache',
+           'prepare_study', 'warning_kind', 'write_json', 'file_sha256', 'settings_hash', 'write_cached_study',
+           'CachedStudy', 'load_cached_study', 'index_row', 'write_index', 'read_index', 'array_status', 'verify_cache',
            'source_fingerprint', 'source_status', 'study_tasks', 'study_status', 'refresh_record', 'build_study',
            'CacheInUse', 'cache_lock', 'CacheSettingsError', 'settings_differences', 'check_settings', 'in_shard',
            'parse_shard', 'clean_temporaries', 'PreprocessReport', 'preprocess_dataset', 'mri_dino_preprocess']
@@ -37,7 +37,7 @@ from scipy import ndimage
 
 from .ct import add_kinds, normalize_kind, study_windows
 from .io import _HOST, atomic_write, read_volume, split_dataset_path, temporary_owner
-from .studies import reading_notes, file_name_clashes, find_studies, study_file_name, worker_pool
+from .studies import MIN_COVERAGE, PARTIAL_COVERAGE, grid_coverage, read_series_rules, reading_notes, file_name_clashes, find_studies, study_file_name, worker_pool
 
 # %% ../nbs/03_preprocess.ipynb #cfd5055e
 CANONICAL_AXES = ('I', 'P', 'L')   # direction in which d, h, w increase
@@ -173,6 +173,7 @@ def prepare_study(volumes:dict, # modality -> volume (`.data` (i, j, k) and `.af
                   dtype:str='uint8', # stored dtype: 'uint8' or 'float16'
                   foreground_threshold:float=0.05, # see `foreground_mask`
                   windows:dict|None=None, # modality -> fixed (lower, upper) instead of percentiles (CT: `mri_dino.ct.study_windows`)
+                  min_coverage:float=MIN_COVERAGE, # a modality covering less of the reference grid than this is treated as missing
                  ) -> tuple[np.ndarray, np.ndarray|None, dict]: # (C, D, H, W) array, (D, H, W) uint8 ROI or None, metadata
     "Resample, normalise and stack the modalities of one study onto the reference grid"
     modalities = list(modalities)
@@ -195,8 +196,11 @@ def prepare_study(volumes:dict, # modality -> volume (`.data` (i, j, k) and `.af
             continue
         resampled = resample(volume.data, volume.affine, grid, shape)
         image[c] = normalize(resampled, lower, upper)
-        inside = resample(np.ones(volume.data.shape, np.float32), volume.affine, grid, shape, order=0)
-        if inside.mean() < 0.5: warnings.append(f"{modality} covers {inside.mean():.0%} of the {chosen} grid")
+        covered = grid_coverage(volume.data.shape, volume.affine, shape, grid)   # as `mri_dino_check` measures it
+        if covered < min_coverage:
+            present[c], image[c] = False, 0
+            warnings.append(f"{modality} covers {covered:.0%} of the {chosen} grid (less than {min_coverage:.0%}): treated as missing")
+        elif covered < PARTIAL_COVERAGE: warnings.append(f"{modality} covers {covered:.0%} of the {chosen} grid")
     roi_mask, roi_box = None, None
     if roi is not None:
         roi_mask = (resample((np.asarray(roi.data) > 0).astype(np.float32), roi.affine, grid, shape, order=0) > 0.5).astype(np.uint8)
@@ -208,6 +212,14 @@ def prepare_study(volumes:dict, # modality -> volume (`.data` (i, j, k) and `.af
                 foreground_box=bounding_box(foreground_mask(image, present, foreground_threshold)),
                 roi_box=roi_box, warnings=warnings)
     return quantize(image, dtype), roi_mask, meta
+
+def warning_kind(text:str, # a warning of `prepare_study`
+                ) -> str: # its kind, as the summaries count it
+    "The kind of a preprocessing warning"
+    if 'treated as missing' in text: return 'constant volume' if ' is constant ' in text else 'too little coverage'
+    if ' covers ' in text: return 'partial coverage'
+    if 'ROI mask is empty' in text: return 'empty ROI'
+    return 'other'
 
 # %% ../nbs/03_preprocess.ipynb #cc71aac5
 CACHE_VERSION = 1
@@ -490,7 +502,9 @@ def build_study(cache_dir:Path, # the cache folder
                                           settings['percentiles'], dtype, settings['foreground_threshold'], windows)
     meta.update(sources={name: dict(f, sha256=contents[name]) for name, f in fingerprints.items()}, labels=labels, settings=settings,
                 read={m: {k: v.meta[k] for k in READ_KEYS if k in v.meta} for m, v in volumes.items() if v is not None})
-    meta['warnings'] += [f'{m}: {text}' for m, v in volumes.items() if v is not None for _, text in reading_notes(v.meta)]
+    notes = [(kind, f'{m}: {text}') for m, v in volumes.items() if v is not None for kind, text in reading_notes(v.meta)]
+    meta['warning_kinds'] = [warning_kind(w) for w in meta['warnings']] + [kind for kind, _ in notes]
+    meta['warnings'] += [text for _, text in notes]
     if ct: meta['ct'] = ct
     return write_cached_study(cache_dir, study_id, image, roi_mask, meta)
 
@@ -506,8 +520,9 @@ def _process(task) -> dict:
             refresh_record(Path(cache_dir), study_id, fingerprints, labels)
             return dict(study_id=study_id, status='updated', reason=status)
         path = build_study(Path(cache_dir), study_id, sources, fingerprints, labels, settings)
-        warnings = json.loads(path.read_text(encoding='utf-8')).get('warnings', [])
-        return dict(study_id=study_id, status='built', reason=status, seconds=time.perf_counter() - start, warnings=warnings)
+        meta = json.loads(path.read_text(encoding='utf-8'))
+        return dict(study_id=study_id, status='built', reason=status, seconds=time.perf_counter() - start, warnings=meta.get('warnings', []),
+                    warning_kinds=meta.get('warning_kinds', []))
     except Exception as error:
         return dict(study_id=study_id, status='failed', reason=f"{type(error).__name__}: {error}")
 
@@ -604,11 +619,17 @@ def _alive(pid:int) -> bool:
 # %% ../nbs/03_preprocess.ipynb #cacafb1b
 class PreprocessReport:
     "What a run did: counts, the failures with reasons, the index"
-    def __init__(self, results:list, index:pd.DataFrame, seconds:float, cache_dir:Path):
+    def __init__(self, results:list, index:pd.DataFrame, seconds:float, cache_dir:Path,
+                 findings:list=(), # what finding the studies noted (`find_studies`' findings: series ignored, candidates left aside)
+                ):
         self.results, self.index, self.seconds, self.cache_dir = results, index, seconds, cache_dir
+        self.findings = list(findings)
         self.counts = {status: sum(r['status'] == status for r in results) for status in ('built', 'updated', 'skipped', 'failed')}
         self.failures = [r for r in results if r['status'] == 'failed']
         self.warnings = [(r['study_id'], w) for r in results for w in r.get('warnings', [])]   # of the studies built in this run
+        kinds = [k for r in results for k in r.get('warning_kinds', ['other'] * len(r.get('warnings', [])))]
+        self.warning_counts = dict(pd.Series(kinds, dtype=object).value_counts()) if kinds else {}   # kind -> count
+        self.finding_counts = dict(pd.Series([f['kind'] for f in self.findings], dtype=object).value_counts()) if self.findings else {}
     ok = property(lambda self: not self.failures)
     def __repr__(self, shown:int=10):
         lines = [f"FAILED {f['study_id']}: {f['reason']}" for f in self.failures]
@@ -616,6 +637,9 @@ class PreprocessReport:
         if len(self.warnings) > shown: lines.append(f"... and {len(self.warnings) - shown} more warnings (each study's JSON lists its own)")
         counts = ', '.join(f'{n} {status}' for status, n in self.counts.items())
         studies = len({study_id for study_id, _ in self.warnings})
+        if self.warning_counts: lines.append('warnings by kind: ' + ', '.join(f'{n} {kind}' for kind, n in self.warning_counts.items()))
+        if self.finding_counts: lines.append('finding the studies: ' + ', '.join(f'{n} {kind}' for kind, n in self.finding_counts.items())
+                                             + ' (mri_dino_check ROOT --explain STUDY shows one study\'s series)')
         lines.append(f"{len(self.results)} studies: {counts} in {self.seconds:.1f} s; {len(self.warnings)} warnings in {studies} studies; "
                      f"the cache's index lists {len(self.index)} studies")
         return '\n'.join(lines)
@@ -644,6 +668,7 @@ def preprocess_dataset(source, # a study table (`find_studies`), a root folder o
                        ct_window:str='hu', # CT studies: 'hu' (HU kept, float16, windows drawn per view), a window name ('brain'), or 'auto' (from file names)
                        ct_windows:dict|None=None, # level and width of named windows, replacing or adding to `mri_dino.ct.CT_WINDOWS`
                        overwrite:bool=False, # rebuild a cache made with other settings (refused otherwise)
+                       rules=(), # extra DICOM series rules passed to `find_studies` (see `mri_dino.studies.SERIES_RULES`)
                       ) -> PreprocessReport:
     "Bring the cache up to date with a dataset"
     start = time.perf_counter()
@@ -651,7 +676,7 @@ def preprocess_dataset(source, # a study table (`find_studies`), a root folder o
     if non_finite not in ('error', 'zero'): raise ValueError(f"non_finite must be 'error' or 'zero', got {non_finite!r}")
     if len(percentiles) != 2 or not 0 <= percentiles[0] < percentiles[1] <= 100:
         raise ValueError(f"percentiles must be two numbers 0 <= low < high <= 100, got {list(percentiles)}")
-    table = source if isinstance(source, pd.DataFrame) else find_studies(source, modalities, csv=csv)
+    table = source if isinstance(source, pd.DataFrame) else find_studies(source, modalities, csv=csv, rules=rules)
     modalities = list(table.attrs.get('modalities', modalities))
     if kind is not None or 'kind' in table.columns:                  # CT or MRI per study (carried into the index)
         given = dict(kind) if isinstance(kind, dict) else {} if kind in (None, 'auto') else {s: normalize_kind(kind) for s in table.index}
@@ -677,7 +702,8 @@ def preprocess_dataset(source, # a study table (`find_studies`), a root folder o
     failed = [dict(study_id=r['study_id'], reason=r['reason']) for r in results if r['status'] == 'failed']
     if failed: _write_csv(pd.DataFrame(failed), failures)
     elif failures.exists(): failures.unlink()
-    return PreprocessReport(results, index, time.perf_counter() - start, cache_dir)
+    findings = [f for f in table.attrs.get('findings', []) if f['kind'] not in ('series', 'no ROI') and (f['study_id'] is None or in_shard(f['study_id'], shard))]
+    return PreprocessReport(results, index, time.perf_counter() - start, cache_dir, findings)
 
 def _run(cache_dir:Path, table:pd.DataFrame, modalities:list, settings:dict, shard, workers, force:bool, progress:bool, start:float) -> list:
     "Bring each study of the table (of the shard) up to date, in `workers` processes"
@@ -716,6 +742,7 @@ def mri_dino_preprocess(
     kind:str=None, # mri, ct or auto (default: a kind column of the labels, else MRI)
     overwrite:bool=False, # rebuild a cache made with other settings (refused otherwise)
     ct_window:str='hu', # CT studies: hu (keep HU, windows per view), a window name (brain, blood, bone, lung, mediastinum, soft_tissue) or auto
+    rules:str=None, # a CSV of DICOM series rules (field,pattern,outcome), tried before the default ones (see mri_dino_check)
 ):
     "Preprocess a dataset of MRI (and CT) studies into a memory-mappable cache (resampled, normalised, stacked)"
     numbers = lambda text: [float(v) for v in text.split(',') if v.strip()]
@@ -725,7 +752,8 @@ def mri_dino_preprocess(
         report = preprocess_dataset(root, cache_dir, modalities=[m.strip() for m in modalities.split(',') if m.strip()],
                                     reference=reference, spacing=None if xyz is None else xyz[::-1], percentiles=numbers(percentiles),
                                     dtype=dtype, non_finite=non_finite, csv=csv, shard=shard, workers=workers, force=force,
-                                    progress=not quiet, kind=kind, ct_window=ct_window, overwrite=overwrite)
+                                    progress=not quiet, kind=kind, ct_window=ct_window, overwrite=overwrite,
+                                    rules=read_series_rules(rules) if rules else ())
     except ValueError as error:
         print(f"mri_dino_preprocess: {error}", file=sys.stderr)
         return 2

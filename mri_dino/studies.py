@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import ctypes
+import fnmatch
 import hashlib
 import math
 import os
@@ -24,13 +25,16 @@ import numpy as np
 import pandas as pd
 from fastcore.script import call_parse
 
+from .dicom import dicom_b_value, dicom_text, has_frame_geometry
 from .io import VolumeError, _stem, dwi_b_value, inspect_volume
 
 # %% auto #0
-__all__ = ['MODALITY_ALIASES', 'VOLUME_SUFFIXES', 'ID_COLUMNS', 'MAX_NAME_LENGTH', 'RESERVED_NAMES', 'resolve_env',
-           'modality_aliases', 'match_modality', 'study_candidates', 'choose_candidates', 'id_column', 'read_csv',
-           'find_studies', 'study_file_name', 'file_name_clashes', 'end_with_parent', 'worker_pool', 'CheckReport',
-           'reading_notes', 'check_dataset', 'plot_report', 'mri_dino_check']
+__all__ = ['MODALITY_ALIASES', 'VOLUME_SUFFIXES', 'SERIES_RULES', 'ID_COLUMNS', 'MAX_NAME_LENGTH', 'RESERVED_NAMES',
+           'MIN_COVERAGE', 'PARTIAL_COVERAGE', 'resolve_env', 'modality_aliases', 'match_modality', 'series_header',
+           'assign_series', 'read_series_rules', 'series_folders', 'study_candidates', 'choose_candidates', 'id_column',
+           'read_csv', 'series_findings', 'find_studies', 'write_pacs_example', 'study_file_name', 'file_name_clashes',
+           'end_with_parent', 'worker_pool', 'CheckReport', 'reading_notes', 'grid_coverage', 'check_dataset',
+           'explain_study', 'plot_report', 'mri_dino_check']
 
 # %% ../nbs/02_studies.ipynb #342ef699
 _ENV = re.compile(r'\$\{(?:oc\.)?env:([A-Za-z_][A-Za-z0-9_]*)(?:[:,]([^}]*))?\}')
@@ -94,6 +98,7 @@ def match_modality(name:str, # a file or folder name (or a DICOM SeriesDescripti
 VOLUME_SUFFIXES = ('.nii', '.nii.gz', '.npy', '.pt', '.pth', '.nrrd', '.nhdr', '.mha', '.mhd', '.h5', '.hdf5')
 _DICOM_SUFFIXES = ('.dcm', '.ima', '.dicom')
 _IGNORED_NAMES = {'dicomdir', 'thumbs.db', '.ds_store', 'desktop.ini'}
+_SKIPPED_FOLDERS = {'__macosx', '$recycle.bin', 'system volume information'}
 _AXIAL, _NOT_AXIAL = {'ax', 'axial', 'tra', 'transverse', 'transversal'}, {'cor', 'coronal', 'sag', 'sagittal'}
 
 def _is_volume_file(path:Path) -> bool:
@@ -109,33 +114,125 @@ def _is_dicom_file(path:Path) -> bool:
         with open(path, 'rb') as f: return f.read(132)[128:] == b'DICM'
     except OSError: return False
 
-def _series_description(folder:Path) -> str:
-    "The SeriesDescription of the first DICOM file in `folder` ('' when unreadable or absent)"
+SERIES_RULES = [
+    ('image_type', 'localizer', 'ignore'),                       # Siemens, GE: ORIGINAL\PRIMARY\LOCALIZER
+    ('description', '*locali[sz]er*', 'ignore'), ('description', '*scout*', 'ignore'), ('description', '*survey*', 'ignore'),
+    ('description', '*3?plane*', 'ignore'), ('description', '*3plane*', 'ignore'),
+    ('placed', 'no', 'ignore'),                                  # no ImagePositionPatient/ImageOrientationPatient: screenshots, reports, key images
+    ('image_type', 'screen save', 'ignore'), ('description', '*screen?save*', 'ignore'), ('description', '*screenshot*', 'ignore'),
+    ('description', '*report*', 'ignore'),
+    ('image_type', 'adc', 'adc'), ('description', '*_adc', 'adc'), ('description', 'adc*', 'adc'),
+    ('image_type', 'tracew', 'dwi'), ('image_type', 'trace', 'dwi'), ('description', '*_tracew', 'dwi'),
+]
+"How a DICOM series is assigned, first match wins: (field, pattern, outcome); field: `description` (SeriesDescription or ProtocolName), `image_type` (each value of ImageType), `sop_class` (SOPClassUID), `placed` ('yes' or 'no': whether ImagePositionPatient and ImageOrientationPatient, or an enhanced file's functional groups, place it in the patient) or `folder` (the series folder's name); pattern: shell-style (`*`, `?`, `[..]`), case-insensitive; outcome: a modality or 'ignore'. Series no rule decides are matched by their folder name, SeriesDescription and ProtocolName (the modality names), then by b-values in their headers (dwi)"
+
+_RULE_FIELDS = {'description': 'SeriesDescription', 'protocol': 'ProtocolName', 'image_type': 'ImageType', 'sop_class': 'SOPClassUID', 'folder': 'folder name',
+                'placed': 'placed in the patient (ImagePositionPatient and ImageOrientationPatient)'}
+
+def series_header(folder:Path, # a folder of one DICOM series
+                 ) -> dict: # files, description, protocol, image_type (tuple), sop_class, placed ('yes'/'no'), b_values (sorted; empty when none)
+    "The tags a series is assigned by, from the headers of its files (no pixel data)"
     import SimpleITK as sitk
-    for file in sorted(folder.iterdir()):
-        if not _is_dicom_file(file): continue
-        reader = sitk.ImageFileReader(); reader.SetFileName(str(file))
+    files = [p for p in sorted(folder.iterdir()) if _is_dicom_file(p)]
+    header = dict(files=len(files), description='', protocol='', image_type=(), sop_class='', placed='', b_values=[])
+    reader = sitk.ImageFileReader(); reader.LoadPrivateTagsOn()
+    b_values = set()
+    for file in files:
+        reader.SetFileName(str(file))
         try: reader.ReadImageInformation()
         except RuntimeError: continue
-        return reader.GetMetaData('0008|103e').strip() if reader.HasMetaDataKey('0008|103e') else ''
-    return ''
+        b = dicom_b_value(reader)
+        if not header['sop_class']:
+            header.update(description=dicom_text(reader, '0008|103e'), protocol=dicom_text(reader, '0018|1030'),
+                          image_type=tuple(v.strip() for v in dicom_text(reader, '0008|0008').split('\\') if v.strip()),
+                          sop_class=dicom_text(reader, '0008|0016') or '?')
+            placed = (dicom_text(reader, '0020|0032') and dicom_text(reader, '0020|0037')) or has_frame_geometry(str(file))
+            header['placed'] = 'yes' if placed else 'no'
+            if b is None: break   # no b-value in the first file: none in the series' other files is looked for
+        if b is not None: b_values.add(int(b) if float(b).is_integer() else b)
+    header['b_values'] = sorted(b_values)
+    return header
+
+def _rule_values(field:str, header:dict, folder:Path) -> list:
+    if field == 'description': return [('description', header['description']), ('protocol', header['protocol'])]
+    if field == 'image_type': return [('image_type', v) for v in header['image_type']]
+    if field == 'folder': return [('folder', folder.name)]
+    if field == 'sop_class': return [('sop_class', header['sop_class'])]
+    if field == 'placed': return [('placed', header['placed'])]
+    raise ValueError(f'series rule field {field!r} is not one of description, image_type, sop_class, placed, folder')
+
+def assign_series(folder, # a folder of one DICOM series
+                  names:dict, # from `modality_aliases`
+                  rules=(), # extra (field, pattern, outcome) rules, tried before `SERIES_RULES`
+                  study=None, # the study folder (the series is shown relative to it)
+                 ) -> dict: # series, files, description, protocol, image_type, b_values, modality (None: ignored or not recognised), reason
+    "Which modality a DICOM series is, and why: the first rule that matches, else the modality names, else its b-values"
+    folder = Path(folder)
+    header = series_header(folder)
+    shown = str(folder.relative_to(study)) if study is not None and folder != Path(study) else folder.name
+    record = dict(series=shown, path=str(folder), **header, modality=None, reason='', name=header['description'] or header['protocol'] or folder.name)
+    for field, pattern, outcome in [*rules, *SERIES_RULES]:
+        for key, value in _rule_values(field, header, folder):
+            if value and fnmatch.fnmatchcase(value.lower(), pattern.lower()):
+                why = f'{_RULE_FIELDS[key]} {value!r} matches {pattern!r}'
+                if outcome == 'ignore': return dict(record, reason=f'ignored: {why}')
+                if outcome not in names: return dict(record, reason=f'{why}: {outcome}, not among the modalities looked for')
+                return dict(record, modality=outcome, reason=why)
+    for key, value in [('folder', folder.name), ('description', header['description']), ('protocol', header['protocol'])]:
+        modality, exact = match_modality(value, names) if value else (None, False)
+        if modality is not None: return dict(record, modality=modality, name=value, reason=f'{_RULE_FIELDS[key]} {value!r} names {modality}')
+    if header['b_values'] and 'dwi' in names: return dict(record, modality='dwi', reason=f"b-values {header['b_values']} in its headers")
+    return dict(record, reason='no rule matches and no modality name in its folder name, SeriesDescription or ProtocolName')
+
+def read_series_rules(path, # a CSV file with the columns field, pattern, outcome (a modality or 'ignore'), one rule a line
+                     ) -> list: # (field, pattern, outcome) rules for `find_studies(rules=...)`
+    "Series rules from a CSV file (`mri_dino_check --rules`, `mri_dino_preprocess --rules`)"
+    frame = read_csv(path).rename(columns={'study_id': 'field'})   # read_csv names the first column study_id
+    missing = [c for c in ('field', 'pattern', 'outcome') if c not in frame.columns]
+    if missing: raise ValueError(f'{path}: series rules need the columns field, pattern, outcome (missing: {", ".join(missing)})')
+    rules = []
+    for line, (field, pattern, outcome) in enumerate(frame[['field', 'pattern', 'outcome']].itertuples(index=False), 2):
+        if field not in (*_RULE_FIELDS, 'placed') or field == 'protocol':
+            raise ValueError(f'{path}: line {line}: field {field!r} is not one of description, image_type, sop_class, placed, folder')
+        if not isinstance(pattern, str) or not isinstance(outcome, str): raise ValueError(f'{path}: line {line}: a rule needs a pattern and an outcome (a modality or ignore)')
+        rules.append((field, pattern, outcome.lower()))
+    return rules
+
+def _series_name(record:dict) -> str:
+    "The name a series is chosen by among a modality's candidates: the name that decided it (else its description), with its highest b-value"
+    name = record['name']
+    if record['b_values'] and not dwi_b_value(name): name = f"{name} b{max(record['b_values'])}"
+    return name
+
+def series_folders(folder:Path, # a study folder
+                  ) -> list: # the folders below it, at any depth, that hold DICOM files
+    "Every DICOM series folder inside a study folder (a PACS export: study/…/series/instances, any names)"
+    found = []
+    for sub in sorted(folder.iterdir()):
+        if not sub.is_dir() or sub.name.startswith('.') or sub.name.lower() in _SKIPPED_FOLDERS: continue
+        if any(_is_dicom_file(p) for p in sub.iterdir()): found.append(sub)
+        found += series_folders(sub)
+    return found
 
 def study_candidates(folder, # a study folder
-                     names:dict|None=None, # from `modality_aliases` (default: t2w, adc, dwi): a DICOM sub-folder not named after one is matched by its SeriesDescription
-                    ) -> list: # (path, name it is matched by) for each volume file and DICOM series in it
-    "The volumes of one study folder, one level of sub-folders deep"
+                     names:dict|None=None, # from `modality_aliases` (default: t2w, adc, dwi)
+                     rules=(), # extra series rules (see `SERIES_RULES`)
+                     series:list|None=None, # when given, each DICOM series' `assign_series` record is appended to it
+                    ) -> list: # (path, name it is matched by) for each volume file and DICOM series in it (ignored series left out)
+    "The volumes of one study folder: its files, a volume file in each sub-folder, and its DICOM series at any depth"
     folder = Path(folder)
     names = names or modality_aliases()
+    series = [] if series is None else series
     entries = sorted(folder.iterdir())
     found = [(p, p.name) for p in entries if _is_volume_file(p)]
-    if any(_is_dicom_file(p) for p in entries): found.append((folder, _series_description(folder) or folder.name))
     for sub in entries:
-        if not sub.is_dir() or sub.name.startswith('.'): continue
-        inner = sorted(sub.iterdir())
-        volumes = [p for p in inner if _is_volume_file(p)]
-        found += [(p, f'{sub.name} {_stem(p.name)}') for p in volumes]
-        if any(_is_dicom_file(p) for p in inner):
-            found.append((sub, sub.name if match_modality(sub.name, names)[0] else f'{sub.name} {_series_description(sub)}'))
+        if sub.is_dir() and not sub.name.startswith('.'):
+            found += [(p, f'{sub.name} {_stem(p.name)}') for p in sorted(sub.iterdir()) if _is_volume_file(p)]
+    here = [folder] if any(_is_dicom_file(p) for p in entries) else []
+    for path in here + series_folders(folder):
+        record = assign_series(path, names, rules, study=folder)
+        series.append(record)
+        if not record['reason'].startswith('ignored'): found.append((path, _series_name(record)))
     return found
 
 def _preference(path:Path, name:str, exact:bool) -> tuple:
@@ -146,11 +243,13 @@ def _preference(path:Path, name:str, exact:bool) -> tuple:
 def choose_candidates(candidates:list, # (path, name) pairs of one study
                       names:dict, # from `modality_aliases`
                       fallback:str|None=None, # a modality to give the only unmatched candidate to (one-modality datasets)
+                      series:list=(), # `assign_series` records of its DICOM series: the modality each was assigned
                      ) -> tuple: # ({modality: path}, dwi b-value or None, notes: list of (path, note))
     "One path per modality (the highest-b DWI), the chosen DWI's b-value, and notes on what was left aside"
     grouped, unmatched = {}, []
+    decided = {record['path']: record['modality'] for record in series if record['modality'] is not None}
     for path, name in candidates:
-        modality, exact = match_modality(name, names)
+        modality, exact = (decided[str(path)], True) if str(path) in decided else match_modality(name, names)
         if modality is None: unmatched.append((path, name))
         else: grouped.setdefault(modality, []).append((path, name, exact))
     notes = []
@@ -205,7 +304,6 @@ def read_csv(path, # a CSV file (UTF-8, a BOM is fine)
 
 # %% ../nbs/02_studies.ipynb #bdb90153
 _SPLIT_FOLDERS = {'split', 'splits', 'folds', 'csv'}
-_SKIPPED_FOLDERS = {'__macosx', '$recycle.bin', 'system volume information'}
 
 def _finding(study_id, file, problem:str, kind:str, severity:str='error') -> dict:
     return dict(study_id=None if study_id is None else str(study_id), file=None if file is None else str(file),
@@ -238,7 +336,14 @@ def _timepoint_folders(folder:Path, names:dict) -> list|None:
                 or any(_is_dicom_file(p) for p in inner): return None
     return subs or None
 
-def _rows_from_folders(root:Path, modalities, names, findings) -> list:
+def series_findings(study_id, # the study the series belong to
+                    series:list, # `assign_series` records
+                   ) -> list: # one finding (a note) per series: which modality it became and why, or why it was ignored
+    "The check's notes on how a study's DICOM series were assigned"
+    return [_finding(study_id, record['path'], f"series {record['name']!r}: " + (f"{record['modality']}: {record['reason']}" if record['modality'] else record['reason']),
+                     'series ignored' if record['reason'].startswith('ignored') else 'series', 'info') for record in series]
+
+def _rows_from_folders(root:Path, modalities, names, findings, rules=(), explained:dict|None=None) -> list:
     "One row per study folder of `root` (or per file stem in a modality-first layout, or per timepoint folder)"
     folders = _study_folders(root)
     roles = _modality_first(folders, modalities, names) if folders else None
@@ -257,10 +362,12 @@ def _rows_from_folders(root:Path, modalities, names, findings) -> list:
         if _key(study_id) in seen:
             findings.append(_finding(study_id, folder, f'duplicate study id: {folder.name} and {seen[_key(study_id)]} differ only in case or punctuation', 'duplicate id'))
         seen[_key(study_id)] = folder.name
-        candidates = study_candidates(folder, names)
+        series = explained.setdefault(study_id, []) if explained is not None else []
+        candidates = study_candidates(folder, names, rules, series)
+        findings.extend(series_findings(study_id, series))
         if not candidates and not any(folder.iterdir()):
             findings.append(_finding(study_id, folder, 'study folder is empty', 'empty study folder'))
-        chosen, dwi_b, notes = choose_candidates(candidates, names, fallback=modalities[0] if len(modalities) == 1 else None)
+        chosen, dwi_b, notes = choose_candidates(candidates, names, fallback=modalities[0] if len(modalities) == 1 else None, series=series)
         findings.extend(_finding(study_id, path, note, 'note', 'info') for path, note in notes)
         rows.append(dict(study_id=study_id, folder=str(folder), dwi_b=dwi_b, **extra, **{m: str(p) for m, p in chosen.items()}))
     return rows
@@ -279,7 +386,7 @@ def _path_columns(frame:pd.DataFrame, names:dict, modalities) -> dict:
         elif words and (modality := match_modality('_'.join(words), names)[0]) is not None: mapping[column] = modality
     return mapping
 
-def _rows_from_manifest(manifest:Path, modalities, names, findings) -> tuple:
+def _rows_from_manifest(manifest:Path, modalities, names, findings, rules=(), explained:dict|None=None) -> tuple:
     "One row per manifest line: its paths (relative to the manifest's folder) and its other columns"
     frame = read_csv(manifest)
     mapping = _path_columns(frame, names, modalities)
@@ -293,7 +400,9 @@ def _rows_from_manifest(manifest:Path, modalities, names, findings) -> tuple:
             path = Path(resolve_env(value)).expanduser()
             path = path if path.is_absolute() else manifest.parent/path
             if path.is_dir() and not any(_is_dicom_file(p) for p in path.iterdir()):   # a study folder: look inside
-                chosen, dwi_b, notes = choose_candidates(study_candidates(path, names), names, fallback=modality if len(modalities) == 1 else None)
+                series = explained.setdefault(row['study_id'], []) if explained is not None else []
+                chosen, dwi_b, notes = choose_candidates(study_candidates(path, names, rules, series), names, fallback=modality if len(modalities) == 1 else None, series=series)
+                findings.extend(series_findings(row['study_id'], series))
                 findings.extend(_finding(row['study_id'], p, note, 'note', 'info') for p, note in notes)
                 row.update({m: str(p) for m, p in chosen.items()}); row['folder'] = str(path)
                 if dwi_b is not None: row['dwi_b'] = dwi_b
@@ -338,17 +447,18 @@ def find_studies(source, # a root folder (layout detected) or a CSV manifest; `$
                  modalities=('t2w', 'adc', 'dwi'), # modality columns, in channel order
                  aliases:dict|None=None, # extra names per modality, e.g. {'t2w': ['tse_fs_axial']}
                  csv=None, # a split CSV (or several): only its ids are listed; its columns join the table
+                 rules=(), # extra DICOM series rules (field, pattern, outcome), tried before `SERIES_RULES`
                 ) -> pd.DataFrame: # the study table (index study_id; modality paths, roi, dwi_b, labels, fold/split)
     "The study table of a dataset, whatever its layout"
     modalities = [modalities] if isinstance(modalities, str) else list(modalities)
     if not modalities: raise ValueError('modalities must name at least one modality')
     names = modality_aliases(modalities, aliases)
     source = Path(resolve_env(source)).expanduser()
-    findings = []
+    findings, explained = [], {}
     if source.is_file():
-        rows, extra = _rows_from_manifest(source, modalities, names, findings)
+        rows, extra = _rows_from_manifest(source, modalities, names, findings, rules, explained)
     elif source.is_dir():
-        rows, extra = _rows_from_folders(source, modalities, names, findings), None
+        rows, extra = _rows_from_folders(source, modalities, names, findings, rules, explained), None
         if not rows: findings.append(_finding(None, source, 'holds no study folders', 'no studies'))
     else: raise ValueError(f'{source}: does not exist')
     columns = ['study_id', *modalities, 'roi', 'dwi_b']
@@ -388,8 +498,35 @@ def find_studies(source, # a root folder (layout detected) or a CSV manifest; `$
         if column not in (*modalities, 'roi', 'dwi_b', 'folder'): table[column] = _as_numbers(table[column])
     ordered = [*modalities, 'roi', 'dwi_b']
     table = table[ordered + [c for c in table.columns if c not in ordered and c != 'folder']]
-    table.attrs.update(modalities=list(modalities), source=str(source), folders=folders, findings=findings)
+    table.attrs.update(modalities=list(modalities), source=str(source), folders=folders, findings=findings, series=explained)
     return table
+
+# %% ../nbs/02_studies.ipynb #a0c1f002
+def write_pacs_example(root, # the export's root folder
+                       study:str='study_1', # the study folder's name
+                      ) -> Path: # the study folder
+    "A small PACS-style export written with pydicom from its `MR_small.dcm` (Siemens-tagged): study/DICOM/EXAM0001/<series>/<instances without extensions>: a localiser, a T2W, a b50/800/1400 DWI one folder deeper, its ADC map and pydicom's secondary-capture screenshot"
+    import shutil
+    import pydicom, pydicom.data
+    exam = Path(root)/study/'DICOM'/'EXAM0001'
+    def series(folder, description, image_type, slices, b_values=(None,)):
+        folder.mkdir(parents=True, exist_ok=True)
+        dataset = pydicom.dcmread(pydicom.data.get_testdata_file('MR_small.dcm'))
+        dataset.SeriesDescription = dataset.ProtocolName = description
+        dataset.ImageType, dataset.Manufacturer, dataset.SeriesInstanceUID = image_type, 'SIEMENS', pydicom.uid.generate_uid()
+        if b_values != (None,): dataset.private_block(0x0019, 'SIEMENS MR HEADER', create=True)
+        for n, (b, k) in enumerate(((b, k) for b in b_values for k in range(slices)), 1):
+            dataset.ImagePositionPatient = [-83.9, -91.2, 6.6 + 5.0 * k]
+            dataset.SOPInstanceUID, dataset.InstanceNumber = pydicom.uid.generate_uid(), n
+            if b is not None: dataset[0x0019, 0x100c] = pydicom.DataElement((0x0019, 0x100c), 'IS', str(b))
+            dataset.save_as(folder/f'IM{n:05d}')
+    series(exam/'SE0001', 'localizer', ['ORIGINAL', 'PRIMARY', 'LOCALIZER'], 3)
+    series(exam/'SE0002', 't2_tse_tra', ['ORIGINAL', 'PRIMARY', 'M', 'ND'], 6)
+    series(exam/'SE0003'/'DWI', 'ep2d_diff_b50_800_1400', ['ORIGINAL', 'PRIMARY', 'DIFFUSION', 'NONE'], 4, (50, 800, 1400))
+    series(exam/'SE0004', 'ep2d_diff_b50_800_1400_ADC', ['DERIVED', 'PRIMARY', 'DIFFUSION', 'ADC'], 4)
+    (exam/'SE0099').mkdir(parents=True, exist_ok=True)
+    shutil.copy(pydicom.data.get_testdata_file('SC_rgb_small_odd.dcm'), exam/'SE0099'/'IM00001')
+    return Path(root)/study
 
 # %% ../nbs/02_studies.ipynb #92999be9
 MAX_NAME_LENGTH = 100
@@ -501,10 +638,45 @@ def reading_notes(meta:dict, # a `VolumeHeader.meta` or `Volume.meta`
     notes += [('averaged repeats', warning) for warning in meta.get('warnings', []) if 'averaged' in warning]
     return notes
 
+MIN_COVERAGE = 0.1
+"A modality that covers less of the reference grid than this is treated as missing (`mri_dino.preprocess`), and the check says so"
+PARTIAL_COVERAGE = 0.5
+"Below this the check and the preprocessing summary note the coverage"
+
+def grid_coverage(shape, # the volume's shape (i, j, k, ...)
+                  affine:np.ndarray, # (4, 4) its voxel -> world
+                  reference_shape, # the reference grid's shape (i, j, k, ...)
+                  reference_affine:np.ndarray, # (4, 4) its voxel -> world
+                  points:int=16, # samples per axis of the reference grid
+                 ) -> float: # the fraction of the reference grid's voxel centres that lie inside the volume
+    "How much of the reference grid a volume covers, from the two geometries alone (no voxels)"
+    axes = [np.linspace(0, n - 1, min(points, n)) for n in reference_shape[:3]]
+    grid = np.stack(np.meshgrid(*axes, indexing='ij'), -1).reshape(-1, 3)          # (N, 3) reference voxels
+    world = grid @ reference_affine[:3, :3].T + reference_affine[:3, 3]
+    inverse = np.linalg.inv(affine)
+    voxels = world @ inverse[:3, :3].T + inverse[:3, 3]                             # (N, 3) in the volume's voxels
+    inside = np.all((voxels >= -0.5) & (voxels <= np.array(shape[:3]) - 0.5), axis=1)
+    return float(inside.mean())
+
+def _coverage_problems(study_id, headers:dict, required) -> list:
+    "Notes (an error for a required modality treated as missing) on modalities that cover too little of the reference (t2w, else the first) grid"
+    reference = 't2w' if 't2w' in headers else next(iter(headers), None)
+    problems = []
+    for modality, header in headers.items():
+        if modality in (reference, 'roi'): continue
+        covered = grid_coverage(header.shape, header.affine, headers[reference].shape, headers[reference].affine)
+        assumed = ' (its geometry is assumed: give it an affine)' if str(header.meta.get('geometry', '')).startswith('assumed') else ''
+        if covered < MIN_COVERAGE:
+            problems.append(_finding(study_id, header.source, f'{modality} covers {covered:.0%} of the {reference} grid (less than {MIN_COVERAGE:.0%}): preprocessing treats it as missing{assumed}',
+                                     'too little coverage', 'error' if modality in required else 'info'))
+        elif covered < PARTIAL_COVERAGE:
+            problems.append(_finding(study_id, header.source, f'{modality} covers {covered:.0%} of the {reference} grid{assumed}', 'partial coverage', 'info'))
+    return problems
+
 def _check_study(task:tuple) -> list:
     "The problems of one study: missing modalities and unreadable, non-finite or constant files"
     study_id, folder, paths, required, voxels = task
-    problems = []
+    problems, headers = [], {}
     for modality, path in paths.items():
         if path is None:
             if modality == 'roi': problems.append(_finding(study_id, folder, 'no ROI mask', 'no ROI', 'info'))
@@ -521,6 +693,7 @@ def _check_study(task:tuple) -> list:
             problems.append(_finding(study_id, path, f'{modality}: unreadable: {type(e).__name__}: {e}', 'unreadable file'))
             continue
         problems += [_finding(study_id, path, f'{modality}: {text}', kind, 'info') for kind, text in reading_notes(header.meta)]
+        headers[modality] = header
         if not voxels: continue
         meta = header.meta
         if meta.get('non_finite'):
@@ -529,7 +702,7 @@ def _check_study(task:tuple) -> list:
         if meta['min'] == meta['max']:
             if modality == 'roi': problems.append(_finding(study_id, path, f'roi: the mask is empty (all voxels {meta["min"]:g})', 'empty ROI', 'info'))
             else: problems.append(_finding(study_id, path, f'{modality}: constant volume (all voxels {meta["min"]:g})', 'constant volume'))
-    return problems
+    return problems + _coverage_problems(study_id, headers, required)
 
 def _progress(done:int, total:int, start:float, stream=sys.stderr, width:int=30):
     "A text progress bar: redrawn in place on a terminal, a line at each quarter otherwise (logs)"
@@ -548,10 +721,11 @@ def check_dataset(source, # a root folder, a CSV manifest, or a study table from
                   voxels:bool=True, # read every voxel (non-finite, constant, corrupt data); False: headers and sizes only
                   workers:int|None=None, # processes (default: the CPU count, at most 16; 0 or 1: in this process)
                   progress:bool=True, # print a progress bar on stderr
+                  rules=(), # extra DICOM series rules (see `SERIES_RULES`)
                  ) -> CheckReport:
     "Every problem of a dataset at once, then a summary"
     start = time.perf_counter()
-    table = source if isinstance(source, pd.DataFrame) else find_studies(source, modalities, aliases, csv)
+    table = source if isinstance(source, pd.DataFrame) else find_studies(source, modalities, aliases, csv, rules)
     modalities = list(table.attrs.get('modalities', modalities))
     required = modalities if required is None else ([required] if isinstance(required, str) else list(required))
     problems = list(table.attrs.get('findings', []))
@@ -580,6 +754,34 @@ def check_dataset(source, # a root folder, a CSV manifest, or a study table from
         frame = frame.assign(_order=frame.study_id.map(order).fillna(-1)).sort_values(['_order'], kind='stable').drop(columns='_order').reset_index(drop=True)
     return CheckReport(table, frame, time.perf_counter() - start)
 
+# %% ../nbs/02_studies.ipynb #e4c1a7d2
+def explain_study(table:pd.DataFrame, # from `find_studies`
+                  study_id:str, # the study to explain
+                 ) -> str: # its DICOM series, each with its tags and the modality it became (or why it was ignored), then the chosen paths
+    "The whole decision for one study: every series found, what it became and why, and which path each modality got"
+    if study_id not in table.index: raise ValueError(f'{study_id}: no such study (the dataset has {len(table)}: {", ".join(list(table.index)[:5])}{", ..." if len(table) > 5 else ""})')
+    folder = table.attrs.get('folders', {}).get(study_id)
+    series = table.attrs.get('series', {}).get(study_id, [])
+    lines = [f'{study_id}: {folder or "-"}: {len(series)} DICOM series']
+    for record in series:
+        tags = [f"SeriesDescription {record['description']!r}", f"ProtocolName {record['protocol']!r}",
+                f"ImageType '{chr(92).join(record['image_type'])}'", f"{record['files']} files"]
+        if record['b_values']: tags.append(f"b-values {record['b_values']}")
+        lines += [f"  {record['series']}: " + ', '.join(tags), f"    -> {record['modality'] or 'not used'}: {record['reason']}"]
+    root = Path(folder) if folder else None
+    def shown(path):
+        if root is None: return path
+        try: return str(Path(path).relative_to(root))
+        except ValueError: return path
+    lines.append('chosen:')
+    for modality in [*table.attrs.get('modalities', []), *(['roi'] if 'roi' in table.columns else [])]:
+        path = table.at[study_id, modality]
+        extra = f" (b = {table.at[study_id, 'dwi_b']})" if modality == 'dwi' and isinstance(path, str) and not pd.isna(table.at[study_id, 'dwi_b']) else ''
+        lines.append(f'  {modality}: {shown(path) if isinstance(path, str) else "missing"}{extra}')
+    notes = [f for f in table.attrs.get('findings', []) if f['study_id'] == study_id and f['kind'] not in ('series', 'series ignored')]
+    lines += [f"  note: {shown(f['file']) if f['file'] else '-'}: {f['problem']}" for f in notes]
+    return '\n'.join(lines)
+
 # %% ../nbs/02_studies.ipynb #58e2a5a0
 def plot_report(report:CheckReport, # from `check_dataset`
                 max_studies:int=60, # show the first studies only (those with problems first)
@@ -601,7 +803,7 @@ def plot_report(report:CheckReport, # from `check_dataset`
             path = table.at[study_id, column]
             if not isinstance(path, str): grid[r, c] = 0 if column == 'roi' else (3 if (mine.severity == 'error').any() else 0)
             elif (mine[mine.file == path].severity == 'error').any(): grid[r, c] = 3
-            elif (mine[mine.file == path].severity == 'info').any(): grid[r, c] = 2
+            elif ((mine.file == path) & (mine.severity == 'info') & (mine.kind != 'series')).any(): grid[r, c] = 2   # which modality a series became is no problem
     if ax is None: _, ax = plt.subplots(figsize=(1.2 + 0.75 * len(columns), 1.0 + 0.22 * len(ids)))
     ax.imshow(grid, cmap=ListedColormap(['#bbbbbb', '#4caf50', '#ffc107', '#e53935']), vmin=0, vmax=3, aspect='auto')
     ax.set_xticks(range(len(columns)), columns); ax.set_yticks(range(len(ids)), ids, fontsize=8)
@@ -618,12 +820,22 @@ def mri_dino_check(
     workers:int=None, # processes (default: the CPU count, at most 16)
     headers_only:bool=False, # read headers and sizes only (no NaN/constant checks): faster
     quiet:bool=False, # no progress bar
+    explain:str=None, # a study id: print how its series became modalities (or were ignored), then check that study only
+    rules:str=None, # a CSV of DICOM series rules (field,pattern,outcome), tried before the default ones
 ):
     "Check a dataset of MRI studies and list every problem; exit code 0 when every listed study is usable"
     split = lambda text: [m.strip() for m in text.split(',') if m.strip()] if text else None
     try:
-        report = check_dataset(root, csv=csv, modalities=split(modalities), required=split(required), voxels=not headers_only,
-                               workers=workers, progress=not quiet)
+        rules = read_series_rules(rules) if rules else ()
+        if explain is not None:
+            table = find_studies(root, split(modalities), csv=csv, rules=rules)
+            print(explain_study(table, explain))
+            one = table.loc[[explain]]
+            one.attrs = {**table.attrs, 'findings': [f for f in table.attrs['findings'] if f['study_id'] == explain]}
+            report = check_dataset(one, required=split(required), voxels=not headers_only, workers=0, progress=False)
+        else:
+            report = check_dataset(root, csv=csv, modalities=split(modalities), required=split(required), voxels=not headers_only,
+                                   workers=workers, progress=not quiet, rules=rules)
     except ValueError as e:
         print(f'mri_dino_check: {e}', file=sys.stderr)
         return 1
