@@ -14,9 +14,9 @@ from typing import Mapping, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from .augment import crop_size_problems
+from .augment import INTENSITY_AUGS, crop_size_problems
 from .datasets import AXES
-from .jepa import OBJECTIVES
+from .jepa import JEPA_LOSSES, OBJECTIVES
 from .phantom import LAYOUT_FILES
 from .samplers import series_table
 from .studies import find_studies
@@ -33,7 +33,7 @@ __all__ = ['CHOICES', 'POSITIVE', 'NON_NEGATIVE', 'UNIT', 'RANGES', 'PAIRS', 'LE
 CHOICES = {   # the values a key takes (each is also checked where it is used)
     'data.kind': ('slices', 'patches'),                                # mri_dino.datasets.SliceDataset, PatchDataset3D
     'data.restrict': (None, 'foreground', 'roi'),
-    'augment.intensity_aug': ('color_jittering', 'rc', 'color_jittering+rc', 'none'),   # mri_dino.augment.IntensityAugment
+    'augment.intensity_aug': INTENSITY_AUGS,                           # mri_dino.augment.IntensityAugment
     'student.fusion': ('stack', 'tokens'),                             # mri_dino.vit.VisionTransformer
     'optim.scaling_rule': ('sqrt_wrt_1024', 'linear_wrt_256', 'none'),   # mri_dino.learner.scaled_lr
     'train.centering': ('centering', 'sinkhorn_knopp'),
@@ -41,7 +41,7 @@ CHOICES = {   # the values a key takes (each is also checked where it is used)
     'train.nan_policy': ('stop', 'skip'),
     'train.objective': OBJECTIVES,
     'ct.per': ('view', 'sample'),
-    'jepa.loss': ('smooth_l1', 'l1', 'mse'),
+    'jepa.loss': tuple(JEPA_LOSSES),                                   # mri_dino.jepa.JEPAModel
 }
 
 POSITIVE = ('data.stride', 'data.patch_size', 'data.spacing', 'data.patch_mm', 'data.max_series_per_study', 'data.phantom.n',

@@ -29,7 +29,7 @@ import traitlets
 from fastcore.basics import patch
 from fastcore.docments import docments
 
-from .augment import MultiViewCrops, IntensityAugment, roi_as_box, augment_batch, crop_size_problems, _INTENSITY_AUGS
+from .augment import MultiViewCrops, IntensityAugment, roi_as_box, augment_batch, crop_size_problems, INTENSITY_AUGS
 from .masking import collate_views
 
 # %% ../nbs/07_explore.ipynb #28f2abe1
@@ -344,7 +344,7 @@ def _read_config(config) -> dict: # {key: value} over the sections `crops`, `aug
     return flat
 
 # %% ../nbs/07_explore.ipynb #0de4f69f
-_CHOICES = dict(intensity_aug=_INTENSITY_AUGS, roi_fallback=('center', 'random'), interpolation=('bilinear', 'nearest', 'bicubic'))
+_CHOICES = dict(intensity_aug=INTENSITY_AUGS, roi_fallback=('center', 'random'), interpolation=('bilinear', 'nearest', 'bicubic'))
 
 _SLIDERS = dict(   # key: (kind, min, max, step); ranges widen to hold the starting value
     global_crops_size=('int', 14, 512, 14), local_crops_size=('int', 14, 256, 14),   # steps: the patch size (see `_special_control`)

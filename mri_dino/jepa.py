@@ -19,8 +19,8 @@ from .learner import SSLModel, with_defaults
 from .vit import Block, as_size_tuple, drop_patches, foreground_patches
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'jepa_masks', 'sincos_position_embedding', 'JEPAPredictor', 'pack', 'JEPAStudent', 'TargetEncoder',
-           'JEPAModel', 'build_ssl_model', 'resolve_ema_beta']
+__all__ = ['JEPA_LOSSES', 'OBJECTIVES', 'jepa_masks', 'sincos_position_embedding', 'JEPAPredictor', 'pack', 'JEPAStudent',
+           'TargetEncoder', 'JEPAModel', 'build_ssl_model', 'resolve_ema_beta']
 
 # %% ../nbs/10a_jepa.ipynb #49b73a5b
 def _block(grid:Sequence[int], scale:float, aspect:Sequence[float], generator) -> torch.Tensor:
@@ -162,7 +162,7 @@ class TargetEncoder(nn.Module):
         super().__init__()
         self.backbone = backbone
 
-_LOSSES = {'smooth_l1': F.smooth_l1_loss, 'l1': F.l1_loss, 'mse': F.mse_loss, 'l2': F.mse_loss}
+JEPA_LOSSES = {'smooth_l1': F.smooth_l1_loss, 'l1': F.l1_loss, 'mse': F.mse_loss, 'l2': F.mse_loss}
 
 # %% ../nbs/10a_jepa.ipynb #5ded0d53
 class JEPAModel(nn.Module):
@@ -181,7 +181,7 @@ class JEPAModel(nn.Module):
                  patch_drop_rate:float=0.0, # random share of the kept patches dropped as well (training only)
                 ):
         super().__init__()
-        if loss not in _LOSSES: raise ValueError(f"jepa.loss must be one of {list(_LOSSES)}, got {loss!r}")
+        if loss not in JEPA_LOSSES: raise ValueError(f"jepa.loss must be one of {list(JEPA_LOSSES)}, got {loss!r}")
         self.student = student
         self.teacher = TargetEncoder(copy.deepcopy(student.backbone)).requires_grad_(False).eval()
         self.n_targets, self.target_scale, self.target_aspect, self.context_scale = n_targets, tuple(target_scale), tuple(target_aspect), tuple(context_scale)
@@ -226,7 +226,7 @@ class JEPAModel(nn.Module):
             full.scatter_(1, rows[..., None].expand(-1, -1, features.shape[-1]), features)
             targets = full.gather(1, target_index[..., None].expand(-1, -1, features.shape[-1]))   # (S, Kt, D)
         predicted = self.student_runner(images, modality_mask, context, target_index, target_valid)
-        per_token = _LOSSES[self.loss](predicted.float(), targets.float(), reduction='none').mean(-1)
+        per_token = JEPA_LOSSES[self.loss](predicted.float(), targets.float(), reduction='none').mean(-1)
         loss = (per_token * target_valid).sum() / target_valid.sum().clamp(min=1)
         return {'jepa_loss': self.loss_weight * loss}
 
