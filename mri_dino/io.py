@@ -7,29 +7,25 @@ Docs: https://mri-dino.github.io/mri_dino/io.html.md"""
 # %% ../nbs/00_io.ipynb #8f0af2e6
 from __future__ import annotations
 
-import errno
 import json
-import locale
 import math
 import os
 import re
-import socket
 import struct
-import tempfile
 import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from .files import (
+    DiskFullError, atomic_write, atomic_write_bytes, atomic_write_text, keep_locale, short_error, temporary_owner)
+from .geometry import LPS_TO_RAS, affine_spacing, itk_affine
+
 # %% auto #0
-__all__ = ['HDF5_EXTENSIONS', 'LPS_TO_RAS', 'MAX_VOXELS', 'VolumeError', 'affine_spacing', 'Volume', 'VolumeHeader',
-           'dwi_b_values', 'dwi_b_value', 'split_dataset_path', 'volume_format', 'read_bvals', 'itk_affine',
-           'itk_to_numpy', 'keep_locale', 'itk_warnings_off', 'combine_volumes', 'short_error', 'geometry_source',
-           'hdf5_volumes', 'check_voxels', 'read_volume', 'read_header', 'inspect_volume', 'DiskFullError',
-           'atomic_write', 'temporary_owner', 'atomic_write_bytes', 'atomic_write_text']
+__all__ = ['HDF5_EXTENSIONS', 'MAX_VOXELS', 'VolumeError', 'Volume', 'VolumeHeader', 'file_stem', 'dwi_b_values', 'dwi_b_value',
+           'split_dataset_path', 'volume_format', 'read_bvals', 'itk_to_numpy', 'itk_warnings_off', 'combine_volumes',
+           'geometry_source', 'hdf5_volumes', 'check_voxels', 'read_volume', 'read_header', 'inspect_volume']
 
 # %% ../nbs/00_io.ipynb #303ad9f9
 class VolumeError(ValueError):
@@ -42,11 +38,6 @@ class VolumeError(ValueError):
         super().__init__(f"{path}: {problem}")
 
 # %% ../nbs/00_io.ipynb #eb603afb
-def affine_spacing(affine:np.ndarray, # 4x4 voxel-to-world matrix
-                  ) -> tuple: # voxel size along i, j, k in millimetres
-    "The voxel spacing of an affine: the lengths of its first three columns"
-    return tuple(float(s) for s in np.sqrt((np.asarray(affine, dtype=np.float64)[:3, :3] ** 2).sum(0)))
-
 @dataclass(repr=False)
 class Volume:
     "A 3D image: float32 voxels in the file's order (i, j, k) and the voxel-to-world affine (RAS+, mm)"
@@ -80,7 +71,7 @@ class VolumeHeader:
 _EXTENSIONS = ('.nii.gz', '.nii', '.npy', '.pt', '.pth', '.dcm', '.nrrd', '.nhdr', '.mha', '.mhd', '.h5', '.hdf5', '.bval', '.bvals', '.json', '.gz')
 _DIFFUSION_WORDS = {'dwi', 'dw', 'diff', 'diffusion', 'trace', 'tracew'}
 
-def _stem(name:str) -> str:
+def file_stem(name:str) -> str:
     "The file name without its directory and volume extensions"
     name = Path(str(name)).name
     for ext in _EXTENSIONS:
@@ -91,7 +82,7 @@ def dwi_b_values(name:str, # a file or folder name (extensions and directories a
                 ) -> list: # the b-values the name spells, in order (empty when none)
     "Every b-value written in a DWI file name"
     values, in_run = [], False
-    for word in re.split(r'[^a-z0-9]+', _stem(name).lower()):
+    for word in re.split(r'[^a-z0-9]+', file_stem(name).lower()):
         if m := re.fullmatch(r'b(\d{1,5})', word): values.append(int(m[1])); in_run = True
         elif m := re.fullmatch(r'(?:dwi|dw|diff|trace)(\d{1,5})', word): values.append(int(m[1])); in_run = True
         elif word in _DIFFUSION_WORDS: in_run = True
@@ -137,7 +128,7 @@ def volume_format(path, # a file or DICOM folder
 def _sidecar(path:Path, suffixes) -> Path|None:
     "The first existing file next to `path` with the same stem and one of `suffixes`"
     for suffix in suffixes:
-        candidate = path.with_name(_stem(path.name) + suffix)
+        candidate = path.with_name(file_stem(path.name) + suffix)
         if candidate.exists(): return candidate
     return None
 
@@ -150,17 +141,6 @@ def read_bvals(path, # a volume file; its FSL sidecar is NAME.bval (or NAME.bval
     except (OSError, ValueError) as e: raise VolumeError(sidecar, f'is not an FSL b-value file ({e})') from None
 
 # %% ../nbs/00_io.ipynb #81065a40
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-def itk_affine(origin, spacing, direction) -> np.ndarray:
-    "The RAS+ affine (4x4) of an ITK image given its (LPS+) origin, spacing and direction cosines"
-    dimension = len(origin)
-    direction = np.asarray(direction, dtype=np.float64).reshape(dimension, dimension)[:3, :3]
-    affine = np.eye(4)
-    affine[:3, :3] = direction * np.asarray(spacing, dtype=np.float64)[:3]
-    affine[:3, 3] = np.asarray(origin, dtype=np.float64)[:3]
-    return LPS_TO_RAS @ affine
-
 def itk_to_numpy(image) -> np.ndarray:
     "SimpleITK image to an array in ITK index order (i, j, k[, t])"
     import SimpleITK as sitk
@@ -169,14 +149,6 @@ def itk_to_numpy(image) -> np.ndarray:
     return np.array(array.transpose(tuple(range(array.ndim))[::-1]))
 
 # %% ../nbs/00_io.ipynb #2c11ed77
-@contextmanager
-def keep_locale():
-    "Put the process locale back after calls into SimpleITK: GDCM sets the C locale while it writes DICOM, which turns Python's default text encoding into ASCII for the rest of the process."
-    saved = locale.setlocale(locale.LC_ALL)
-    try: yield
-    finally:
-        if locale.setlocale(locale.LC_ALL) != saved: locale.setlocale(locale.LC_ALL, saved)
-
 def itk_warnings_off():
     "Silence SimpleITK's warnings (they go to stderr, outside Python's control)"
     import SimpleITK as sitk
@@ -191,11 +163,6 @@ def combine_volumes(volumes:np.ndarray, b:float) -> np.ndarray:
     return volumes.mean(-1, dtype=np.float64).astype(np.float32)
 
 # %% ../nbs/00_io.ipynb #cb9d79f8
-def short_error(error:Exception) -> str:
-    "An exception in one line: its type and the last line of its message"
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[-1] if text else ''}".rstrip(': ')
-
 def _check_not_empty(path:Path):
     if not path.exists(): raise VolumeError(path, 'does not exist')
     if path.is_file() and path.stat().st_size == 0: raise VolumeError(path, 'is empty (0 bytes)')
@@ -766,91 +733,3 @@ def inspect_volume(path, # a volume file or DICOM series folder
         stats['non_finite'] = volume.meta['non_finite_voxels']
         header.meta.update(stats)
     return header
-
-# %% ../nbs/00_io.ipynb #0a690e00
-_HOST = re.sub(r'[^A-Za-z0-9-]', '-', socket.gethostname())[:40] or 'host'
-
-def _current_umask() -> int:
-    mask = os.umask(0o022); os.umask(mask)
-    return mask
-
-_UMASK = _current_umask()
-
-class DiskFullError(OSError):
-    "A write that failed because the file system (or the user's quota) is full: the message names the file"
-    def __init__(self,
-                 path, # the file that was being written
-                 free:int, # bytes left on its file system
-                 cause:str='', # what the writer said, in short
-                ):
-        self.path, self.free = str(path), free
-        super().__init__(errno.ENOSPC, f'disk full while writing {path}: {free} bytes left on its file system{f" ({cause})" if cause else ""}; nothing was written: free some space or write elsewhere')
-    def __str__(self): return self.strerror
-
-_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
-_NEARLY_FULL = 2**20   # bytes: less than this left, and a write failed, means the disk filled up
-
-def _free_bytes(folder:Path) -> int:
-    status = os.statvfs(folder)
-    return status.f_bavail * status.f_frsize
-
-def _disk_full(error:BaseException, folder:Path) -> int|None:
-    "The bytes left when `error` comes from a full disk (an ENOSPC/EDQUOT in it or behind it, or an error without a code, numpy's '... requested and ... written' or torch's 'unexpected pos', on a file system with almost nothing left); None otherwise"
-    try: free = _free_bytes(folder) if hasattr(os, 'statvfs') else None
-    except OSError: free = None
-    seen, depth = error, 0
-    while seen is not None and depth < 10:
-        if getattr(seen, 'errno', None) in _FULL_ERRNOS: return free if free is not None else 0
-        seen, depth = seen.__cause__ or seen.__context__, depth + 1
-    if isinstance(error, (OSError, RuntimeError)) and free is not None and free < _NEARLY_FULL: return free
-    return None
-
-def atomic_write(path, # the file to write (its folder is created)
-                 write:Callable, # `write(file)` with a binary file open for writing, or `write(temporary_path)` with `to='path'`
-                 to:str='file', # 'file': `write` gets an open binary file; 'path': the temporary file's path (str, with `path`'s suffixes)
-                ) -> Path: # `path`
-    "Write `path` all at once or not at all: a temporary file in the same folder, synced, renamed over `path`; a full disk raises `DiskFullError`"
-    if to not in ('file', 'path'): raise ValueError(f"atomic_write {path}: to must be 'file' or 'path', got {to!r}")
-    path = Path(path)
-    temporary = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        suffix = '.tmp' + (''.join(path.suffixes) if to == 'path' else '')
-        handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.{_HOST}.{os.getpid()}.', suffix=suffix, dir=path.parent)
-        if to == 'file':
-            with os.fdopen(handle, 'wb') as file:
-                write(file)
-                file.flush(); os.fsync(file.fileno())
-        else:
-            os.close(handle)
-            write(temporary)
-            with open(temporary, 'r+b') as file: os.fsync(file.fileno())
-        os.chmod(temporary, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
-        os.replace(temporary, path)
-    except BaseException as error:
-        free = _disk_full(error, path.parent) if isinstance(error, Exception) and path.parent.is_dir() else None   # while the temporary still takes its space
-        if temporary is not None and os.path.exists(temporary): os.unlink(temporary)
-        if free is not None: raise DiskFullError(path, free, short_error(error)) from None
-        raise
-    return path
-
-_TEMPORARY_NAME = re.compile(r'^\.(?P<target>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp(?:\.[^.]+)*$')
-
-def temporary_owner(path, # a file in a folder `atomic_write` writes to
-                   ) -> tuple[str, int]|None: # (host, process id) of the writer, or None when `path` is not one of its temporary files
-    "The host and process that were writing this temporary file of `atomic_write` (to clean up after killed runs)"
-    match = _TEMPORARY_NAME.match(Path(path).name)
-    return None if match is None else (match['host'], int(match['pid']))
-
-def atomic_write_bytes(path, # the file to write
-                       data:bytes, # its whole content
-                      ) -> Path:
-    "Write `data` to `path` atomically (see `atomic_write`)"
-    return atomic_write(path, lambda file: file.write(data))
-
-def atomic_write_text(path, # the file to write
-                      text:str, # its whole content
-                      encoding:str='utf-8', # text encoding (not the locale's)
-                     ) -> Path:
-    "Write `text` to `path` atomically (see `atomic_write`)"
-    return atomic_write_bytes(path, text.encode(encoding))
