@@ -23,9 +23,10 @@ from .files import (
 from .geometry import LPS_TO_RAS, affine_spacing, itk_affine
 
 # %% auto #0
-__all__ = ['HDF5_EXTENSIONS', 'MAX_VOXELS', 'VolumeError', 'Volume', 'VolumeHeader', 'file_stem', 'dwi_b_values', 'dwi_b_value',
-           'split_dataset_path', 'volume_format', 'read_bvals', 'itk_to_numpy', 'itk_warnings_off', 'combine_volumes',
-           'geometry_source', 'hdf5_volumes', 'check_voxels', 'read_volume', 'read_header', 'inspect_volume']
+__all__ = ['HDF5_EXTENSIONS', 'B_VALUE_KEYS', 'MAX_VOXELS', 'VolumeError', 'Volume', 'VolumeHeader', 'file_stem', 'dwi_b_values',
+           'dwi_b_value', 'split_dataset_path', 'volume_format', 'read_bvals', 'itk_to_numpy', 'itk_warnings_off',
+           'combine_volumes', 'geometry_source', 'affine_from', 'check_voxels', 'read_volume', 'read_header',
+           'inspect_volume']
 
 # %% ../nbs/00_io.ipynb #303ad9f9
 class VolumeError(ValueError):
@@ -267,7 +268,7 @@ def geometry_source(affine, # the affine given with the voxels, or None
     if spacing is not None: return 'spacing given with the voxels (axes along x, y, z, origin at 0)'
     return 'assumed: no affine or spacing given, 1 mm voxels along x, y, z at the origin'
 
-def _affine_from(path, affine, spacing) -> np.ndarray:
+def affine_from(path, affine, spacing) -> np.ndarray:
     "An affine given as a 4x4 matrix, or built from a spacing, or the identity"
     if affine is not None:
         affine = np.asarray(affine.detach().cpu() if hasattr(affine, 'detach') else affine, dtype=np.float64)
@@ -285,7 +286,7 @@ def _read_numpy(path:Path):
     except Exception as e: raise VolumeError(path, f'is not a readable .npy file ({short_error(e)})') from None
     side = _json_sidecar(path)
     meta = dict(format='numpy', dtype=str(data.dtype), geometry=geometry_source(side.get('affine'), side.get('spacing')))
-    return data, _affine_from(path, side.get('affine'), side.get('spacing')), meta, side.get('b_values', side.get('bvals'))
+    return data, affine_from(path, side.get('affine'), side.get('spacing')), meta, side.get('b_values', side.get('bvals'))
 
 def _check_torch_archive(path:Path):
     "VolumeError for a .pt zip archive with a compressed entry: `torch.save` stores every entry as it is, so a deflated one is forged (a zip bomb)"
@@ -304,7 +305,7 @@ def _load_torch(path:Path, mmap=False):
         if mmap: return _load_torch(path, mmap=False)
         raise VolumeError(path, f'is not a readable PyTorch file ({short_error(e)})') from None
 
-_DATA_KEYS, _B_KEYS = ('data', 'image', 'volume', 'array'), ('b_values', 'bvals')
+_DATA_KEYS, B_VALUE_KEYS = ('data', 'image', 'volume', 'array'), ('b_values', 'bvals')
 
 def _torch_content(path:Path, loaded):
     "The tensor and the dict (empty for a bare tensor) of a loaded .pt file"
@@ -326,9 +327,9 @@ def _read_torch(path:Path):
     meta = dict(format='torch', dtype=str(tensor.dtype).replace('torch.', ''), geometry=geometry_source(content.get('affine'), content.get('spacing')))
     if tensor.is_complex(): raise VolumeError(path, f'holds complex values ({tensor.dtype}); give a magnitude image (the absolute value)')
     data = tensor.detach().to(torch.float32).numpy()
-    b_values = next((content[k] for k in _B_KEYS if k in content), None)
+    b_values = next((content[k] for k in B_VALUE_KEYS if k in content), None)
     if b_values is not None: b_values = [float(b) for b in (b_values.tolist() if hasattr(b_values, 'tolist') else b_values)]
-    return data, _affine_from(path, content.get('affine'), content.get('spacing')), meta, b_values
+    return data, affine_from(path, content.get('affine'), content.get('spacing')), meta, b_values
 
 def _read_itk(path:Path):
     import SimpleITK as sitk
@@ -410,106 +411,6 @@ def _itk_information(path:Path) -> tuple:
     dtype = _check_dtype(path, sitk.GetArrayFromImage(sitk.Image([1] * reader.GetDimension(), reader.GetPixelID())).dtype)
     check_voxels(path, reader.GetSize())
     return reader, dtype
-
-# %% ../nbs/00_io.ipynb #b05ad3e4
-_GEOMETRY_KEYS = ('affine', 'spacing', 'origin', *_B_KEYS)
-
-def _open_hdf5(path:Path):
-    try: import h5py
-    except ImportError: raise VolumeError(path, 'needs h5py to be read (pip install "mri_dino[hdf5]")') from None
-    try: return h5py.File(path, 'r')
-    except OSError as e: raise VolumeError(path, f'is not a readable HDF5 file ({short_error(e)})') from None
-
-def _is_itk_image(group) -> bool:
-    "Whether an HDF5 group is one image of ITK's HDF5 format (`/ITKImage/0`: VoxelData, Spacing, Origin, Directions)"
-    import h5py
-    return isinstance(group, h5py.Group) and all(k in group for k in ('VoxelData', 'Spacing', 'Origin', 'Directions'))
-
-def hdf5_volumes(path, # an .h5/.hdf5 file
-                ) -> dict: # volume name -> its shape in (i, j, k[, n]) order
-    "The volumes an HDF5 file holds: its numeric 3D and 4D datasets, and its ITK images (by their group's name)"
-    import h5py
-    path = Path(path)
-    found = {}
-    with _open_hdf5(path) as file:
-        def visit(name, item):
-            if _is_itk_image(item): found[name] = tuple(int(s) for s in item['VoxelData'].shape[::-1])
-            elif isinstance(item, h5py.Dataset) and item.ndim in (3, 4) and item.dtype.kind in 'biuf' \
-                    and not any(name.startswith(f'{itk}/') for itk in found):
-                found[name] = tuple(int(s) for s in item.shape)
-        file.visititems(visit)
-    return found
-
-def _choose_hdf5_volume(path:Path, file, dataset:str|None) -> str:
-    "The name of the volume to read: `dataset` (a dataset or ITK image group, or its VoxelData), else the only or largest 3D one"
-    volumes = hdf5_volumes(path)
-    if dataset is not None:
-        name = dataset.strip('/')
-        if name.endswith('/VoxelData') and name[:-len('/VoxelData')] in volumes: name = name[:-len('/VoxelData')]
-        if name in volumes: return name
-        if name in file: raise VolumeError(path, f"its '{name}' is not a 3D or 4D array of numbers (volumes: {sorted(volumes) or 'none'})")
-        raise VolumeError(path, f"has no dataset '{name}' (volumes: {sorted(volumes) or 'none'})")
-    if not volumes: raise VolumeError(path, 'holds no 3D or 4D dataset of numbers')
-    three_d = {n: s for n, s in volumes.items() if len(s) == 3} or volumes
-    largest = max(math.prod(s) for s in three_d.values())
-    biggest = sorted(n for n, s in three_d.items() if math.prod(s) == largest)
-    if len(biggest) > 1: raise VolumeError(path, f'holds {len(biggest)} volumes of {largest} voxels ({biggest}); name one: dataset=NAME or {path.name}::NAME')
-    return biggest[0]
-
-def _hdf5_value(group, key):
-    "An attribute or a small dataset named `key` in a group or dataset (None when absent)"
-    import h5py
-    if key in group.attrs: return np.asarray(group.attrs[key])
-    if isinstance(group, h5py.Group) and key in group and isinstance(group[key], h5py.Dataset): return np.asarray(group[key][()])
-    return None
-
-def _hdf5_geometry(path:Path, file, name:str) -> tuple:
-    "(affine, b-values, stored shape, dtype) of one volume, from ITK's tags or from `affine`/`spacing`/`origin`/`b_values`"
-    if _is_itk_image(file[name]):
-        group = file[name]
-        directions = np.asarray(group['Directions'][()], dtype=np.float64)   # row n: the direction of axis n
-        affine = itk_affine(group['Origin'][()], group['Spacing'][()], directions.T)
-        voxels = group['VoxelData']
-        if voxels.ndim != len(group['Spacing'][()]): raise VolumeError(path, f"its ITK image '{name}' has {voxels.shape[-1]} components per voxel, expected 1")
-        return affine, None, tuple(int(s) for s in voxels.shape[::-1]), voxels.dtype
-    dataset = file[name]
-    places = [dataset]   # the dataset, then the groups around it up to the root
-    parent = dataset.parent
-    while True:
-        places.append(parent)
-        if parent.name == '/': break
-        parent = parent.parent
-    values = {}
-    for key in _GEOMETRY_KEYS:
-        values[key] = next((v for v in (_hdf5_value(p, key) for p in places) if v is not None), None)
-    affine = _affine_from(f'{path}::{name}', values['affine'], values['spacing'])
-    if values['affine'] is None and values['origin'] is not None:
-        origin = np.asarray(values['origin'], dtype=np.float64).ravel()
-        if origin.shape != (3,): raise VolumeError(path, f"its '{name}' has an origin of {origin.size} values, expected 3")
-        affine[:3, 3] = origin
-    b_values = next((values[k] for k in _B_KEYS if values[k] is not None), None)
-    return affine, None if b_values is None else [float(b) for b in np.ravel(b_values)], tuple(int(s) for s in dataset.shape), dataset.dtype
-
-def _read_hdf5(path:Path, dataset:str|None=None):
-    with _open_hdf5(path) as file:
-        name = _choose_hdf5_volume(path, file, dataset)
-        affine, b_values, shape, dtype = _hdf5_geometry(path, file, name)
-        check_voxels(path, shape)   # before h5py allocates the array (a compressed dataset can claim any size)
-        group = file[name]
-        try:
-            if _is_itk_image(group): data = np.asarray(group['VoxelData'][()]).transpose()   # ITK stores (k, j, i)
-            else: data = np.asarray(group[()])
-        except OSError as e: raise VolumeError(path, f"voxels of '{name}' cannot be read, truncated or corrupt ({short_error(e)})") from None
-    meta = dict(format='hdf5', dtype=str(dtype), dataset=name)
-    return data, affine, meta, b_values
-
-def _hdf5_header(path:Path, dataset:str|None=None) -> VolumeHeader:
-    with _open_hdf5(path) as file:
-        name = _choose_hdf5_volume(path, file, dataset)
-        affine, b_values, shape, dtype = _hdf5_geometry(path, file, name)
-    meta = dict(format='hdf5', dataset=name)
-    if b_values is not None: meta['b_values'] = b_values
-    return VolumeHeader(shape, affine, np.dtype(dtype), str(path), meta)
 
 # %% ../nbs/00_io.ipynb #fe39317d
 def _squeeze(shape:tuple, fmt:str) -> tuple:
@@ -601,7 +502,10 @@ def read_volume(path, # a .nii, .nii.gz, .npy, .pt, .h5/.hdf5 (`file.h5::dataset
         if indices is not None and len(indices) > 1: data = combine_volumes(data.reshape(shape)[..., indices], chosen)
         if chosen is not None: meta['b_value'] = int(chosen) if float(chosen).is_integer() else chosen
     else:
-        data, affine, meta, inside = _read_hdf5(path, dataset) if fmt == 'hdf5' else _READERS[fmt](path)
+        if fmt == 'hdf5':
+            from mri_dino.hdf5 import read_hdf5   # HDF5 is read by its own module, which imports this one
+            data, affine, meta, inside = read_hdf5(path, dataset)
+        else: data, affine, meta, inside = _READERS[fmt](path)
         shape = _check_shape(path, data.shape, fmt)
         data = data.reshape(shape)
         if len(shape) == 4:
@@ -628,16 +532,16 @@ def _numpy_header(path:Path) -> VolumeHeader:
     side = _json_sidecar(path)
     meta = dict(format='numpy', geometry=geometry_source(side.get('affine'), side.get('spacing')))
     if (b := side.get('b_values', side.get('bvals'))) is not None: meta['b_values'] = [float(v) for v in b]
-    return VolumeHeader(shape, _affine_from(path, side.get('affine'), side.get('spacing')), dtype, str(path), meta)
+    return VolumeHeader(shape, affine_from(path, side.get('affine'), side.get('spacing')), dtype, str(path), meta)
 
 def _torch_header(path:Path) -> VolumeHeader:
     tensor, content = _torch_content(path, _load_torch(path, mmap=True))
     meta = dict(format='torch', geometry=geometry_source(content.get('affine'), content.get('spacing')))
-    if (b := next((content[k] for k in _B_KEYS if k in content), None)) is not None:
+    if (b := next((content[k] for k in B_VALUE_KEYS if k in content), None)) is not None:
         meta['b_values'] = [float(v) for v in (b.tolist() if hasattr(b, 'tolist') else b)]
     try: dtype = np.dtype(str(tensor.dtype).replace('torch.', ''))
     except TypeError: dtype = tensor.dtype   # bfloat16 and other types numpy does not have
-    return VolumeHeader(tuple(tensor.shape), _affine_from(path, content.get('affine'), content.get('spacing')), dtype, str(path), meta)
+    return VolumeHeader(tuple(tensor.shape), affine_from(path, content.get('affine'), content.get('spacing')), dtype, str(path), meta)
 
 def _itk_header(path:Path) -> VolumeHeader:
     reader, dtype = _itk_information(path)
@@ -655,7 +559,9 @@ def read_header(path, # a volume file or DICOM series folder
     if fmt == 'dicom':
         from mri_dino.dicom import dicom_header   # DICOM is read by its own module, which imports this one
         header = dicom_header(path, series_uid)
-    elif fmt == 'hdf5': header = _hdf5_header(path, dataset or named)
+    elif fmt == 'hdf5':
+        from mri_dino.hdf5 import hdf5_header   # HDF5 is read by its own module, which imports this one
+        header = hdf5_header(path, dataset or named)
     else: header = dict(nifti=_nifti_header, numpy=_numpy_header, torch=_torch_header, itk=_itk_header)[fmt](path)
     shape = _check_shape(path, header.shape, fmt)
     if len(shape) == 4 and 'b_values' not in header.meta:
