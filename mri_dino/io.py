@@ -25,8 +25,8 @@ from .geometry import LPS_TO_RAS, affine_spacing, itk_affine
 # %% auto #0
 __all__ = ['HDF5_EXTENSIONS', 'B_VALUE_KEYS', 'MAX_VOXELS', 'VolumeError', 'Volume', 'VolumeHeader', 'file_stem', 'dwi_b_values',
            'dwi_b_value', 'split_dataset_path', 'volume_format', 'read_bvals', 'itk_to_numpy', 'itk_warnings_off',
-           'combine_volumes', 'geometry_source', 'affine_from', 'check_voxels', 'read_volume', 'read_header',
-           'inspect_volume']
+           'combine_volumes', 'byte_pieces', 'load_nifti', 'geometry_source', 'affine_from', 'numpy_layout',
+           'check_voxels', 'check_shape', 'choose_volumes', 'read_volume', 'read_header']
 
 # %% ../nbs/00_io.ipynb #303ad9f9
 class VolumeError(ValueError):
@@ -209,6 +209,18 @@ def _content_start(path:Path, count:int) -> bytes:
         if size >= count: break
     return b''.join(parts)[:count]
 
+def byte_pieces(path:Path, start:int, stop:int):
+    "Bytes `start` to `stop` of a file's content in pieces (decompressed for .gz, whose stream must end at `stop`, read to its end so that its CRC is checked)"
+    position = 0
+    for piece in _content_pieces(path):
+        begin, position = position, position + len(piece)
+        if position > stop:
+            if _is_gzip(path): raise VolumeError(path, _bomb_problem(stop))
+            piece = piece[:stop - begin]
+        if position > start: yield piece[max(start - begin, 0):]
+        if position >= stop and not _is_gzip(path): return
+    if position < stop: raise VolumeError(path, f'is truncated: it holds {position} bytes, its header announces {stop}')
+
 _NIFTI_HEADER_LIMIT = 2**24   # bytes a NIfTI header and its extensions may take before the voxels (16 MiB)
 
 def _nifti_layout(start:bytes) -> tuple|None:
@@ -219,7 +231,7 @@ def _nifti_layout(start:bytes) -> tuple|None:
         if size == 540 and len(start) >= 176: return size, struct.unpack(order + 'q', start[168:176])[0]
     return None
 
-def _load_nifti(path:Path):
+def load_nifti(path:Path):
     "The nibabel image of a NIfTI file made from its header and extensions only (at most 16 MiB are read): its `dataobj` gives the layout, not the voxels"
     import nibabel as nib
     start = _content_start(path, 544)
@@ -247,7 +259,7 @@ def _nifti_voxels(path:Path, image) -> np.ndarray:
 
 def _read_nifti(path:Path, volume_index=None):
     from nibabel.volumeutils import apply_read_scaling
-    image = _load_nifti(path)
+    image = load_nifti(path)
     meta = dict(format='nifti', dtype=str(image.get_data_dtype()))
     stored = _nifti_voxels(path, image).reshape(image.shape, order='F')   # NIfTI stores i fastest
     if volume_index is not None: stored = stored[..., volume_index]
@@ -281,7 +293,7 @@ def affine_from(path, affine, spacing) -> np.ndarray:
     return np.eye(4)
 
 def _read_numpy(path:Path):
-    _numpy_layout(path)   # voxel type, count and the file's size checked before numpy allocates anything
+    numpy_layout(path)   # voxel type, count and the file's size checked before numpy allocates anything
     try: data = np.load(path, allow_pickle=False)
     except Exception as e: raise VolumeError(path, f'is not a readable .npy file ({short_error(e)})') from None
     side = _json_sidecar(path)
@@ -377,7 +389,7 @@ def _check_size(path:Path, fmt:str, needed:int):
     else: size = path.stat().st_size
     if size < needed: raise VolumeError(path, f'is truncated: it holds {size} bytes, its header announces {needed}')
 
-def _numpy_layout(path:Path) -> tuple:
+def numpy_layout(path:Path) -> tuple:
     "(shape, dtype, offset of the data) from a .npy file's header, checked against the file's size"
     try:
         with open(path, 'rb') as f:
@@ -435,7 +447,7 @@ def _check_dtype(path, dtype) -> np.dtype:
     if dtype.kind not in 'biuf': raise VolumeError(path, f'holds {dtype} values, not real numbers')
     return dtype
 
-def _check_shape(path, shape:tuple, fmt:str) -> tuple:
+def check_shape(path, shape:tuple, fmt:str) -> tuple:
     "The squeezed shape, checked: 3 or 4 dimensions, no empty axis, at most `MAX_VOXELS` voxels"
     squeezed = _squeeze(shape, fmt)
     if any(s == 0 for s in shape): raise VolumeError(path, f'is empty (shape {tuple(shape)})')
@@ -452,7 +464,7 @@ def _b_values_for(path:Path, n_volumes:int, inside) -> list|None:
     from_name = dwi_b_values(path.name)
     return [float(v) for v in from_name] if len(from_name) == n_volumes else None
 
-def _choose_volumes(path:Path, b_values, b_value, volume) -> tuple:
+def choose_volumes(path:Path, b_values, b_value, volume) -> tuple:
     "Indices of the volumes to keep and their b-value"
     if volume is not None: return [int(volume)], (b_values[int(volume)] if b_values else None)
     if b_values is None: return None, None
@@ -491,12 +503,12 @@ def read_volume(path, # a .nii, .nii.gz, .npy, .pt, .h5/.hdf5 (`file.h5::dataset
         from mri_dino.dicom import read_dicom   # DICOM is read by its own module, which imports this one
         data, affine, meta, _ = read_dicom(path, series_uid, b_value)
     elif fmt == 'nifti':
-        image = _load_nifti(path)
+        image = load_nifti(path)
         _check_nifti(path, image)   # voxel type, count and the file's size checked before any voxel is read
-        shape = _check_shape(path, image.shape, fmt)
+        shape = check_shape(path, image.shape, fmt)
         indices, chosen = None, None
         if len(shape) == 4:
-            indices, chosen = _choose_volumes(path, _b_values_for(path, shape[3], None), b_value, volume)
+            indices, chosen = choose_volumes(path, _b_values_for(path, shape[3], None), b_value, volume)
             if indices is None: raise VolumeError(path, f'is 4D with {shape[3]} volumes and no b-values (no .bval sidecar, none in the name); pass volume= to pick one')
         data, affine, meta, _ = _read_nifti(path, indices[0] if indices is not None and len(indices) == 1 else None)
         if indices is not None and len(indices) > 1: data = combine_volumes(data.reshape(shape)[..., indices], chosen)
@@ -506,16 +518,16 @@ def read_volume(path, # a .nii, .nii.gz, .npy, .pt, .h5/.hdf5 (`file.h5::dataset
             from mri_dino.hdf5 import read_hdf5   # HDF5 is read by its own module, which imports this one
             data, affine, meta, inside = read_hdf5(path, dataset)
         else: data, affine, meta, inside = _READERS[fmt](path)
-        shape = _check_shape(path, data.shape, fmt)
+        shape = check_shape(path, data.shape, fmt)
         data = data.reshape(shape)
         if len(shape) == 4:
             b_values = _b_values_for(path, shape[3], inside)
-            indices, chosen = _choose_volumes(path, b_values, b_value, volume)
+            indices, chosen = choose_volumes(path, b_values, b_value, volume)
             if indices is None: raise VolumeError(path, f'is 4D with {shape[3]} volumes and no b-values (no .bval sidecar, none in the file or its name); pass volume= to pick one')
             data = combine_volumes(data[..., indices], chosen)
             if chosen is not None: meta['b_value'] = int(chosen) if float(chosen).is_integer() else chosen
     data = np.asarray(data, dtype=np.float32)
-    if data.ndim != 3: data = data.reshape(_check_shape(path, data.shape, fmt))
+    if data.ndim != 3: data = data.reshape(check_shape(path, data.shape, fmt))
     if data.size == 0: raise VolumeError(path, f'is empty (shape {data.shape})')
     if 'b_value' not in meta and (b := dwi_b_value(path.name)) is not None: meta['b_value'] = b
     data = _finite(path, data, non_finite, meta)
@@ -523,12 +535,12 @@ def read_volume(path, # a .nii, .nii.gz, .npy, .pt, .h5/.hdf5 (`file.h5::dataset
 
 # %% ../nbs/00_io.ipynb #27574330
 def _nifti_header(path:Path) -> VolumeHeader:
-    image = _load_nifti(path)
+    image = load_nifti(path)
     dtype = _check_nifti(path, image)
     return VolumeHeader(tuple(int(s) for s in image.shape), np.asarray(image.affine, dtype=np.float64), dtype, str(path), dict(format='nifti'))
 
 def _numpy_header(path:Path) -> VolumeHeader:
-    shape, dtype, _ = _numpy_layout(path)
+    shape, dtype, _ = numpy_layout(path)
     side = _json_sidecar(path)
     meta = dict(format='numpy', geometry=geometry_source(side.get('affine'), side.get('spacing')))
     if (b := side.get('b_values', side.get('bvals'))) is not None: meta['b_values'] = [float(v) for v in b]
@@ -563,79 +575,10 @@ def read_header(path, # a volume file or DICOM series folder
         from mri_dino.hdf5 import hdf5_header   # HDF5 is read by its own module, which imports this one
         header = hdf5_header(path, dataset or named)
     else: header = dict(nifti=_nifti_header, numpy=_numpy_header, torch=_torch_header, itk=_itk_header)[fmt](path)
-    shape = _check_shape(path, header.shape, fmt)
+    shape = check_shape(path, header.shape, fmt)
     if len(shape) == 4 and 'b_values' not in header.meta:
         try:
             b_values = _b_values_for(path, shape[3], None)
             if b_values is not None: header.meta['b_values'] = b_values
         except VolumeError: pass
-    return header
-
-# %% ../nbs/00_io.ipynb #6b701a9a
-def _byte_pieces(path:Path, start:int, stop:int):
-    "Bytes `start` to `stop` of a file's content in pieces (decompressed for .gz, whose stream must end at `stop`, read to its end so that its CRC is checked)"
-    position = 0
-    for piece in _content_pieces(path):
-        begin, position = position, position + len(piece)
-        if position > stop:
-            if _is_gzip(path): raise VolumeError(path, _bomb_problem(stop))
-            piece = piece[:stop - begin]
-        if position > start: yield piece[max(start - begin, 0):]
-        if position >= stop and not _is_gzip(path): return
-    if position < stop: raise VolumeError(path, f'is truncated: it holds {position} bytes, its header announces {stop}')
-
-def _value_pieces(pieces, dtype:np.dtype):
-    "1-D arrays of `dtype` from pieces of bytes (a value cut between two pieces is joined)"
-    carry = b''
-    for piece in pieces:
-        if carry: piece = carry + piece
-        whole = len(piece) - len(piece) % dtype.itemsize
-        carry = piece[whole:]
-        if whole: yield np.frombuffer(piece, dtype=dtype, count=whole // dtype.itemsize)
-
-def _stats(pieces, slope:float=1.0, inter:float=0.0) -> dict:
-    "min, max (scaled) and the number of non-finite voxels of a stored array given in pieces (1-D arrays)"
-    low, high, non_finite = math.inf, -math.inf, 0
-    for raw in pieces:
-        values = raw
-        if raw.dtype.kind == 'f':
-            finite = np.isfinite(raw)
-            bad = int(raw.size - np.count_nonzero(finite))
-            if bad: non_finite, values = non_finite + bad, raw[finite]
-        if values.size: low, high = min(low, float(values.min())), max(high, float(values.max()))
-    if low > high: return dict(min=math.nan, max=math.nan, non_finite=non_finite)
-    low, high = low * slope + inter, high * slope + inter
-    return dict(min=min(low, high), max=max(low, high), non_finite=non_finite)
-
-def _stored_stats(path:Path, dtype:np.dtype, offset:int, count:int, slope:float=1.0, inter:float=0.0) -> dict:
-    "`_stats` of the `count` values of `dtype` stored at `offset` in a file, read piece by piece (never the whole volume in memory)"
-    return _stats(_value_pieces(_byte_pieces(path, offset, offset + count * dtype.itemsize), dtype), slope, inter)
-
-def inspect_volume(path, # a volume file or DICOM series folder
-                   voxels:bool=True, # also read the voxels (min, max, non-finite count); False: the header only
-                   b_value:int|str='highest', # for 4D files: the b-value that `read_volume` would keep
-                  ) -> VolumeHeader:
-    "The header of `path`, checked as `read_volume` would check it, with voxel statistics in `meta` when `voxels`"
-    path = Path(path)
-    header = read_header(path)
-    fmt = header.meta['format']
-    shape = _check_shape(path, header.shape, fmt)
-    if len(shape) == 4 and fmt != 'dicom':
-        b_values = header.meta.get('b_values')
-        if b_values is None: raise VolumeError(path, f'is 4D with {shape[3]} volumes and no b-values (no .bval sidecar, none in the file or its name)')
-        _choose_volumes(path, b_values, b_value, None)
-    if not voxels: return header
-    if fmt == 'nifti':
-        image = _load_nifti(path)
-        slope, inter = image.dataobj.slope, image.dataobj.inter
-        if not (math.isfinite(slope) and math.isfinite(inter)): raise VolumeError(path, f'has a non-finite scaling (slope {slope}, intercept {inter})')
-        header.meta.update(_stored_stats(path, header.dtype, int(image.dataobj.offset), math.prod(header.shape), slope, inter))
-    elif fmt == 'numpy':
-        _, dtype, offset = _numpy_layout(path)
-        header.meta.update(_stored_stats(path, dtype, offset, math.prod(header.shape)))
-    else:
-        volume = read_volume(path, non_finite='zero', b_value=b_value)
-        stats = _stats([volume.data.reshape(-1)])
-        stats['non_finite'] = volume.meta['non_finite_voxels']
-        header.meta.update(stats)
     return header
