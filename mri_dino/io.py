@@ -7,29 +7,26 @@ Docs: https://mri-dino.github.io/mri_dino/io.html.md"""
 # %% ../nbs/00_io.ipynb #8f0af2e6
 from __future__ import annotations
 
-import errno
 import json
-import locale
 import math
 import os
 import re
-import socket
 import struct
-import tempfile
 import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from .files import (
+    DiskFullError, atomic_write, atomic_write_bytes, atomic_write_text, keep_locale, short_error, temporary_owner)
+from .geometry import LPS_TO_RAS, affine_spacing, itk_affine
+
 # %% auto #0
-__all__ = ['HDF5_EXTENSIONS', 'LPS_TO_RAS', 'MAX_VOXELS', 'VolumeError', 'affine_spacing', 'Volume', 'VolumeHeader',
-           'dwi_b_values', 'dwi_b_value', 'split_dataset_path', 'volume_format', 'read_bvals', 'itk_affine',
-           'itk_to_numpy', 'keep_locale', 'itk_warnings_off', 'combine_volumes', 'short_error', 'geometry_source',
-           'hdf5_volumes', 'check_voxels', 'read_volume', 'read_header', 'inspect_volume', 'DiskFullError',
-           'atomic_write', 'temporary_owner', 'atomic_write_bytes', 'atomic_write_text']
+__all__ = ['HDF5_EXTENSIONS', 'B_VALUE_KEYS', 'MAX_VOXELS', 'VolumeError', 'Volume', 'VolumeHeader', 'file_stem', 'dwi_b_values',
+           'dwi_b_value', 'split_dataset_path', 'volume_format', 'read_bvals', 'itk_to_numpy', 'itk_warnings_off',
+           'combine_volumes', 'byte_pieces', 'load_nifti', 'geometry_source', 'affine_from', 'numpy_layout',
+           'check_voxels', 'check_shape', 'choose_volumes', 'read_volume', 'read_header']
 
 # %% ../nbs/00_io.ipynb #303ad9f9
 class VolumeError(ValueError):
@@ -42,11 +39,6 @@ class VolumeError(ValueError):
         super().__init__(f"{path}: {problem}")
 
 # %% ../nbs/00_io.ipynb #eb603afb
-def affine_spacing(affine:np.ndarray, # 4x4 voxel-to-world matrix
-                  ) -> tuple: # voxel size along i, j, k in millimetres
-    "The voxel spacing of an affine: the lengths of its first three columns"
-    return tuple(float(s) for s in np.sqrt((np.asarray(affine, dtype=np.float64)[:3, :3] ** 2).sum(0)))
-
 @dataclass(repr=False)
 class Volume:
     "A 3D image: float32 voxels in the file's order (i, j, k) and the voxel-to-world affine (RAS+, mm)"
@@ -80,7 +72,7 @@ class VolumeHeader:
 _EXTENSIONS = ('.nii.gz', '.nii', '.npy', '.pt', '.pth', '.dcm', '.nrrd', '.nhdr', '.mha', '.mhd', '.h5', '.hdf5', '.bval', '.bvals', '.json', '.gz')
 _DIFFUSION_WORDS = {'dwi', 'dw', 'diff', 'diffusion', 'trace', 'tracew'}
 
-def _stem(name:str) -> str:
+def file_stem(name:str) -> str:
     "The file name without its directory and volume extensions"
     name = Path(str(name)).name
     for ext in _EXTENSIONS:
@@ -91,7 +83,7 @@ def dwi_b_values(name:str, # a file or folder name (extensions and directories a
                 ) -> list: # the b-values the name spells, in order (empty when none)
     "Every b-value written in a DWI file name"
     values, in_run = [], False
-    for word in re.split(r'[^a-z0-9]+', _stem(name).lower()):
+    for word in re.split(r'[^a-z0-9]+', file_stem(name).lower()):
         if m := re.fullmatch(r'b(\d{1,5})', word): values.append(int(m[1])); in_run = True
         elif m := re.fullmatch(r'(?:dwi|dw|diff|trace)(\d{1,5})', word): values.append(int(m[1])); in_run = True
         elif word in _DIFFUSION_WORDS: in_run = True
@@ -137,7 +129,7 @@ def volume_format(path, # a file or DICOM folder
 def _sidecar(path:Path, suffixes) -> Path|None:
     "The first existing file next to `path` with the same stem and one of `suffixes`"
     for suffix in suffixes:
-        candidate = path.with_name(_stem(path.name) + suffix)
+        candidate = path.with_name(file_stem(path.name) + suffix)
         if candidate.exists(): return candidate
     return None
 
@@ -150,17 +142,6 @@ def read_bvals(path, # a volume file; its FSL sidecar is NAME.bval (or NAME.bval
     except (OSError, ValueError) as e: raise VolumeError(sidecar, f'is not an FSL b-value file ({e})') from None
 
 # %% ../nbs/00_io.ipynb #81065a40
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-def itk_affine(origin, spacing, direction) -> np.ndarray:
-    "The RAS+ affine (4x4) of an ITK image given its (LPS+) origin, spacing and direction cosines"
-    dimension = len(origin)
-    direction = np.asarray(direction, dtype=np.float64).reshape(dimension, dimension)[:3, :3]
-    affine = np.eye(4)
-    affine[:3, :3] = direction * np.asarray(spacing, dtype=np.float64)[:3]
-    affine[:3, 3] = np.asarray(origin, dtype=np.float64)[:3]
-    return LPS_TO_RAS @ affine
-
 def itk_to_numpy(image) -> np.ndarray:
     "SimpleITK image to an array in ITK index order (i, j, k[, t])"
     import SimpleITK as sitk
@@ -169,14 +150,6 @@ def itk_to_numpy(image) -> np.ndarray:
     return np.array(array.transpose(tuple(range(array.ndim))[::-1]))
 
 # %% ../nbs/00_io.ipynb #2c11ed77
-@contextmanager
-def keep_locale():
-    "Put the process locale back after calls into SimpleITK: GDCM sets the C locale while it writes DICOM, which turns Python's default text encoding into ASCII for the rest of the process."
-    saved = locale.setlocale(locale.LC_ALL)
-    try: yield
-    finally:
-        if locale.setlocale(locale.LC_ALL) != saved: locale.setlocale(locale.LC_ALL, saved)
-
 def itk_warnings_off():
     "Silence SimpleITK's warnings (they go to stderr, outside Python's control)"
     import SimpleITK as sitk
@@ -191,11 +164,6 @@ def combine_volumes(volumes:np.ndarray, b:float) -> np.ndarray:
     return volumes.mean(-1, dtype=np.float64).astype(np.float32)
 
 # %% ../nbs/00_io.ipynb #cb9d79f8
-def short_error(error:Exception) -> str:
-    "An exception in one line: its type and the last line of its message"
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[-1] if text else ''}".rstrip(': ')
-
 def _check_not_empty(path:Path):
     if not path.exists(): raise VolumeError(path, 'does not exist')
     if path.is_file() and path.stat().st_size == 0: raise VolumeError(path, 'is empty (0 bytes)')
@@ -241,6 +209,18 @@ def _content_start(path:Path, count:int) -> bytes:
         if size >= count: break
     return b''.join(parts)[:count]
 
+def byte_pieces(path:Path, start:int, stop:int):
+    "Bytes `start` to `stop` of a file's content in pieces (decompressed for .gz, whose stream must end at `stop`, read to its end so that its CRC is checked)"
+    position = 0
+    for piece in _content_pieces(path):
+        begin, position = position, position + len(piece)
+        if position > stop:
+            if _is_gzip(path): raise VolumeError(path, _bomb_problem(stop))
+            piece = piece[:stop - begin]
+        if position > start: yield piece[max(start - begin, 0):]
+        if position >= stop and not _is_gzip(path): return
+    if position < stop: raise VolumeError(path, f'is truncated: it holds {position} bytes, its header announces {stop}')
+
 _NIFTI_HEADER_LIMIT = 2**24   # bytes a NIfTI header and its extensions may take before the voxels (16 MiB)
 
 def _nifti_layout(start:bytes) -> tuple|None:
@@ -251,7 +231,7 @@ def _nifti_layout(start:bytes) -> tuple|None:
         if size == 540 and len(start) >= 176: return size, struct.unpack(order + 'q', start[168:176])[0]
     return None
 
-def _load_nifti(path:Path):
+def load_nifti(path:Path):
     "The nibabel image of a NIfTI file made from its header and extensions only (at most 16 MiB are read): its `dataobj` gives the layout, not the voxels"
     import nibabel as nib
     start = _content_start(path, 544)
@@ -279,7 +259,7 @@ def _nifti_voxels(path:Path, image) -> np.ndarray:
 
 def _read_nifti(path:Path, volume_index=None):
     from nibabel.volumeutils import apply_read_scaling
-    image = _load_nifti(path)
+    image = load_nifti(path)
     meta = dict(format='nifti', dtype=str(image.get_data_dtype()))
     stored = _nifti_voxels(path, image).reshape(image.shape, order='F')   # NIfTI stores i fastest
     if volume_index is not None: stored = stored[..., volume_index]
@@ -300,7 +280,7 @@ def geometry_source(affine, # the affine given with the voxels, or None
     if spacing is not None: return 'spacing given with the voxels (axes along x, y, z, origin at 0)'
     return 'assumed: no affine or spacing given, 1 mm voxels along x, y, z at the origin'
 
-def _affine_from(path, affine, spacing) -> np.ndarray:
+def affine_from(path, affine, spacing) -> np.ndarray:
     "An affine given as a 4x4 matrix, or built from a spacing, or the identity"
     if affine is not None:
         affine = np.asarray(affine.detach().cpu() if hasattr(affine, 'detach') else affine, dtype=np.float64)
@@ -313,12 +293,12 @@ def _affine_from(path, affine, spacing) -> np.ndarray:
     return np.eye(4)
 
 def _read_numpy(path:Path):
-    _numpy_layout(path)   # voxel type, count and the file's size checked before numpy allocates anything
+    numpy_layout(path)   # voxel type, count and the file's size checked before numpy allocates anything
     try: data = np.load(path, allow_pickle=False)
     except Exception as e: raise VolumeError(path, f'is not a readable .npy file ({short_error(e)})') from None
     side = _json_sidecar(path)
     meta = dict(format='numpy', dtype=str(data.dtype), geometry=geometry_source(side.get('affine'), side.get('spacing')))
-    return data, _affine_from(path, side.get('affine'), side.get('spacing')), meta, side.get('b_values', side.get('bvals'))
+    return data, affine_from(path, side.get('affine'), side.get('spacing')), meta, side.get('b_values', side.get('bvals'))
 
 def _check_torch_archive(path:Path):
     "VolumeError for a .pt zip archive with a compressed entry: `torch.save` stores every entry as it is, so a deflated one is forged (a zip bomb)"
@@ -337,7 +317,7 @@ def _load_torch(path:Path, mmap=False):
         if mmap: return _load_torch(path, mmap=False)
         raise VolumeError(path, f'is not a readable PyTorch file ({short_error(e)})') from None
 
-_DATA_KEYS, _B_KEYS = ('data', 'image', 'volume', 'array'), ('b_values', 'bvals')
+_DATA_KEYS, B_VALUE_KEYS = ('data', 'image', 'volume', 'array'), ('b_values', 'bvals')
 
 def _torch_content(path:Path, loaded):
     "The tensor and the dict (empty for a bare tensor) of a loaded .pt file"
@@ -359,9 +339,9 @@ def _read_torch(path:Path):
     meta = dict(format='torch', dtype=str(tensor.dtype).replace('torch.', ''), geometry=geometry_source(content.get('affine'), content.get('spacing')))
     if tensor.is_complex(): raise VolumeError(path, f'holds complex values ({tensor.dtype}); give a magnitude image (the absolute value)')
     data = tensor.detach().to(torch.float32).numpy()
-    b_values = next((content[k] for k in _B_KEYS if k in content), None)
+    b_values = next((content[k] for k in B_VALUE_KEYS if k in content), None)
     if b_values is not None: b_values = [float(b) for b in (b_values.tolist() if hasattr(b_values, 'tolist') else b_values)]
-    return data, _affine_from(path, content.get('affine'), content.get('spacing')), meta, b_values
+    return data, affine_from(path, content.get('affine'), content.get('spacing')), meta, b_values
 
 def _read_itk(path:Path):
     import SimpleITK as sitk
@@ -409,7 +389,7 @@ def _check_size(path:Path, fmt:str, needed:int):
     else: size = path.stat().st_size
     if size < needed: raise VolumeError(path, f'is truncated: it holds {size} bytes, its header announces {needed}')
 
-def _numpy_layout(path:Path) -> tuple:
+def numpy_layout(path:Path) -> tuple:
     "(shape, dtype, offset of the data) from a .npy file's header, checked against the file's size"
     try:
         with open(path, 'rb') as f:
@@ -444,106 +424,6 @@ def _itk_information(path:Path) -> tuple:
     check_voxels(path, reader.GetSize())
     return reader, dtype
 
-# %% ../nbs/00_io.ipynb #b05ad3e4
-_GEOMETRY_KEYS = ('affine', 'spacing', 'origin', *_B_KEYS)
-
-def _open_hdf5(path:Path):
-    try: import h5py
-    except ImportError: raise VolumeError(path, 'needs h5py to be read (pip install "mri_dino[hdf5]")') from None
-    try: return h5py.File(path, 'r')
-    except OSError as e: raise VolumeError(path, f'is not a readable HDF5 file ({short_error(e)})') from None
-
-def _is_itk_image(group) -> bool:
-    "Whether an HDF5 group is one image of ITK's HDF5 format (`/ITKImage/0`: VoxelData, Spacing, Origin, Directions)"
-    import h5py
-    return isinstance(group, h5py.Group) and all(k in group for k in ('VoxelData', 'Spacing', 'Origin', 'Directions'))
-
-def hdf5_volumes(path, # an .h5/.hdf5 file
-                ) -> dict: # volume name -> its shape in (i, j, k[, n]) order
-    "The volumes an HDF5 file holds: its numeric 3D and 4D datasets, and its ITK images (by their group's name)"
-    import h5py
-    path = Path(path)
-    found = {}
-    with _open_hdf5(path) as file:
-        def visit(name, item):
-            if _is_itk_image(item): found[name] = tuple(int(s) for s in item['VoxelData'].shape[::-1])
-            elif isinstance(item, h5py.Dataset) and item.ndim in (3, 4) and item.dtype.kind in 'biuf' \
-                    and not any(name.startswith(f'{itk}/') for itk in found):
-                found[name] = tuple(int(s) for s in item.shape)
-        file.visititems(visit)
-    return found
-
-def _choose_hdf5_volume(path:Path, file, dataset:str|None) -> str:
-    "The name of the volume to read: `dataset` (a dataset or ITK image group, or its VoxelData), else the only or largest 3D one"
-    volumes = hdf5_volumes(path)
-    if dataset is not None:
-        name = dataset.strip('/')
-        if name.endswith('/VoxelData') and name[:-len('/VoxelData')] in volumes: name = name[:-len('/VoxelData')]
-        if name in volumes: return name
-        if name in file: raise VolumeError(path, f"its '{name}' is not a 3D or 4D array of numbers (volumes: {sorted(volumes) or 'none'})")
-        raise VolumeError(path, f"has no dataset '{name}' (volumes: {sorted(volumes) or 'none'})")
-    if not volumes: raise VolumeError(path, 'holds no 3D or 4D dataset of numbers')
-    three_d = {n: s for n, s in volumes.items() if len(s) == 3} or volumes
-    largest = max(math.prod(s) for s in three_d.values())
-    biggest = sorted(n for n, s in three_d.items() if math.prod(s) == largest)
-    if len(biggest) > 1: raise VolumeError(path, f'holds {len(biggest)} volumes of {largest} voxels ({biggest}); name one: dataset=NAME or {path.name}::NAME')
-    return biggest[0]
-
-def _hdf5_value(group, key):
-    "An attribute or a small dataset named `key` in a group or dataset (None when absent)"
-    import h5py
-    if key in group.attrs: return np.asarray(group.attrs[key])
-    if isinstance(group, h5py.Group) and key in group and isinstance(group[key], h5py.Dataset): return np.asarray(group[key][()])
-    return None
-
-def _hdf5_geometry(path:Path, file, name:str) -> tuple:
-    "(affine, b-values, stored shape, dtype) of one volume, from ITK's tags or from `affine`/`spacing`/`origin`/`b_values`"
-    if _is_itk_image(file[name]):
-        group = file[name]
-        directions = np.asarray(group['Directions'][()], dtype=np.float64)   # row n: the direction of axis n
-        affine = itk_affine(group['Origin'][()], group['Spacing'][()], directions.T)
-        voxels = group['VoxelData']
-        if voxels.ndim != len(group['Spacing'][()]): raise VolumeError(path, f"its ITK image '{name}' has {voxels.shape[-1]} components per voxel, expected 1")
-        return affine, None, tuple(int(s) for s in voxels.shape[::-1]), voxels.dtype
-    dataset = file[name]
-    places = [dataset]   # the dataset, then the groups around it up to the root
-    parent = dataset.parent
-    while True:
-        places.append(parent)
-        if parent.name == '/': break
-        parent = parent.parent
-    values = {}
-    for key in _GEOMETRY_KEYS:
-        values[key] = next((v for v in (_hdf5_value(p, key) for p in places) if v is not None), None)
-    affine = _affine_from(f'{path}::{name}', values['affine'], values['spacing'])
-    if values['affine'] is None and values['origin'] is not None:
-        origin = np.asarray(values['origin'], dtype=np.float64).ravel()
-        if origin.shape != (3,): raise VolumeError(path, f"its '{name}' has an origin of {origin.size} values, expected 3")
-        affine[:3, 3] = origin
-    b_values = next((values[k] for k in _B_KEYS if values[k] is not None), None)
-    return affine, None if b_values is None else [float(b) for b in np.ravel(b_values)], tuple(int(s) for s in dataset.shape), dataset.dtype
-
-def _read_hdf5(path:Path, dataset:str|None=None):
-    with _open_hdf5(path) as file:
-        name = _choose_hdf5_volume(path, file, dataset)
-        affine, b_values, shape, dtype = _hdf5_geometry(path, file, name)
-        check_voxels(path, shape)   # before h5py allocates the array (a compressed dataset can claim any size)
-        group = file[name]
-        try:
-            if _is_itk_image(group): data = np.asarray(group['VoxelData'][()]).transpose()   # ITK stores (k, j, i)
-            else: data = np.asarray(group[()])
-        except OSError as e: raise VolumeError(path, f"voxels of '{name}' cannot be read, truncated or corrupt ({short_error(e)})") from None
-    meta = dict(format='hdf5', dtype=str(dtype), dataset=name)
-    return data, affine, meta, b_values
-
-def _hdf5_header(path:Path, dataset:str|None=None) -> VolumeHeader:
-    with _open_hdf5(path) as file:
-        name = _choose_hdf5_volume(path, file, dataset)
-        affine, b_values, shape, dtype = _hdf5_geometry(path, file, name)
-    meta = dict(format='hdf5', dataset=name)
-    if b_values is not None: meta['b_values'] = b_values
-    return VolumeHeader(shape, affine, np.dtype(dtype), str(path), meta)
-
 # %% ../nbs/00_io.ipynb #fe39317d
 def _squeeze(shape:tuple, fmt:str) -> tuple:
     "The shape without trailing singleton axes beyond the third (and a leading channel of one in arrays)"
@@ -567,7 +447,7 @@ def _check_dtype(path, dtype) -> np.dtype:
     if dtype.kind not in 'biuf': raise VolumeError(path, f'holds {dtype} values, not real numbers')
     return dtype
 
-def _check_shape(path, shape:tuple, fmt:str) -> tuple:
+def check_shape(path, shape:tuple, fmt:str) -> tuple:
     "The squeezed shape, checked: 3 or 4 dimensions, no empty axis, at most `MAX_VOXELS` voxels"
     squeezed = _squeeze(shape, fmt)
     if any(s == 0 for s in shape): raise VolumeError(path, f'is empty (shape {tuple(shape)})')
@@ -584,7 +464,7 @@ def _b_values_for(path:Path, n_volumes:int, inside) -> list|None:
     from_name = dwi_b_values(path.name)
     return [float(v) for v in from_name] if len(from_name) == n_volumes else None
 
-def _choose_volumes(path:Path, b_values, b_value, volume) -> tuple:
+def choose_volumes(path:Path, b_values, b_value, volume) -> tuple:
     "Indices of the volumes to keep and their b-value"
     if volume is not None: return [int(volume)], (b_values[int(volume)] if b_values else None)
     if b_values is None: return None, None
@@ -623,28 +503,31 @@ def read_volume(path, # a .nii, .nii.gz, .npy, .pt, .h5/.hdf5 (`file.h5::dataset
         from mri_dino.dicom import read_dicom   # DICOM is read by its own module, which imports this one
         data, affine, meta, _ = read_dicom(path, series_uid, b_value)
     elif fmt == 'nifti':
-        image = _load_nifti(path)
+        image = load_nifti(path)
         _check_nifti(path, image)   # voxel type, count and the file's size checked before any voxel is read
-        shape = _check_shape(path, image.shape, fmt)
+        shape = check_shape(path, image.shape, fmt)
         indices, chosen = None, None
         if len(shape) == 4:
-            indices, chosen = _choose_volumes(path, _b_values_for(path, shape[3], None), b_value, volume)
+            indices, chosen = choose_volumes(path, _b_values_for(path, shape[3], None), b_value, volume)
             if indices is None: raise VolumeError(path, f'is 4D with {shape[3]} volumes and no b-values (no .bval sidecar, none in the name); pass volume= to pick one')
         data, affine, meta, _ = _read_nifti(path, indices[0] if indices is not None and len(indices) == 1 else None)
         if indices is not None and len(indices) > 1: data = combine_volumes(data.reshape(shape)[..., indices], chosen)
         if chosen is not None: meta['b_value'] = int(chosen) if float(chosen).is_integer() else chosen
     else:
-        data, affine, meta, inside = _read_hdf5(path, dataset) if fmt == 'hdf5' else _READERS[fmt](path)
-        shape = _check_shape(path, data.shape, fmt)
+        if fmt == 'hdf5':
+            from mri_dino.hdf5 import read_hdf5   # HDF5 is read by its own module, which imports this one
+            data, affine, meta, inside = read_hdf5(path, dataset)
+        else: data, affine, meta, inside = _READERS[fmt](path)
+        shape = check_shape(path, data.shape, fmt)
         data = data.reshape(shape)
         if len(shape) == 4:
             b_values = _b_values_for(path, shape[3], inside)
-            indices, chosen = _choose_volumes(path, b_values, b_value, volume)
+            indices, chosen = choose_volumes(path, b_values, b_value, volume)
             if indices is None: raise VolumeError(path, f'is 4D with {shape[3]} volumes and no b-values (no .bval sidecar, none in the file or its name); pass volume= to pick one')
             data = combine_volumes(data[..., indices], chosen)
             if chosen is not None: meta['b_value'] = int(chosen) if float(chosen).is_integer() else chosen
     data = np.asarray(data, dtype=np.float32)
-    if data.ndim != 3: data = data.reshape(_check_shape(path, data.shape, fmt))
+    if data.ndim != 3: data = data.reshape(check_shape(path, data.shape, fmt))
     if data.size == 0: raise VolumeError(path, f'is empty (shape {data.shape})')
     if 'b_value' not in meta and (b := dwi_b_value(path.name)) is not None: meta['b_value'] = b
     data = _finite(path, data, non_finite, meta)
@@ -652,25 +535,25 @@ def read_volume(path, # a .nii, .nii.gz, .npy, .pt, .h5/.hdf5 (`file.h5::dataset
 
 # %% ../nbs/00_io.ipynb #27574330
 def _nifti_header(path:Path) -> VolumeHeader:
-    image = _load_nifti(path)
+    image = load_nifti(path)
     dtype = _check_nifti(path, image)
     return VolumeHeader(tuple(int(s) for s in image.shape), np.asarray(image.affine, dtype=np.float64), dtype, str(path), dict(format='nifti'))
 
 def _numpy_header(path:Path) -> VolumeHeader:
-    shape, dtype, _ = _numpy_layout(path)
+    shape, dtype, _ = numpy_layout(path)
     side = _json_sidecar(path)
     meta = dict(format='numpy', geometry=geometry_source(side.get('affine'), side.get('spacing')))
     if (b := side.get('b_values', side.get('bvals'))) is not None: meta['b_values'] = [float(v) for v in b]
-    return VolumeHeader(shape, _affine_from(path, side.get('affine'), side.get('spacing')), dtype, str(path), meta)
+    return VolumeHeader(shape, affine_from(path, side.get('affine'), side.get('spacing')), dtype, str(path), meta)
 
 def _torch_header(path:Path) -> VolumeHeader:
     tensor, content = _torch_content(path, _load_torch(path, mmap=True))
     meta = dict(format='torch', geometry=geometry_source(content.get('affine'), content.get('spacing')))
-    if (b := next((content[k] for k in _B_KEYS if k in content), None)) is not None:
+    if (b := next((content[k] for k in B_VALUE_KEYS if k in content), None)) is not None:
         meta['b_values'] = [float(v) for v in (b.tolist() if hasattr(b, 'tolist') else b)]
     try: dtype = np.dtype(str(tensor.dtype).replace('torch.', ''))
     except TypeError: dtype = tensor.dtype   # bfloat16 and other types numpy does not have
-    return VolumeHeader(tuple(tensor.shape), _affine_from(path, content.get('affine'), content.get('spacing')), dtype, str(path), meta)
+    return VolumeHeader(tuple(tensor.shape), affine_from(path, content.get('affine'), content.get('spacing')), dtype, str(path), meta)
 
 def _itk_header(path:Path) -> VolumeHeader:
     reader, dtype = _itk_information(path)
@@ -688,169 +571,14 @@ def read_header(path, # a volume file or DICOM series folder
     if fmt == 'dicom':
         from mri_dino.dicom import dicom_header   # DICOM is read by its own module, which imports this one
         header = dicom_header(path, series_uid)
-    elif fmt == 'hdf5': header = _hdf5_header(path, dataset or named)
+    elif fmt == 'hdf5':
+        from mri_dino.hdf5 import hdf5_header   # HDF5 is read by its own module, which imports this one
+        header = hdf5_header(path, dataset or named)
     else: header = dict(nifti=_nifti_header, numpy=_numpy_header, torch=_torch_header, itk=_itk_header)[fmt](path)
-    shape = _check_shape(path, header.shape, fmt)
+    shape = check_shape(path, header.shape, fmt)
     if len(shape) == 4 and 'b_values' not in header.meta:
         try:
             b_values = _b_values_for(path, shape[3], None)
             if b_values is not None: header.meta['b_values'] = b_values
         except VolumeError: pass
     return header
-
-# %% ../nbs/00_io.ipynb #6b701a9a
-def _byte_pieces(path:Path, start:int, stop:int):
-    "Bytes `start` to `stop` of a file's content in pieces (decompressed for .gz, whose stream must end at `stop`, read to its end so that its CRC is checked)"
-    position = 0
-    for piece in _content_pieces(path):
-        begin, position = position, position + len(piece)
-        if position > stop:
-            if _is_gzip(path): raise VolumeError(path, _bomb_problem(stop))
-            piece = piece[:stop - begin]
-        if position > start: yield piece[max(start - begin, 0):]
-        if position >= stop and not _is_gzip(path): return
-    if position < stop: raise VolumeError(path, f'is truncated: it holds {position} bytes, its header announces {stop}')
-
-def _value_pieces(pieces, dtype:np.dtype):
-    "1-D arrays of `dtype` from pieces of bytes (a value cut between two pieces is joined)"
-    carry = b''
-    for piece in pieces:
-        if carry: piece = carry + piece
-        whole = len(piece) - len(piece) % dtype.itemsize
-        carry = piece[whole:]
-        if whole: yield np.frombuffer(piece, dtype=dtype, count=whole // dtype.itemsize)
-
-def _stats(pieces, slope:float=1.0, inter:float=0.0) -> dict:
-    "min, max (scaled) and the number of non-finite voxels of a stored array given in pieces (1-D arrays)"
-    low, high, non_finite = math.inf, -math.inf, 0
-    for raw in pieces:
-        values = raw
-        if raw.dtype.kind == 'f':
-            finite = np.isfinite(raw)
-            bad = int(raw.size - np.count_nonzero(finite))
-            if bad: non_finite, values = non_finite + bad, raw[finite]
-        if values.size: low, high = min(low, float(values.min())), max(high, float(values.max()))
-    if low > high: return dict(min=math.nan, max=math.nan, non_finite=non_finite)
-    low, high = low * slope + inter, high * slope + inter
-    return dict(min=min(low, high), max=max(low, high), non_finite=non_finite)
-
-def _stored_stats(path:Path, dtype:np.dtype, offset:int, count:int, slope:float=1.0, inter:float=0.0) -> dict:
-    "`_stats` of the `count` values of `dtype` stored at `offset` in a file, read piece by piece (never the whole volume in memory)"
-    return _stats(_value_pieces(_byte_pieces(path, offset, offset + count * dtype.itemsize), dtype), slope, inter)
-
-def inspect_volume(path, # a volume file or DICOM series folder
-                   voxels:bool=True, # also read the voxels (min, max, non-finite count); False: the header only
-                   b_value:int|str='highest', # for 4D files: the b-value that `read_volume` would keep
-                  ) -> VolumeHeader:
-    "The header of `path`, checked as `read_volume` would check it, with voxel statistics in `meta` when `voxels`"
-    path = Path(path)
-    header = read_header(path)
-    fmt = header.meta['format']
-    shape = _check_shape(path, header.shape, fmt)
-    if len(shape) == 4 and fmt != 'dicom':
-        b_values = header.meta.get('b_values')
-        if b_values is None: raise VolumeError(path, f'is 4D with {shape[3]} volumes and no b-values (no .bval sidecar, none in the file or its name)')
-        _choose_volumes(path, b_values, b_value, None)
-    if not voxels: return header
-    if fmt == 'nifti':
-        image = _load_nifti(path)
-        slope, inter = image.dataobj.slope, image.dataobj.inter
-        if not (math.isfinite(slope) and math.isfinite(inter)): raise VolumeError(path, f'has a non-finite scaling (slope {slope}, intercept {inter})')
-        header.meta.update(_stored_stats(path, header.dtype, int(image.dataobj.offset), math.prod(header.shape), slope, inter))
-    elif fmt == 'numpy':
-        _, dtype, offset = _numpy_layout(path)
-        header.meta.update(_stored_stats(path, dtype, offset, math.prod(header.shape)))
-    else:
-        volume = read_volume(path, non_finite='zero', b_value=b_value)
-        stats = _stats([volume.data.reshape(-1)])
-        stats['non_finite'] = volume.meta['non_finite_voxels']
-        header.meta.update(stats)
-    return header
-
-# %% ../nbs/00_io.ipynb #0a690e00
-_HOST = re.sub(r'[^A-Za-z0-9-]', '-', socket.gethostname())[:40] or 'host'
-
-def _current_umask() -> int:
-    mask = os.umask(0o022); os.umask(mask)
-    return mask
-
-_UMASK = _current_umask()
-
-class DiskFullError(OSError):
-    "A write that failed because the file system (or the user's quota) is full: the message names the file"
-    def __init__(self,
-                 path, # the file that was being written
-                 free:int, # bytes left on its file system
-                 cause:str='', # what the writer said, in short
-                ):
-        self.path, self.free = str(path), free
-        super().__init__(errno.ENOSPC, f'disk full while writing {path}: {free} bytes left on its file system{f" ({cause})" if cause else ""}; nothing was written: free some space or write elsewhere')
-    def __str__(self): return self.strerror
-
-_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
-_NEARLY_FULL = 2**20   # bytes: less than this left, and a write failed, means the disk filled up
-
-def _free_bytes(folder:Path) -> int:
-    status = os.statvfs(folder)
-    return status.f_bavail * status.f_frsize
-
-def _disk_full(error:BaseException, folder:Path) -> int|None:
-    "The bytes left when `error` comes from a full disk (an ENOSPC/EDQUOT in it or behind it, or an error without a code, numpy's '... requested and ... written' or torch's 'unexpected pos', on a file system with almost nothing left); None otherwise"
-    try: free = _free_bytes(folder) if hasattr(os, 'statvfs') else None
-    except OSError: free = None
-    seen, depth = error, 0
-    while seen is not None and depth < 10:
-        if getattr(seen, 'errno', None) in _FULL_ERRNOS: return free if free is not None else 0
-        seen, depth = seen.__cause__ or seen.__context__, depth + 1
-    if isinstance(error, (OSError, RuntimeError)) and free is not None and free < _NEARLY_FULL: return free
-    return None
-
-def atomic_write(path, # the file to write (its folder is created)
-                 write:Callable, # `write(file)` with a binary file open for writing, or `write(temporary_path)` with `to='path'`
-                 to:str='file', # 'file': `write` gets an open binary file; 'path': the temporary file's path (str, with `path`'s suffixes)
-                ) -> Path: # `path`
-    "Write `path` all at once or not at all: a temporary file in the same folder, synced, renamed over `path`; a full disk raises `DiskFullError`"
-    if to not in ('file', 'path'): raise ValueError(f"atomic_write {path}: to must be 'file' or 'path', got {to!r}")
-    path = Path(path)
-    temporary = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        suffix = '.tmp' + (''.join(path.suffixes) if to == 'path' else '')
-        handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.{_HOST}.{os.getpid()}.', suffix=suffix, dir=path.parent)
-        if to == 'file':
-            with os.fdopen(handle, 'wb') as file:
-                write(file)
-                file.flush(); os.fsync(file.fileno())
-        else:
-            os.close(handle)
-            write(temporary)
-            with open(temporary, 'r+b') as file: os.fsync(file.fileno())
-        os.chmod(temporary, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
-        os.replace(temporary, path)
-    except BaseException as error:
-        free = _disk_full(error, path.parent) if isinstance(error, Exception) and path.parent.is_dir() else None   # while the temporary still takes its space
-        if temporary is not None and os.path.exists(temporary): os.unlink(temporary)
-        if free is not None: raise DiskFullError(path, free, short_error(error)) from None
-        raise
-    return path
-
-_TEMPORARY_NAME = re.compile(r'^\.(?P<target>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp(?:\.[^.]+)*$')
-
-def temporary_owner(path, # a file in a folder `atomic_write` writes to
-                   ) -> tuple[str, int]|None: # (host, process id) of the writer, or None when `path` is not one of its temporary files
-    "The host and process that were writing this temporary file of `atomic_write` (to clean up after killed runs)"
-    match = _TEMPORARY_NAME.match(Path(path).name)
-    return None if match is None else (match['host'], int(match['pid']))
-
-def atomic_write_bytes(path, # the file to write
-                       data:bytes, # its whole content
-                      ) -> Path:
-    "Write `data` to `path` atomically (see `atomic_write`)"
-    return atomic_write(path, lambda file: file.write(data))
-
-def atomic_write_text(path, # the file to write
-                      text:str, # its whole content
-                      encoding:str='utf-8', # text encoding (not the locale's)
-                     ) -> Path:
-    "Write `text` to `path` atomically (see `atomic_write`)"
-    return atomic_write_bytes(path, text.encode(encoding))

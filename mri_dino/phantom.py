@@ -6,9 +6,8 @@ Docs: https://mri-dino.github.io/mri_dino/phantom.html.md"""
 
 # %% auto #0
 __all__ = ['TISSUES', 'TISSUE_CODES', 'SEQUENCE_GRIDS', 'LAYOUT_FILES', 'lesion_adc', 'PhantomAnatomy', 'anatomy_tissues',
-           'anatomy_texture', 'anatomy_bias', 'draw_anatomy', 'grid_affine', 'voxel_world', 'PhantomImage',
-           'PhantomStudy', 'make_phantom_study', 'save_nifti', 'write_phantom_study', 'assign_folds',
-           'make_phantom_dataset', 'world_to_voxel', 'mri_dino_phantom']
+           'anatomy_texture', 'anatomy_bias', 'draw_anatomy', 'PhantomImage', 'PhantomStudy', 'make_phantom_study',
+           'save_nifti', 'write_phantom_study', 'assign_folds', 'make_phantom_dataset', 'mri_dino_phantom']
 
 # %% ../nbs/01_phantom.ipynb #fab4b10e
 import math
@@ -23,7 +22,8 @@ import numpy as np
 import pandas as pd
 from fastcore.script import call_parse
 
-from .io import atomic_write
+from .files import atomic_write
+from .geometry import grid_affine, voxel_world, world_to_voxel
 
 # %% ../nbs/01_phantom.ipynb #ac57f60f
 TISSUES = pd.DataFrame([
@@ -211,28 +211,6 @@ SEQUENCE_GRIDS = {
     'dwi': dict(spacing=(2.0, 2.0, 3.6), fov=(200.0, 200.0, 86.4), axes=(-1, 1, 1), tilt=0.0, jitter=10.0),
 }
 
-def grid_affine(spacing:Sequence[float], # voxel size along i, j, k (mm)
-                shape:Sequence[int], # number of voxels along i, j, k
-                centre:Sequence[float], # world point (mm RAS+) at the grid's centre
-                axes:Sequence[int]=(1, 1, 1), # +1/-1: voxel axis i, j, k runs along +x/-x, +y/-y, +z/-z before rotation
-                rotation:np.ndarray|None=None, # (3, 3) rotation applied to the voxel axes
-               ) -> np.ndarray: # (4, 4) voxel (i, j, k) -> world mm RAS+
-    "The affine of a grid of `shape` voxels of `spacing` centred on `centre`"
-    directions = np.diag(np.asarray(axes, float)) if rotation is None else rotation @ np.diag(np.asarray(axes, float))
-    matrix = directions * np.asarray(spacing, float)[None]
-    affine = np.eye(4)
-    affine[:3, :3] = matrix
-    affine[:3, 3] = np.asarray(centre, float) - matrix @ ((np.asarray(shape) - 1) / 2)
-    return affine
-
-def voxel_world(affine:np.ndarray, # (4, 4) voxel -> world
-                shape:Sequence[int], # grid shape
-                offset:Sequence[float]=(0, 0, 0), # sub-voxel offset added to every voxel index
-               ) -> np.ndarray: # (*shape, 3) world coordinates of the voxel (centres + offset)
-    "World coordinates of every voxel of a grid"
-    index = np.stack(np.meshgrid(*[np.arange(n, dtype=float) + o for n, o in zip(shape, offset)], indexing='ij'), -1)
-    return index @ affine[:3, :3].T + affine[:3, 3]
-
 # %% ../nbs/01_phantom.ipynb #52c9e87c
 def _subvoxel_offsets(spacing, step=1.0):
     counts = [max(1, math.ceil(s / step)) for s in spacing]
@@ -419,14 +397,6 @@ def make_phantom_dataset(out:str|Path, # output folder (created; existing studie
         for split in ('train', 'val', 'test'):
             _write_csv(pd.DataFrame({'patient_id': labels.index[labels.split == split]}), out / 'split' / f'{split}.csv', index=False)
     return labels
-
-# %% ../nbs/01_phantom.ipynb #53dff95e
-def world_to_voxel(affine:np.ndarray, # (4, 4) voxel -> world
-                   world:np.ndarray, # (..., 3) world points, mm
-                  ) -> np.ndarray: # (..., 3) fractional voxel indices
-    "Voxel coordinates of world points"
-    inverse = np.linalg.inv(affine)
-    return np.asarray(world, float) @ inverse[:3, :3].T + inverse[:3, 3]
 
 # %% ../nbs/01_phantom.ipynb #2596fd51
 @call_parse
