@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .studies import find_studies, modality_aliases, read_csv, resolve_env, study_candidates, _stem, _study_folders
+from .io import _stem
+from .series import modality_aliases, study_candidates
+from .studies import find_studies, read_csv, resolve_env, study_folders
 
 # %% auto #0
 __all__ = ['StudyBatchSampler', 'find_series', 'series_table', 'study_sampler']
@@ -111,7 +113,7 @@ def find_series(root, # a folder of study folders (`${env:VAR:default}` allowed)
     if not root.is_dir(): raise ValueError(f"{root}: not a folder of study folders")
     names = modality_aliases([modality])
     rows = []
-    for folder in _study_folders(root):
+    for folder in study_folders(root):
         seen = {}
         for path, _ in study_candidates(folder, names):
             series = _stem(path.name) if path != folder else folder.name

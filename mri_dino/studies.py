@@ -1,4 +1,4 @@
-"""From a folder of studies (in any of the layouts our users come with) or a CSV manifest to one table, one row per study and one column per modality; and a check that reports every problem in the dataset at once.
+"""From a folder of studies (in any of the layouts our users come with) or a CSV manifest to one table, one row per study and one column per modality.
 
 Docs: https://mri-dino.github.io/mri_dino/studies.html.md"""
 
@@ -7,34 +7,22 @@ Docs: https://mri-dino.github.io/mri_dino/studies.html.md"""
 # %% ../nbs/02_studies.ipynb #96828124
 from __future__ import annotations
 
-import concurrent.futures as futures
-import ctypes
-import fnmatch
 import hashlib
 import math
 import os
 import re
-import signal
-import sys
-import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from fastcore.script import call_parse
 
-from .dicom import dicom_b_value, dicom_text, has_frame_geometry
-from .io import VolumeError, _stem, dwi_b_value, inspect_volume
+from .io import _stem, dwi_b_value
+from .series import (RULE_FIELDS, SKIPPED_FOLDERS, choose_candidates, is_dicom_file, is_volume_file, match_modality,
+                             modality_aliases, name_words, study_candidates)
 
 # %% auto #0
-__all__ = ['MODALITY_ALIASES', 'VOLUME_SUFFIXES', 'SERIES_RULES', 'ID_COLUMNS', 'MAX_NAME_LENGTH', 'RESERVED_NAMES',
-           'MIN_COVERAGE', 'PARTIAL_COVERAGE', 'resolve_env', 'modality_aliases', 'match_modality', 'series_header',
-           'assign_series', 'read_series_rules', 'series_folders', 'study_candidates', 'choose_candidates', 'id_column',
-           'read_csv', 'series_findings', 'find_studies', 'write_pacs_example', 'study_file_name', 'file_name_clashes',
-           'end_with_parent', 'worker_pool', 'CheckReport', 'reading_notes', 'grid_coverage', 'check_dataset',
-           'explain_study', 'plot_report', 'mri_dino_check']
+__all__ = ['ID_COLUMNS', 'MAX_NAME_LENGTH', 'RESERVED_NAMES', 'resolve_env', 'id_column', 'read_csv', 'finding', 'study_folders',
+           'series_findings', 'find_studies', 'read_series_rules', 'study_file_name', 'file_name_clashes']
 
 # %% ../nbs/02_studies.ipynb #342ef699
 _ENV = re.compile(r'\$\{(?:oc\.)?env:([A-Za-z_][A-Za-z0-9_]*)(?:[:,]([^}]*))?\}')
@@ -48,230 +36,6 @@ def resolve_env(text:str, # a path or any text with `${env:VAR:default}` (or Ome
         if default is None: raise ValueError(f'{text}: the environment variable {name} is not set and has no default')
         return default
     return _ENV.sub(value, str(text))
-
-# %% ../nbs/02_studies.ipynb #dd75a409
-MODALITY_ALIASES = {
-    't2w': ['t2w', 't2', 't2wi', 'ax_t2wi', 'ax_t2w', 'ax_t2', 't2_ax', 't2_tra', 't2_tse', 't2w_tse', 't2_tse_tra',
-            't2_tse_ax', 't2_blade_tra', 't2_axial', 'tse_tra', 't2_weighted'],
-    'adc': ['adc', 'ax_adc', 'adc_map', 'adcmap', 'dadc', 'ep2d_diff_adc', 'apparent_diffusion_coefficient'],
-    'dwi': ['dwi', 'ax_dwi', 'dw', 'diff', 'diffusion', 'trace', 'tracew', 'ep2d_diff', 'hbv', 'high_b', 'calc_bval'],
-    'roi': ['roi', 'roi_prostate', 'mask', 'prostate_mask', 'seg', 'segmentation', 'prostate_seg', 'gland_mask',
-            'whole_gland', 'labels', 'label_map'],
-}
-"Default names of each modality (and of the ROI mask), matched word by word, case-insensitively"
-
-_PRECEDENCE = ('roi', 'adc', 'dwi')   # on a tie: a mask, then maps derived from diffusion, then diffusion images
-
-def _words(name:str) -> tuple:
-    return tuple(w for w in re.split(r'[^a-z0-9]+', str(name).lower()) if w)
-
-def _contains(words:tuple, part:tuple) -> bool:
-    return any(words[n:n + len(part)] == part for n in range(len(words) - len(part) + 1))
-
-def modality_aliases(modalities=('t2w', 'adc', 'dwi'), # the modalities to find, in channel order
-                     aliases:dict|None=None, # extra names per modality, added to `MODALITY_ALIASES`
-                    ) -> dict: # modality (and 'roi') -> its names as word tuples, in matching order
-    "The names each modality (and the ROI) is matched by"
-    names = {m: list(MODALITY_ALIASES.get(m, [m])) for m in ['roi', *modalities]}
-    for modality, extra in (aliases or {}).items():
-        if modality not in names: raise ValueError(f'aliases given for {modality!r}, which is not among the modalities {list(modalities)} or roi')
-        names[modality] = [*([extra] if isinstance(extra, str) else extra), *names[modality]]
-    order = [m for m in _PRECEDENCE if m in names] + [m for m in names if m not in _PRECEDENCE]
-    return {m: [_words(a) for a in [m, *names[m]]] for m in order}
-
-def match_modality(name:str, # a file or folder name (or a DICOM SeriesDescription)
-                   names:dict, # from `modality_aliases`
-                  ) -> tuple: # (modality or None, True when the whole name is an alias)
-    "The modality a name belongs to"
-    words = _words(_stem(name))
-    best, best_score = None, None
-    for priority, (modality, aliases) in enumerate(names.items()):
-        for alias in aliases:
-            if words == alias: score = (1, -priority, len(alias))
-            elif _contains(words, alias): score = (0, -priority, len(alias))
-            else: continue
-            if best_score is None or score > best_score: best, best_score = modality, score
-    if best is None and 'dwi' in names and dwi_b_value(name) is not None: return 'dwi', False
-    return best, bool(best_score and best_score[0])
-
-# %% ../nbs/02_studies.ipynb #47b2899d
-VOLUME_SUFFIXES = ('.nii', '.nii.gz', '.npy', '.pt', '.pth', '.nrrd', '.nhdr', '.mha', '.mhd', '.h5', '.hdf5')
-_DICOM_SUFFIXES = ('.dcm', '.ima', '.dicom')
-_IGNORED_NAMES = {'dicomdir', 'thumbs.db', '.ds_store', 'desktop.ini'}
-_SKIPPED_FOLDERS = {'__macosx', '$recycle.bin', 'system volume information'}
-_AXIAL, _NOT_AXIAL = {'ax', 'axial', 'tra', 'transverse', 'transversal'}, {'cor', 'coronal', 'sag', 'sagittal'}
-
-def _is_volume_file(path:Path) -> bool:
-    return path.is_file() and path.name.lower().endswith(VOLUME_SUFFIXES) and not path.name.startswith('.')
-
-def _is_dicom_file(path:Path) -> bool:
-    "A file named .dcm/.ima/.dicom, or a file without an extension that starts like DICOM ('DICM' after 128 bytes)"
-    name = path.name.lower()
-    if name.startswith('.') or name in _IGNORED_NAMES or not path.is_file(): return False
-    if name.endswith(_DICOM_SUFFIXES): return True
-    if '.' in name: return False
-    try:
-        with open(path, 'rb') as f: return f.read(132)[128:] == b'DICM'
-    except OSError: return False
-
-SERIES_RULES = [
-    ('image_type', 'localizer', 'ignore'),                       # Siemens, GE: ORIGINAL\PRIMARY\LOCALIZER
-    ('description', '*locali[sz]er*', 'ignore'), ('description', '*scout*', 'ignore'), ('description', '*survey*', 'ignore'),
-    ('description', '*3?plane*', 'ignore'), ('description', '*3plane*', 'ignore'),
-    ('placed', 'no', 'ignore'),                                  # no ImagePositionPatient/ImageOrientationPatient: screenshots, reports, key images
-    ('image_type', 'screen save', 'ignore'), ('description', '*screen?save*', 'ignore'), ('description', '*screenshot*', 'ignore'),
-    ('description', '*report*', 'ignore'),
-    ('image_type', 'adc', 'adc'), ('description', '*_adc', 'adc'), ('description', 'adc*', 'adc'),
-    ('image_type', 'tracew', 'dwi'), ('image_type', 'trace', 'dwi'), ('description', '*_tracew', 'dwi'),
-]
-"How a DICOM series is assigned, first match wins: (field, pattern, outcome); field: `description` (SeriesDescription or ProtocolName), `image_type` (each value of ImageType), `sop_class` (SOPClassUID), `placed` ('yes' or 'no': whether ImagePositionPatient and ImageOrientationPatient, or an enhanced file's functional groups, place it in the patient) or `folder` (the series folder's name); pattern: shell-style (`*`, `?`, `[..]`), case-insensitive; outcome: a modality or 'ignore'. Series no rule decides are matched by their folder name, SeriesDescription and ProtocolName (the modality names), then by b-values in their headers (dwi)"
-
-_RULE_FIELDS = {'description': 'SeriesDescription', 'protocol': 'ProtocolName', 'image_type': 'ImageType', 'sop_class': 'SOPClassUID', 'folder': 'folder name',
-                'placed': 'placed in the patient (ImagePositionPatient and ImageOrientationPatient)'}
-
-def series_header(folder:Path, # a folder of one DICOM series
-                 ) -> dict: # files, description, protocol, image_type (tuple), sop_class, placed ('yes'/'no'), b_values (sorted; empty when none)
-    "The tags a series is assigned by, from the headers of its files (no pixel data)"
-    import SimpleITK as sitk
-    files = [p for p in sorted(folder.iterdir()) if _is_dicom_file(p)]
-    header = dict(files=len(files), description='', protocol='', image_type=(), sop_class='', placed='', b_values=[])
-    reader = sitk.ImageFileReader(); reader.LoadPrivateTagsOn()
-    b_values = set()
-    for file in files:
-        reader.SetFileName(str(file))
-        try: reader.ReadImageInformation()
-        except RuntimeError: continue
-        b = dicom_b_value(reader)
-        if not header['sop_class']:
-            header.update(description=dicom_text(reader, '0008|103e'), protocol=dicom_text(reader, '0018|1030'),
-                          image_type=tuple(v.strip() for v in dicom_text(reader, '0008|0008').split('\\') if v.strip()),
-                          sop_class=dicom_text(reader, '0008|0016') or '?')
-            placed = (dicom_text(reader, '0020|0032') and dicom_text(reader, '0020|0037')) or has_frame_geometry(str(file))
-            header['placed'] = 'yes' if placed else 'no'
-            if b is None: break   # no b-value in the first file: none in the series' other files is looked for
-        if b is not None: b_values.add(int(b) if float(b).is_integer() else b)
-    header['b_values'] = sorted(b_values)
-    return header
-
-def _rule_values(field:str, header:dict, folder:Path) -> list:
-    if field == 'description': return [('description', header['description']), ('protocol', header['protocol'])]
-    if field == 'image_type': return [('image_type', v) for v in header['image_type']]
-    if field == 'folder': return [('folder', folder.name)]
-    if field == 'sop_class': return [('sop_class', header['sop_class'])]
-    if field == 'placed': return [('placed', header['placed'])]
-    raise ValueError(f'series rule field {field!r} is not one of description, image_type, sop_class, placed, folder')
-
-def assign_series(folder, # a folder of one DICOM series
-                  names:dict, # from `modality_aliases`
-                  rules=(), # extra (field, pattern, outcome) rules, tried before `SERIES_RULES`
-                  study=None, # the study folder (the series is shown relative to it)
-                 ) -> dict: # series, files, description, protocol, image_type, b_values, modality (None: ignored or not recognised), reason
-    "Which modality a DICOM series is, and why: the first rule that matches, else the modality names, else its b-values"
-    folder = Path(folder)
-    header = series_header(folder)
-    shown = str(folder.relative_to(study)) if study is not None and folder != Path(study) else folder.name
-    record = dict(series=shown, path=str(folder), **header, modality=None, reason='', name=header['description'] or header['protocol'] or folder.name)
-    for field, pattern, outcome in [*rules, *SERIES_RULES]:
-        for key, value in _rule_values(field, header, folder):
-            if value and fnmatch.fnmatchcase(value.lower(), pattern.lower()):
-                why = f'{_RULE_FIELDS[key]} {value!r} matches {pattern!r}'
-                if outcome == 'ignore': return dict(record, reason=f'ignored: {why}')
-                if outcome not in names: return dict(record, reason=f'{why}: {outcome}, not among the modalities looked for')
-                return dict(record, modality=outcome, reason=why)
-    for key, value in [('folder', folder.name), ('description', header['description']), ('protocol', header['protocol'])]:
-        modality, exact = match_modality(value, names) if value else (None, False)
-        if modality is not None: return dict(record, modality=modality, name=value, reason=f'{_RULE_FIELDS[key]} {value!r} names {modality}')
-    if header['b_values'] and 'dwi' in names: return dict(record, modality='dwi', reason=f"b-values {header['b_values']} in its headers")
-    return dict(record, reason='no rule matches and no modality name in its folder name, SeriesDescription or ProtocolName')
-
-def read_series_rules(path, # a CSV file with the columns field, pattern, outcome (a modality or 'ignore'), one rule a line
-                     ) -> list: # (field, pattern, outcome) rules for `find_studies(rules=...)`
-    "Series rules from a CSV file (`mri_dino_check --rules`, `mri_dino_preprocess --rules`)"
-    frame = read_csv(path).rename(columns={'study_id': 'field'})   # read_csv names the first column study_id
-    missing = [c for c in ('field', 'pattern', 'outcome') if c not in frame.columns]
-    if missing: raise ValueError(f'{path}: series rules need the columns field, pattern, outcome (missing: {", ".join(missing)})')
-    rules = []
-    for line, (field, pattern, outcome) in enumerate(frame[['field', 'pattern', 'outcome']].itertuples(index=False), 2):
-        if field not in (*_RULE_FIELDS, 'placed') or field == 'protocol':
-            raise ValueError(f'{path}: line {line}: field {field!r} is not one of description, image_type, sop_class, placed, folder')
-        if not isinstance(pattern, str) or not isinstance(outcome, str): raise ValueError(f'{path}: line {line}: a rule needs a pattern and an outcome (a modality or ignore)')
-        rules.append((field, pattern, outcome.lower()))
-    return rules
-
-def _series_name(record:dict) -> str:
-    "The name a series is chosen by among a modality's candidates: the name that decided it (else its description), with its highest b-value"
-    name = record['name']
-    if record['b_values'] and not dwi_b_value(name): name = f"{name} b{max(record['b_values'])}"
-    return name
-
-def series_folders(folder:Path, # a study folder
-                  ) -> list: # the folders below it, at any depth, that hold DICOM files
-    "Every DICOM series folder inside a study folder (a PACS export: study/…/series/instances, any names)"
-    found = []
-    for sub in sorted(folder.iterdir()):
-        if not sub.is_dir() or sub.name.startswith('.') or sub.name.lower() in _SKIPPED_FOLDERS: continue
-        if any(_is_dicom_file(p) for p in sub.iterdir()): found.append(sub)
-        found += series_folders(sub)
-    return found
-
-def study_candidates(folder, # a study folder
-                     names:dict|None=None, # from `modality_aliases` (default: t2w, adc, dwi)
-                     rules=(), # extra series rules (see `SERIES_RULES`)
-                     series:list|None=None, # when given, each DICOM series' `assign_series` record is appended to it
-                    ) -> list: # (path, name it is matched by) for each volume file and DICOM series in it (ignored series left out)
-    "The volumes of one study folder: its files, a volume file in each sub-folder, and its DICOM series at any depth"
-    folder = Path(folder)
-    names = names or modality_aliases()
-    series = [] if series is None else series
-    entries = sorted(folder.iterdir())
-    found = [(p, p.name) for p in entries if _is_volume_file(p)]
-    for sub in entries:
-        if sub.is_dir() and not sub.name.startswith('.'):
-            found += [(p, f'{sub.name} {_stem(p.name)}') for p in sorted(sub.iterdir()) if _is_volume_file(p)]
-    here = [folder] if any(_is_dicom_file(p) for p in entries) else []
-    for path in here + series_folders(folder):
-        record = assign_series(path, names, rules, study=folder)
-        series.append(record)
-        if not record['reason'].startswith('ignored'): found.append((path, _series_name(record)))
-    return found
-
-def _preference(path:Path, name:str, exact:bool) -> tuple:
-    "Sort key among candidates for one modality: exact alias, axial, short name, path"
-    words = set(_words(name))
-    return (not exact, not (words & _AXIAL) and bool(words & _NOT_AXIAL), len(name), str(path))
-
-def choose_candidates(candidates:list, # (path, name) pairs of one study
-                      names:dict, # from `modality_aliases`
-                      fallback:str|None=None, # a modality to give the only unmatched candidate to (one-modality datasets)
-                      series:list=(), # `assign_series` records of its DICOM series: the modality each was assigned
-                     ) -> tuple: # ({modality: path}, dwi b-value or None, notes: list of (path, note))
-    "One path per modality (the highest-b DWI), the chosen DWI's b-value, and notes on what was left aside"
-    grouped, unmatched = {}, []
-    decided = {record['path']: record['modality'] for record in series if record['modality'] is not None}
-    for path, name in candidates:
-        modality, exact = (decided[str(path)], True) if str(path) in decided else match_modality(name, names)
-        if modality is None: unmatched.append((path, name))
-        else: grouped.setdefault(modality, []).append((path, name, exact))
-    notes = []
-    if fallback and fallback not in grouped and len(unmatched) == 1:
-        grouped[fallback] = [(*unmatched[0], False)]; unmatched = []
-    chosen, dwi_b = {}, None
-    for modality, options in grouped.items():
-        if modality == 'dwi':
-            with_b = [(dwi_b_value(name), path, name, exact) for path, name, exact in options]
-            known = [o for o in with_b if o[0] is not None]
-            if known: b, path, name, _ = max(known, key=lambda o: (o[0], -len(o[2]), str(o[1])))
-            else: b, path, name, _ = min(with_b, key=lambda o: _preference(o[1], o[2], o[3]))
-            chosen[modality], dwi_b = path, b
-            clear = b is not None and sum(o[0] == b for o in known) == 1   # the highest b-value decided: nothing to note
-        else:
-            path, name, exact = min(options, key=lambda o: _preference(*o))
-            chosen[modality], clear = path, False
-        if len(options) > 1 and not clear:
-            others = ', '.join(Path(o[0]).name for o in options if o[0] != chosen[modality])
-            notes.append((chosen[modality], f'{len(options)} candidates for {modality}: chose {Path(chosen[modality]).name} over {others}'))
-    notes += [(path, f'not recognised as any modality ({name!r}), ignored') for path, name in unmatched]
-    return chosen, dwi_b, notes
 
 # %% ../nbs/02_studies.ipynb #7ee7c33a
 ID_COLUMNS = ('study_id', 'patient_id', 'case_id', 'id', 'subject', 'subject_id', 'name', 'patient', 'case', 'study')
@@ -305,13 +69,21 @@ def read_csv(path, # a CSV file (UTF-8, a BOM is fine)
 # %% ../nbs/02_studies.ipynb #bdb90153
 _SPLIT_FOLDERS = {'split', 'splits', 'folds', 'csv'}
 
-def _finding(study_id, file, problem:str, kind:str, severity:str='error') -> dict:
+def finding(study_id, # the study (None: the dataset as a whole)
+            file, # the file or folder concerned, or None
+            problem:str, # what is wrong or worth a note, in words
+            kind:str, # the kind of problem, as the summaries count it
+            severity:str='error', # 'error' (the study is not usable) or 'info' (a note)
+           ) -> dict:
+    "One problem of a dataset, as `find_studies` notes it and the check (`mri_dino.check`) reports it"
     return dict(study_id=None if study_id is None else str(study_id), file=None if file is None else str(file),
                 problem=problem, kind=kind, severity=severity)
 
-def _study_folders(root:Path) -> list:
+def study_folders(root:Path, # a dataset's root folder
+                 ) -> list: # its study (or modality) folders, sorted
+    "The folders of a root that can hold studies: not hidden, not split CSV folders, not system folders"
     return [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(('.', '_'))
-            and p.name.lower() not in _SPLIT_FOLDERS | _SKIPPED_FOLDERS]
+            and p.name.lower() not in _SPLIT_FOLDERS | SKIPPED_FOLDERS]
 
 def _modality_first(folders:list, modalities:list, names:dict) -> dict|None:
     "{modality: folder} when the root's folders are modalities holding one file per study (images/, labels/)"
@@ -322,37 +94,37 @@ def _modality_first(folders:list, modalities:list, names:dict) -> dict|None:
         if _key(folder.name) in ('labels', 'labelstr', 'masks'): modality, exact = 'roi', True
         if not exact or modality in roles: return None
         roles[modality] = folder
-    if not roles or not all(any(_is_volume_file(p) for p in f.iterdir()) for f in roles.values()): return None
+    if not roles or not all(any(is_volume_file(p) for p in f.iterdir()) for f in roles.values()): return None
     return roles
 
 def _timepoint_folders(folder:Path, names:dict) -> list|None:
     "The sub-folders of a patient folder when each is a study of its own (patient/timepoint/volume files); else None"
     entries = [p for p in sorted(folder.iterdir()) if not p.name.startswith('.')]
-    if any(_is_volume_file(p) or _is_dicom_file(p) for p in entries): return None
+    if any(is_volume_file(p) or is_dicom_file(p) for p in entries): return None
     subs = [p for p in entries if p.is_dir()]
     for sub in subs:
         inner = list(sub.iterdir())
-        if match_modality(sub.name, names)[0] is not None or not any(_is_volume_file(p) for p in inner) \
-                or any(_is_dicom_file(p) for p in inner): return None
+        if match_modality(sub.name, names)[0] is not None or not any(is_volume_file(p) for p in inner) \
+                or any(is_dicom_file(p) for p in inner): return None
     return subs or None
 
 def series_findings(study_id, # the study the series belong to
                     series:list, # `assign_series` records
                    ) -> list: # one finding (a note) per series: which modality it became and why, or why it was ignored
     "The check's notes on how a study's DICOM series were assigned"
-    return [_finding(study_id, record['path'], f"series {record['name']!r}: " + (f"{record['modality']}: {record['reason']}" if record['modality'] else record['reason']),
+    return [finding(study_id, record['path'], f"series {record['name']!r}: " + (f"{record['modality']}: {record['reason']}" if record['modality'] else record['reason']),
                      'series ignored' if record['reason'].startswith('ignored') else 'series', 'info') for record in series]
 
 def _rows_from_folders(root:Path, modalities, names, findings, rules=(), explained:dict|None=None) -> list:
     "One row per study folder of `root` (or per file stem in a modality-first layout, or per timepoint folder)"
-    folders = _study_folders(root)
+    folders = study_folders(root)
     roles = _modality_first(folders, modalities, names) if folders else None
     rows = []
     if roles:
         stems = {}
         for modality, folder in roles.items():
             for file in sorted(folder.iterdir()):
-                if _is_volume_file(file): stems.setdefault(_stem(file.name), {})[modality] = file
+                if is_volume_file(file): stems.setdefault(_stem(file.name), {})[modality] = file
         return [dict(study_id=stem, folder=str(root), **{m: str(p) for m, p in paths.items()}) for stem, paths in stems.items()]
     timepoints = {folder: _timepoint_folders(folder, names) for folder in folders}
     nested = bool(folders) and all(timepoints.values()) and any(len(t) > 1 for t in timepoints.values())
@@ -360,15 +132,15 @@ def _rows_from_folders(root:Path, modalities, names, findings, rules=(), explain
     seen = {}
     for study_id, folder, extra in studies:
         if _key(study_id) in seen:
-            findings.append(_finding(study_id, folder, f'duplicate study id: {folder.name} and {seen[_key(study_id)]} differ only in case or punctuation', 'duplicate id'))
+            findings.append(finding(study_id, folder, f'duplicate study id: {folder.name} and {seen[_key(study_id)]} differ only in case or punctuation', 'duplicate id'))
         seen[_key(study_id)] = folder.name
         series = explained.setdefault(study_id, []) if explained is not None else []
         candidates = study_candidates(folder, names, rules, series)
         findings.extend(series_findings(study_id, series))
         if not candidates and not any(folder.iterdir()):
-            findings.append(_finding(study_id, folder, 'study folder is empty', 'empty study folder'))
+            findings.append(finding(study_id, folder, 'study folder is empty', 'empty study folder'))
         chosen, dwi_b, notes = choose_candidates(candidates, names, fallback=modalities[0] if len(modalities) == 1 else None, series=series)
-        findings.extend(_finding(study_id, path, note, 'note', 'info') for path, note in notes)
+        findings.extend(finding(study_id, path, note, 'note', 'info') for path, note in notes)
         rows.append(dict(study_id=study_id, folder=str(folder), dwi_b=dwi_b, **extra, **{m: str(p) for m, p in chosen.items()}))
     return rows
 
@@ -379,7 +151,7 @@ def _path_columns(frame:pd.DataFrame, names:dict, modalities) -> dict:
         if column in ('study_id', 'dwi_b'): continue
         values = frame[column].dropna()
         if values.empty or pd.to_numeric(values, errors='coerce').notna().all(): continue   # labels such as adc_mean
-        words = tuple(w for w in _words(column) if w not in ('path', 'file', 'folder', 'dir'))
+        words = tuple(w for w in name_words(column) if w not in ('path', 'file', 'folder', 'dir'))
         key = _key(column)
         if key in {_key(c) for c in _GENERIC_PATH_COLUMNS}: mapping[column] = modalities[0]
         elif key in {_key(c) for c in _ROI_PATH_COLUMNS}: mapping[column] = 'roi'
@@ -399,11 +171,11 @@ def _rows_from_manifest(manifest:Path, modalities, names, findings, rules=(), ex
             if value is None or (isinstance(value, float) and math.isnan(value)): continue
             path = Path(resolve_env(value)).expanduser()
             path = path if path.is_absolute() else manifest.parent/path
-            if path.is_dir() and not any(_is_dicom_file(p) for p in path.iterdir()):   # a study folder: look inside
+            if path.is_dir() and not any(is_dicom_file(p) for p in path.iterdir()):   # a study folder: look inside
                 series = explained.setdefault(row['study_id'], []) if explained is not None else []
                 chosen, dwi_b, notes = choose_candidates(study_candidates(path, names, rules, series), names, fallback=modality if len(modalities) == 1 else None, series=series)
                 findings.extend(series_findings(row['study_id'], series))
-                findings.extend(_finding(row['study_id'], p, note, 'note', 'info') for p, note in notes)
+                findings.extend(finding(row['study_id'], p, note, 'note', 'info') for p, note in notes)
                 row.update({m: str(p) for m, p in chosen.items()}); row['folder'] = str(path)
                 if dwi_b is not None: row['dwi_b'] = dwi_b
             else: row[modality] = str(path)
@@ -440,8 +212,8 @@ def _csv_findings(frame:pd.DataFrame, table:pd.DataFrame, files:list, findings:l
     for n, study_id in enumerate(frame['study_id']): where.setdefault(study_id, []).append(file_of(n))
     for study_id, found in where.items():
         places = ' and '.join(dict.fromkeys(f'{Path(f).parent.name}/{Path(f).name}' if len(files) > 1 else Path(f).name for f in found))
-        if len(found) > 1: findings.append(_finding(study_id, found[0], f'study id {study_id} is listed {len(found)} times, in {places}', 'duplicate id'))
-        if study_id not in table.index: findings.append(_finding(study_id, found[0], f'listed in {places} but has no study folder', 'no folder'))
+        if len(found) > 1: findings.append(finding(study_id, found[0], f'study id {study_id} is listed {len(found)} times, in {places}', 'duplicate id'))
+        if study_id not in table.index: findings.append(finding(study_id, found[0], f'listed in {places} but has no study folder', 'no folder'))
 
 def find_studies(source, # a root folder (layout detected) or a CSV manifest; `${env:VAR:default}` allowed
                  modalities=('t2w', 'adc', 'dwi'), # modality columns, in channel order
@@ -459,13 +231,13 @@ def find_studies(source, # a root folder (layout detected) or a CSV manifest; `$
         rows, extra = _rows_from_manifest(source, modalities, names, findings, rules, explained)
     elif source.is_dir():
         rows, extra = _rows_from_folders(source, modalities, names, findings, rules, explained), None
-        if not rows: findings.append(_finding(None, source, 'holds no study folders', 'no studies'))
+        if not rows: findings.append(finding(None, source, 'holds no study folders', 'no studies'))
     else: raise ValueError(f'{source}: does not exist')
     columns = ['study_id', *modalities, 'roi', 'dwi_b']
     table = pd.DataFrame(rows, columns=list(dict.fromkeys(columns + [k for r in rows for k in r])))
     counts = table['study_id'].value_counts()
     where = source.name if extra is not None else 'the dataset'
-    findings.extend(_finding(i, source, f'study id {i} appears {n} times in {where}', 'duplicate id') for i, n in counts.items() if n > 1)
+    findings.extend(finding(i, source, f'study id {i} appears {n} times in {where}', 'duplicate id') for i, n in counts.items() if n > 1)
     table = table.drop_duplicates('study_id').set_index('study_id')
     table.index = table.index.astype(str)
     if extra is not None: table = _join_csv(table, extra, add_missing=False, keep_only_listed=False)
@@ -477,7 +249,7 @@ def find_studies(source, # a root folder (layout detected) or a CSV manifest; `$
             _csv_findings(listed, table, split_files, findings)
             unlisted = [i for i in table.index if i not in set(listed['study_id'])]
             table = _join_csv(table, listed, add_missing=True, keep_only_listed=False)
-            findings.extend(_finding(i, table.at[i, 'folder'], f'in no split CSV of {folder.name}/', 'note', 'info') for i in unlisted)
+            findings.extend(finding(i, table.at[i, 'folder'], f'in no split CSV of {folder.name}/', 'note', 'info') for i in unlisted)
         for file in sorted(source.glob('*.csv')):   # labels CSVs at the root (not manifests: those hold paths)
             frame = read_csv(file)
             if frame['study_id'].isin(table.index).any() and not _path_columns(frame, names, modalities):
@@ -501,32 +273,21 @@ def find_studies(source, # a root folder (layout detected) or a CSV manifest; `$
     table.attrs.update(modalities=list(modalities), source=str(source), folders=folders, findings=findings, series=explained)
     return table
 
-# %% ../nbs/02_studies.ipynb #a0c1f002
-def write_pacs_example(root, # the export's root folder
-                       study:str='study_1', # the study folder's name
-                      ) -> Path: # the study folder
-    "A small PACS-style export written with pydicom from its `MR_small.dcm` (Siemens-tagged): study/DICOM/EXAM0001/<series>/<instances without extensions>: a localiser, a T2W, a b50/800/1400 DWI one folder deeper, its ADC map and pydicom's secondary-capture screenshot"
-    import shutil
-    import pydicom, pydicom.data
-    exam = Path(root)/study/'DICOM'/'EXAM0001'
-    def series(folder, description, image_type, slices, b_values=(None,)):
-        folder.mkdir(parents=True, exist_ok=True)
-        dataset = pydicom.dcmread(pydicom.data.get_testdata_file('MR_small.dcm'))
-        dataset.SeriesDescription = dataset.ProtocolName = description
-        dataset.ImageType, dataset.Manufacturer, dataset.SeriesInstanceUID = image_type, 'SIEMENS', pydicom.uid.generate_uid()
-        if b_values != (None,): dataset.private_block(0x0019, 'SIEMENS MR HEADER', create=True)
-        for n, (b, k) in enumerate(((b, k) for b in b_values for k in range(slices)), 1):
-            dataset.ImagePositionPatient = [-83.9, -91.2, 6.6 + 5.0 * k]
-            dataset.SOPInstanceUID, dataset.InstanceNumber = pydicom.uid.generate_uid(), n
-            if b is not None: dataset[0x0019, 0x100c] = pydicom.DataElement((0x0019, 0x100c), 'IS', str(b))
-            dataset.save_as(folder/f'IM{n:05d}')
-    series(exam/'SE0001', 'localizer', ['ORIGINAL', 'PRIMARY', 'LOCALIZER'], 3)
-    series(exam/'SE0002', 't2_tse_tra', ['ORIGINAL', 'PRIMARY', 'M', 'ND'], 6)
-    series(exam/'SE0003'/'DWI', 'ep2d_diff_b50_800_1400', ['ORIGINAL', 'PRIMARY', 'DIFFUSION', 'NONE'], 4, (50, 800, 1400))
-    series(exam/'SE0004', 'ep2d_diff_b50_800_1400_ADC', ['DERIVED', 'PRIMARY', 'DIFFUSION', 'ADC'], 4)
-    (exam/'SE0099').mkdir(parents=True, exist_ok=True)
-    shutil.copy(pydicom.data.get_testdata_file('SC_rgb_small_odd.dcm'), exam/'SE0099'/'IM00001')
-    return Path(root)/study
+# %% ../nbs/02_studies.ipynb #c2cf68da
+def read_series_rules(path, # a CSV file with the columns field, pattern, outcome (a modality or 'ignore'), one rule a line
+                     ) -> list: # (field, pattern, outcome) rules for `find_studies(rules=...)`
+    "Series rules from a CSV file (`mri_dino_check --rules`, `mri_dino_preprocess --rules`)"
+    frame = read_csv(path).rename(columns={'study_id': 'field'})   # read_csv names the first column study_id
+    missing = [c for c in ('field', 'pattern', 'outcome') if c not in frame.columns]
+    if missing: raise ValueError(f'{path}: series rules need the columns field, pattern, outcome (missing: {", ".join(missing)})')
+    rules = []
+    for line, (field, pattern, outcome) in enumerate(frame[['field', 'pattern', 'outcome']].itertuples(index=False), 2):
+        if field not in (*RULE_FIELDS, 'placed') or field == 'protocol':
+            raise ValueError(f'{path}: line {line}: field {field!r} is not one of description, image_type, sop_class, placed, folder')
+        if not isinstance(pattern, str) or not isinstance(outcome, str): raise ValueError(f'{path}: line {line}: a rule needs a pattern and an outcome (a modality or ignore)')
+        rules.append((field, pattern, outcome.lower()))
+    return rules
+
 
 # %% ../nbs/02_studies.ipynb #92999be9
 MAX_NAME_LENGTH = 100
@@ -549,299 +310,3 @@ def file_name_clashes(study_ids, # the ids of one dataset
         name = study_file_name(study_id)
         if first.setdefault(name, study_id) != study_id: clashes.append((name, first[name], study_id))
     return clashes
-
-# %% ../nbs/02_studies.ipynb #bc07f3fb
-def end_with_parent(launcher:int, # process id of the process that made the pool
-                   ):
-    "Pool initializer: end this worker as soon as its parent process ends, however the parent ends"
-    parent = os.getppid()
-    if sys.platform.startswith('linux'):
-        try: ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))      # 1: PR_SET_PDEATHSIG
-        except (OSError, AttributeError): pass
-    if parent != launcher and not _alive(launcher): os._exit(1)                  # the launcher died before the line above
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name='end_with_parent').start()
-
-def _watch_parent(parent:int):
-    while os.getppid() == parent: time.sleep(0.5)
-    os._exit(1)
-
-def _alive(pid:int) -> bool:
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    return True
-
-def worker_pool(workers:int, # number of processes
-               ) -> futures.ProcessPoolExecutor:
-    "A process pool whose workers end when this process ends (SIGKILL included)"
-    return futures.ProcessPoolExecutor(workers, initializer=end_with_parent, initargs=(os.getpid(),))
-
-# %% ../nbs/02_studies.ipynb #b089a47f
-@dataclass
-class CheckReport:
-    "The problems of a dataset: one row per problem (study, file, problem, kind, severity), and the study table"
-    table: pd.DataFrame # the study table that was checked
-    problems: pd.DataFrame # columns study_id, file, problem, kind, severity ('error' or 'info')
-    seconds: float = 0.0 # how long the check took
-    @property
-    def unusable(self) -> list:
-        "Ids of the studies with at least one error"
-        errors = self.problems[self.problems.severity == 'error']
-        return sorted({i for i in errors.study_id if isinstance(i, str)})
-    @property
-    def usable(self) -> list:
-        "Ids of the listed studies without any error"
-        bad = set(self.unusable)
-        return [i for i in self.table.index if i not in bad]
-    @property
-    def ok(self) -> bool:
-        "True when every listed study is usable and the dataset as a whole has no error"
-        return not (self.problems.severity == 'error').any()
-    def summary(self) -> str:
-        "One line: studies, usable, errors and information by kind, time"
-        def counts(severity):
-            kinds = self.problems[self.problems.severity == severity].kind.value_counts()
-            return ', '.join(f'{n} {kind}' for kind, n in kinds.items()) or 'none'
-        n_errors, n_info = int((self.problems.severity == 'error').sum()), int((self.problems.severity == 'info').sum())
-        return (f'{len(self.table)} studies: {len(self.usable)} usable, {len(self.unusable)} not usable; '
-                f'{n_errors} errors ({counts("error")}); {n_info} notes ({counts("info")}); {self.seconds:.1f} s')
-    def text(self, relative:bool=False) -> str:
-        "Errors, then notes, one per line (study, file, problem), then the summary; `relative`: files relative to the dataset's root"
-        root = Path(self.table.attrs.get('source', '/'))
-        root = root.parent if root.is_file() else root
-        def shown(file):
-            if not (relative and isinstance(file, str)): return _text(file)
-            try: return str(Path(file).relative_to(root))
-            except ValueError: return file
-        lines = []
-        for severity, label in [('error', 'ERROR'), ('info', 'info ')]:
-            for row in self.problems[self.problems.severity == severity].itertuples():
-                lines.append(f'{label}  {_text(row.study_id)}  {shown(row.file)}  {row.problem}')
-        return '\n'.join(lines + [self.summary()])
-    def __str__(self): return self.text()
-    def _repr_markdown_(self): return f'```\n{self}\n```'
-    __repr__ = __str__
-
-_STUDY_KINDS = ('duplicate id', 'no folder', 'empty study folder', 'no studies')   # problems of a study, not of one of its files
-
-def _text(value) -> str: return value if isinstance(value, str) and value else '-'
-
-def reading_notes(meta:dict, # a `VolumeHeader.meta` or `Volume.meta`
-                 ) -> list: # (kind, text) pairs
-    "What reading a volume had to assume or decide, in words: a geometry assumed (an array without affine or spacing); for DICOM the slice tolerance used, a mosaic unpacked, b-values split, repeats averaged"
-    notes = [('geometry assumed', meta['geometry'])] if str(meta.get('geometry', '')).startswith('assumed') else []
-    if meta.get('format') != 'dicom': return notes
-    if 'slice_tolerance_mm' in meta:
-        notes.append(('slice tolerance', f"slice steps stray up to {meta['slice_step_deviation_mm']} mm from their mean (tolerance {meta['slice_tolerance_mm']} mm)"))
-    if meta.get('mosaic'): notes.append(('mosaic', 'Siemens MOSAIC unpacked into slices'))
-    if len(meta.get('b_values', [])) > 1: notes.append(('b-values split', f"series holds b-values {meta['b_values']}: b = {meta['b_value']} used"))
-    notes += [('averaged repeats', warning) for warning in meta.get('warnings', []) if 'averaged' in warning]
-    return notes
-
-MIN_COVERAGE = 0.1
-"A modality that covers less of the reference grid than this is treated as missing (`mri_dino.preprocess`), and the check says so"
-PARTIAL_COVERAGE = 0.5
-"Below this the check and the preprocessing summary note the coverage"
-
-def grid_coverage(shape, # the volume's shape (i, j, k, ...)
-                  affine:np.ndarray, # (4, 4) its voxel -> world
-                  reference_shape, # the reference grid's shape (i, j, k, ...)
-                  reference_affine:np.ndarray, # (4, 4) its voxel -> world
-                  points:int=16, # samples per axis of the reference grid
-                 ) -> float: # the fraction of the reference grid's voxel centres that lie inside the volume
-    "How much of the reference grid a volume covers, from the two geometries alone (no voxels)"
-    axes = [np.linspace(0, n - 1, min(points, n)) for n in reference_shape[:3]]
-    grid = np.stack(np.meshgrid(*axes, indexing='ij'), -1).reshape(-1, 3)          # (N, 3) reference voxels
-    world = grid @ reference_affine[:3, :3].T + reference_affine[:3, 3]
-    inverse = np.linalg.inv(affine)
-    voxels = world @ inverse[:3, :3].T + inverse[:3, 3]                             # (N, 3) in the volume's voxels
-    inside = np.all((voxels >= -0.5) & (voxels <= np.array(shape[:3]) - 0.5), axis=1)
-    return float(inside.mean())
-
-def _coverage_problems(study_id, headers:dict, required) -> list:
-    "Notes (an error for a required modality treated as missing) on modalities that cover too little of the reference (t2w, else the first) grid"
-    reference = 't2w' if 't2w' in headers else next(iter(headers), None)
-    problems = []
-    for modality, header in headers.items():
-        if modality in (reference, 'roi'): continue
-        covered = grid_coverage(header.shape, header.affine, headers[reference].shape, headers[reference].affine)
-        assumed = ' (its geometry is assumed: give it an affine)' if str(header.meta.get('geometry', '')).startswith('assumed') else ''
-        if covered < MIN_COVERAGE:
-            problems.append(_finding(study_id, header.source, f'{modality} covers {covered:.0%} of the {reference} grid (less than {MIN_COVERAGE:.0%}): preprocessing treats it as missing{assumed}',
-                                     'too little coverage', 'error' if modality in required else 'info'))
-        elif covered < PARTIAL_COVERAGE:
-            problems.append(_finding(study_id, header.source, f'{modality} covers {covered:.0%} of the {reference} grid{assumed}', 'partial coverage', 'info'))
-    return problems
-
-def _check_study(task:tuple) -> list:
-    "The problems of one study: missing modalities and unreadable, non-finite or constant files"
-    study_id, folder, paths, required, voxels = task
-    problems, headers = [], {}
-    for modality, path in paths.items():
-        if path is None:
-            if modality == 'roi': problems.append(_finding(study_id, folder, 'no ROI mask', 'no ROI', 'info'))
-            elif modality in required:
-                if modality == 'dwi': problems.append(_finding(study_id, folder, 'no DWI (no dwi file or series found)', 'no DWI'))
-                else: problems.append(_finding(study_id, folder, f'missing required modality {modality}', 'missing modality'))
-            continue
-        try:
-            header = inspect_volume(path, voxels=voxels)
-        except VolumeError as e:
-            problems.append(_finding(study_id, path, f'{modality}: {e.problem}', 'unreadable file'))
-            continue
-        except Exception as e:   # anything a reader did not foresee is still a problem of this file, not a crash of the check
-            problems.append(_finding(study_id, path, f'{modality}: unreadable: {type(e).__name__}: {e}', 'unreadable file'))
-            continue
-        problems += [_finding(study_id, path, f'{modality}: {text}', kind, 'info') for kind, text in reading_notes(header.meta)]
-        headers[modality] = header
-        if not voxels: continue
-        meta = header.meta
-        if meta.get('non_finite'):
-            problems.append(_finding(study_id, path, f'{modality}: {meta["non_finite"]} non-finite voxels (NaN or infinite)', 'non-finite voxels'))
-        if math.isnan(meta.get('min', math.nan)): continue
-        if meta['min'] == meta['max']:
-            if modality == 'roi': problems.append(_finding(study_id, path, f'roi: the mask is empty (all voxels {meta["min"]:g})', 'empty ROI', 'info'))
-            else: problems.append(_finding(study_id, path, f'{modality}: constant volume (all voxels {meta["min"]:g})', 'constant volume'))
-    return problems + _coverage_problems(study_id, headers, required)
-
-def _progress(done:int, total:int, start:float, stream=sys.stderr, width:int=30):
-    "A text progress bar: redrawn in place on a terminal, a line at each quarter otherwise (logs)"
-    terminal = hasattr(stream, 'isatty') and stream.isatty()
-    if not terminal and done != total and (done == 0 or done * 4 // max(total, 1) == (done - 10) * 4 // max(total, 1)): return
-    filled = int(width * done / max(total, 1))
-    end = '\n' if done == total or not terminal else '\r'
-    stream.write(f'checking {total} studies [{"#" * filled}{"." * (width - filled)}] {done}/{total} {time.perf_counter() - start:.1f} s{end}')
-    stream.flush()
-
-def check_dataset(source, # a root folder, a CSV manifest, or a study table from `find_studies`
-                  csv=None, # a split CSV: only its ids are checked (ids without a folder are errors)
-                  modalities=('t2w', 'adc', 'dwi'), # the modalities to find (ignored for a table: its own)
-                  required=None, # the modalities every study needs (default: all of `modalities`)
-                  aliases:dict|None=None, # extra names per modality
-                  voxels:bool=True, # read every voxel (non-finite, constant, corrupt data); False: headers and sizes only
-                  workers:int|None=None, # processes (default: the CPU count, at most 16; 0 or 1: in this process)
-                  progress:bool=True, # print a progress bar on stderr
-                  rules=(), # extra DICOM series rules (see `SERIES_RULES`)
-                 ) -> CheckReport:
-    "Every problem of a dataset at once, then a summary"
-    start = time.perf_counter()
-    table = source if isinstance(source, pd.DataFrame) else find_studies(source, modalities, aliases, csv, rules)
-    modalities = list(table.attrs.get('modalities', modalities))
-    required = modalities if required is None else ([required] if isinstance(required, str) else list(required))
-    problems = list(table.attrs.get('findings', []))
-    problems += [_finding(second, None, f'study ids {first!r} and {second!r} share the file name {name!r} (the cache, every output): rename one', 'duplicate id')
-                 for name, first, second in file_name_clashes(table.index)]
-    columns = [*modalities, *(['roi'] if 'roi' in table.columns else [])]
-    no_folder = {f['study_id'] for f in problems if f['kind'] == 'no folder'}
-    folders = table.attrs.get('folders', {})
-    tasks = [(study_id, folders.get(study_id), {m: (row[m] if isinstance(row[m], str) else None) for m in columns}, required, voxels)
-             for study_id, row in zip(table.index, table[columns].to_dict('records')) if study_id not in no_folder]
-    workers = min(16, os.cpu_count() or 1) if workers is None else workers
-    results = []
-    if progress: _progress(0, len(tasks), start)
-    if workers > 1 and len(tasks) > 1:
-        with worker_pool(min(workers, len(tasks))) as pool:
-            for n, result in enumerate(pool.map(_check_study, tasks, chunksize=max(1, min(16, len(tasks) // (4 * workers)))), 1):
-                results.extend(result)
-                if progress and (n % 10 == 0 or n == len(tasks)): _progress(n, len(tasks), start)
-    else:
-        for n, task in enumerate(tasks, 1):
-            results.extend(_check_study(task))
-            if progress and (n % 10 == 0 or n == len(tasks)): _progress(n, len(tasks), start)
-    order = {study_id: n for n, study_id in enumerate(table.index)}
-    frame = pd.DataFrame(problems + results, columns=['study_id', 'file', 'problem', 'kind', 'severity'])
-    if len(frame):
-        frame = frame.assign(_order=frame.study_id.map(order).fillna(-1)).sort_values(['_order'], kind='stable').drop(columns='_order').reset_index(drop=True)
-    return CheckReport(table, frame, time.perf_counter() - start)
-
-# %% ../nbs/02_studies.ipynb #e4c1a7d2
-def explain_study(table:pd.DataFrame, # from `find_studies`
-                  study_id:str, # the study to explain
-                 ) -> str: # its DICOM series, each with its tags and the modality it became (or why it was ignored), then the chosen paths
-    "The whole decision for one study: every series found, what it became and why, and which path each modality got"
-    if study_id not in table.index: raise ValueError(f'{study_id}: no such study (the dataset has {len(table)}: {", ".join(list(table.index)[:5])}{", ..." if len(table) > 5 else ""})')
-    folder = table.attrs.get('folders', {}).get(study_id)
-    series = table.attrs.get('series', {}).get(study_id, [])
-    lines = [f'{study_id}: {folder or "-"}: {len(series)} DICOM series']
-    for record in series:
-        tags = [f"SeriesDescription {record['description']!r}", f"ProtocolName {record['protocol']!r}",
-                f"ImageType '{chr(92).join(record['image_type'])}'", f"{record['files']} files"]
-        if record['b_values']: tags.append(f"b-values {record['b_values']}")
-        lines += [f"  {record['series']}: " + ', '.join(tags), f"    -> {record['modality'] or 'not used'}: {record['reason']}"]
-    root = Path(folder) if folder else None
-    def shown(path):
-        if root is None: return path
-        try: return str(Path(path).relative_to(root))
-        except ValueError: return path
-    lines.append('chosen:')
-    for modality in [*table.attrs.get('modalities', []), *(['roi'] if 'roi' in table.columns else [])]:
-        path = table.at[study_id, modality]
-        extra = f" (b = {table.at[study_id, 'dwi_b']})" if modality == 'dwi' and isinstance(path, str) and not pd.isna(table.at[study_id, 'dwi_b']) else ''
-        lines.append(f'  {modality}: {shown(path) if isinstance(path, str) else "missing"}{extra}')
-    notes = [f for f in table.attrs.get('findings', []) if f['study_id'] == study_id and f['kind'] not in ('series', 'series ignored')]
-    lines += [f"  note: {shown(f['file']) if f['file'] else '-'}: {f['problem']}" for f in notes]
-    return '\n'.join(lines)
-
-# %% ../nbs/02_studies.ipynb #58e2a5a0
-def plot_report(report:CheckReport, # from `check_dataset`
-                max_studies:int=60, # show the first studies only (those with problems first)
-                ax=None): # a matplotlib axis (default: a new figure)
-    "Studies x (study, modalities, roi): fine (green), missing (grey), an error (red), a note (yellow)"
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-    table, problems = report.table, report.problems
-    modalities = list(table.attrs.get('modalities', []))
-    columns = ['study', *modalities, *(['roi'] if 'roi' in table.columns else [])]
-    bad = set(report.unusable)
-    position = {study_id: n for n, study_id in enumerate(table.index)}
-    ids = sorted(table.index, key=lambda i: (i not in bad, position[i]))[:max_studies]
-    grid = np.ones((len(ids), len(columns)))
-    for r, study_id in enumerate(ids):
-        mine = problems[problems.study_id == study_id]
-        grid[r, 0] = 3 if mine.kind.isin(_STUDY_KINDS).any() else 1
-        for c, column in enumerate(columns[1:], 1):
-            path = table.at[study_id, column]
-            if not isinstance(path, str): grid[r, c] = 0 if column == 'roi' else (3 if (mine.severity == 'error').any() else 0)
-            elif (mine[mine.file == path].severity == 'error').any(): grid[r, c] = 3
-            elif ((mine.file == path) & (mine.severity == 'info') & (mine.kind != 'series')).any(): grid[r, c] = 2   # which modality a series became is no problem
-    if ax is None: _, ax = plt.subplots(figsize=(1.2 + 0.75 * len(columns), 1.0 + 0.22 * len(ids)))
-    ax.imshow(grid, cmap=ListedColormap(['#bbbbbb', '#4caf50', '#ffc107', '#e53935']), vmin=0, vmax=3, aspect='auto')
-    ax.set_xticks(range(len(columns)), columns); ax.set_yticks(range(len(ids)), ids, fontsize=8)
-    ax.set_title(f'{len(report.usable)} of {len(table)} studies usable\ngreen fine, red error, grey missing, yellow note', fontsize=9)
-    return ax
-
-# %% ../nbs/02_studies.ipynb #df5928be
-@call_parse
-def mri_dino_check(
-    root:str, # dataset root folder or CSV manifest (`${env:VAR:default}` allowed)
-    csv:str=None, # split CSV: only its ids are checked
-    modalities:str='t2w,adc,dwi', # modalities to find, comma-separated, in channel order
-    required:str=None, # modalities every study needs, comma-separated (default: all of --modalities)
-    workers:int=None, # processes (default: the CPU count, at most 16)
-    headers_only:bool=False, # read headers and sizes only (no NaN/constant checks): faster
-    quiet:bool=False, # no progress bar
-    explain:str=None, # a study id: print how its series became modalities (or were ignored), then check that study only
-    rules:str=None, # a CSV of DICOM series rules (field,pattern,outcome), tried before the default ones
-):
-    "Check a dataset of MRI studies and list every problem; exit code 0 when every listed study is usable"
-    split = lambda text: [m.strip() for m in text.split(',') if m.strip()] if text else None
-    try:
-        rules = read_series_rules(rules) if rules else ()
-        if explain is not None:
-            table = find_studies(root, split(modalities), csv=csv, rules=rules)
-            print(explain_study(table, explain))
-            one = table.loc[[explain]]
-            one.attrs = {**table.attrs, 'findings': [f for f in table.attrs['findings'] if f['study_id'] == explain]}
-            report = check_dataset(one, required=split(required), voxels=not headers_only, workers=0, progress=False)
-        else:
-            report = check_dataset(root, csv=csv, modalities=split(modalities), required=split(required), voxels=not headers_only,
-                                   workers=workers, progress=not quiet, rules=rules)
-    except ValueError as e:
-        print(f'mri_dino_check: {e}', file=sys.stderr)
-        return 1
-    print(report)
-    return 0 if report.ok else 1
-
-# %% ../nbs/02_studies.ipynb #3ac33fd4
-if __name__ == '__main__' and isinstance(mri_dino_check, int):   # `python -m mri_dino.studies ...`: call_parse has run the check
-    sys.exit(mri_dino_check)
