@@ -31,7 +31,9 @@ from fastcore.script import call_parse
 from mri_dino.datasets import SliceDataset
 from mri_dino.io import read_volume
 from mri_dino.phantom import make_phantom_dataset
-from mri_dino.preprocess import preprocess_dataset, read_index, load_cached_study, to_canonical
+from mri_dino.preprocess import preprocess_dataset
+from mri_dino.cache import read_index, load_cached_study
+from mri_dino.resample import to_canonical
 
 FILES = {'t2w': 'ax_t2wi.nii.gz', 'adc': 'ax_adc.nii.gz', 'dwi': 'ax_dwi_b1000.nii.gz'}
 

@@ -16,7 +16,8 @@ import numpy as np
 from fastcore.script import call_parse
 
 from mri_dino.io import read_volume
-from mri_dino.studies import check_dataset, find_studies
+from mri_dino.check import check_dataset
+from mri_dino.studies import find_studies
 
 
 def write_studies(root:Path, n:int, t2w_shape:tuple, dwi_shape:tuple, seed:int=0):

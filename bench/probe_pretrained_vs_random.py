@@ -34,7 +34,7 @@ from mri_dino.eval import (METRICS, CollapseMonitor, cache_features, effective_r
 from mri_dino.phantom import make_phantom_dataset
 from mri_dino.preprocess import preprocess_dataset
 from mri_dino.train import backbone_config, load_config, seed_everything, train
-from mri_dino.vit import build_backbone
+from mri_dino.backbones import build_backbone
 
 
 # views centred on the prostate: the probes look at the prostate region, and a lesion is a few millimetres

@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 from mri_dino.augment import MultiViewCrops
 from mri_dino.learner import SSLDataLoaders, SSLModel, ssl_learner, fit_ssl
 from mri_dino.masking import collate_views
-from mri_dino.vit import build_backbone
+from mri_dino.backbones import build_backbone
 from fastai.callback.core import Callback
 
 PEAK_BF16_TFLOPS = {'H100': 989.0, 'H200': 989.0, 'A100': 312.0, 'L40S': 362.0, 'A10G': 125.0, 'L4': 121.0}

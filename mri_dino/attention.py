@@ -19,8 +19,9 @@ from fastcore.script import call_parse
 
 from .eval import check_option, command_errors, device_option, fit_image, normalize_input, size_option
 from .preprocess import study_file_name
-from .vit import arch_name, first_line
-from .io import atomic_write
+from .vit import arch_name
+from .backbones import first_line
+from .files import atomic_write
 
 # %% auto #0
 __all__ = ['PLANES', 'cls_attention', 'upsample_maps', 'keep_attention_mass', 'patch_foreground', 'pca_foreground', 'pca_rgb',
@@ -285,7 +286,8 @@ def load_study_image(study:str|Path, # a cached study .json, a cache folder, or 
                      study_id:str|None=None, # with a cache folder: which study (default: the first)
                     ) -> dict: # image (C, D, H, W) float32, modality_mask, roi_box, modalities, spacing, study_id
     "One study's volume for the attention pictures"
-    from mri_dino.preprocess import CachedStudy, dequantize, load_cached_study, read_index
+    from mri_dino.cache import CachedStudy, load_cached_study, read_index
+    from mri_dino.resample import dequantize
     study = Path(study)
     if study.suffix == '.npy':
         try: image = np.load(study, allow_pickle=False).astype(np.float32)          # an object array (a pickle) is refused

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .io import atomic_write
+from .files import atomic_write
 from .layers import as_size_tuple, interpolate_pos_embed
 from .vit import VIT_SIZES, VisionTransformer, arch_name
 

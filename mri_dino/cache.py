@@ -26,7 +26,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .io import _HOST, atomic_write, split_dataset_path, temporary_owner
+from .files import HOST, atomic_write, temporary_owner
+from .io import split_dataset_path
 from .studies import study_file_name
 
 # %% ../nbs/03b_cache.ipynb #cc71aac5
@@ -297,7 +298,7 @@ def clean_temporaries(cache_dir:str|Path, # the cache folder
             if (owner := temporary_owner(path)) is None: continue             # not a temporary file of `atomic_write`
             try: age = time.time() - path.stat().st_mtime
             except FileNotFoundError: continue
-            dead = owner[0] == _HOST and not _alive(owner[1])
+            dead = owner[0] == HOST and not _alive(owner[1])
             if dead or age > max_age_s:
                 try: path.unlink(); removed += 1
                 except FileNotFoundError: pass

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 from fastcore.script import call_parse
 
-from .io import VolumeError, inspect_volume
+from .io import VolumeError
+from .inspection import inspect_volume
 from .studies import file_name_clashes, find_studies, finding, read_series_rules
 
 # %% auto #0

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .io import VolumeError, atomic_write, keep_locale, read_header, read_volume, split_dataset_path, volume_format
-from .phantom import grid_affine, voxel_world
+from .io import VolumeError, read_header, read_volume, split_dataset_path, volume_format
+from .files import atomic_write, keep_locale
+from .geometry import grid_affine, voxel_world
 
 # %% auto #0
 __all__ = ['CT_WINDOWS', 'WINDOW_ALIASES', 'KINDS', 'KIND_COLUMNS', 'HEAD_TISSUES', 'CHEST_TISSUES', 'HU_RANGE', 'CT_KEYS',

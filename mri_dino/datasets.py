@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .preprocess import read_index
+from .cache import read_index
 
 # %% ../nbs/04_datasets.ipynb #08de0b9f
 AXES = {'axial': 0, 'coronal': 1, 'sagittal': 2}

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .learner import SSLModel, with_defaults
-from .vit import Block, as_size_tuple, drop_patches, foreground_patches
+from .layers import Block, as_size_tuple
+from .vit import drop_patches, foreground_patches
 
 # %% auto #0
 __all__ = ['JEPA_LOSSES', 'OBJECTIVES', 'jepa_masks', 'sincos_position_embedding', 'JEPAPredictor', 'pack', 'JEPAStudent',

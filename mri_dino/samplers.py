@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .io import _stem
+from .io import file_stem
 from .series import modality_aliases, study_candidates
 from .studies import find_studies, read_csv, resolve_env, study_folders
 
@@ -116,7 +116,7 @@ def find_series(root, # a folder of study folders (`${env:VAR:default}` allowed)
     for folder in study_folders(root):
         seen = {}
         for path, _ in study_candidates(folder, names):
-            series = _stem(path.name) if path != folder else folder.name
+            series = file_stem(path.name) if path != folder else folder.name
             if path.parent != folder and path != folder: series = f'{path.parent.name}_{series}'
             seen[series] = seen.get(series, 0) + 1
             if seen[series] > 1: series = f'{series}_{seen[series]}'

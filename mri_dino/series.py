@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from .dicom import dicom_b_value, dicom_text, has_frame_geometry
-from .io import _stem, dwi_b_value
+from .io import file_stem, dwi_b_value
 
 # %% auto #0
 __all__ = ['MODALITY_ALIASES', 'VOLUME_SUFFIXES', 'SKIPPED_FOLDERS', 'SERIES_RULES', 'RULE_FIELDS', 'name_words',
@@ -55,7 +55,7 @@ def match_modality(name:str, # a file or folder name (or a DICOM SeriesDescripti
                    names:dict, # from `modality_aliases`
                   ) -> tuple: # (modality or None, True when the whole name is an alias)
     "The modality a name belongs to"
-    words = name_words(_stem(name))
+    words = name_words(file_stem(name))
     best, best_score = None, None
     for priority, (modality, aliases) in enumerate(names.items()):
         for alias in aliases:
@@ -188,7 +188,7 @@ def study_candidates(folder, # a study folder
     found = [(p, p.name) for p in entries if is_volume_file(p)]
     for sub in entries:
         if sub.is_dir() and not sub.name.startswith('.'):
-            found += [(p, f'{sub.name} {_stem(p.name)}') for p in sorted(sub.iterdir()) if is_volume_file(p)]
+            found += [(p, f'{sub.name} {file_stem(p.name)}') for p in sorted(sub.iterdir()) if is_volume_file(p)]
     here = [folder] if any(is_dicom_file(p) for p in entries) else []
     for path in here + series_folders(folder):
         record = assign_series(path, names, rules, study=folder)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .io import _stem, dwi_b_value
+from .io import file_stem, dwi_b_value
 from .series import (RULE_FIELDS, SKIPPED_FOLDERS, choose_candidates, is_dicom_file, is_volume_file, match_modality,
                              modality_aliases, name_words, study_candidates)
 
@@ -124,7 +124,7 @@ def _rows_from_folders(root:Path, modalities, names, findings, rules=(), explain
         stems = {}
         for modality, folder in roles.items():
             for file in sorted(folder.iterdir()):
-                if is_volume_file(file): stems.setdefault(_stem(file.name), {})[modality] = file
+                if is_volume_file(file): stems.setdefault(file_stem(file.name), {})[modality] = file
         return [dict(study_id=stem, folder=str(root), **{m: str(p) for m, p in paths.items()}) for stem, paths in stems.items()]
     timepoints = {folder: _timepoint_folders(folder, names) for folder in folders}
     nested = bool(folders) and all(timepoints.values()) and any(len(t) > 1 for t in timepoints.values())

@@ -40,14 +40,16 @@ from .augment import MultiViewCrops, augment_batch
 from .config import ConfigError, unknown_key_problem, unknown_keys, validate_config, validate_data
 from .ct import ct_preprocess_options, ct_views
 from .datasets import PatchDataset3D, SliceDataset
-from .io import DiskFullError, atomic_write, atomic_write_text
+from .files import DiskFullError, atomic_write, atomic_write_text
 from .learner import (CollapseMonitor, EpochBatchSampler, SSLDataLoaders, NonFiniteLossError, SSLModel, ssl_learner, fit_ssl)
 from .masking import collate_views
 from .phantom import make_phantom_dataset
-from .preprocess import CacheInUse, CacheSettingsError, preprocess_dataset, read_index
+from .cache import CacheInUse, CacheSettingsError, read_index
+from .preprocess import preprocess_dataset
 from .samplers import series_table, study_sampler
 from .jepa import build_ssl_model, resolve_ema_beta
-from .vit import as_size_tuple, build_backbone
+from .layers import as_size_tuple
+from .backbones import build_backbone
 
 # %% auto #0
 __all__ = ['OPEN_SECTIONS', 'mri_dino_train', 'config_dir', 'rewrite_env_syntax', 'find_config', 'load_config', 'save_config',

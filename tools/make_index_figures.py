@@ -64,7 +64,7 @@ def middle_slice(cfg, cache_dir):
 def crops_figure(cfg, sample, seed:int=3):
     "The multi-view crops of `sample` with the run's recipe and iBOT masks"
     import torch
-    from mri_dino.explore import show_views
+    from mri_dino.views import show_views
     from mri_dino.masking import collate_views
     from mri_dino.train import view_recipe
     import random
