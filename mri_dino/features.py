@@ -51,7 +51,9 @@ def normalize_input(image:Tensor, # (B, C, *spatial) intensities in [0, 1]
     return x * modality_mask.to(device=x.device, dtype=x.dtype).view(*modality_mask.shape, *[1] * (image.ndim - 2))
 
 # %% ../nbs/12b_features.ipynb #11dcd620
-def spatial_size(size, dims:int) -> tuple[int, ...]:
+def spatial_size(size, # an int (the same on every axis) or one int per axis
+                 dims:int, # spatial axes, 2 or 3
+                ) -> tuple[int, ...]: # `dims` positive ints
     "An int or a sequence as a tuple of `dims` sizes"
     size = (int(size),) * dims if isinstance(size, (int, np.integer)) else tuple(int(s) for s in size)
     if len(size) != dims or min(size) < 1: raise ValueError(f"size must be a positive int or {dims} positive ints, got {size!r}")
@@ -77,7 +79,9 @@ def fit_image(image:Tensor, # (B, C, *spatial) images, or (B, 1, *spatial) label
                          antialias=shrink and dims == 2)
 
 # %% ../nbs/12b_features.ipynb #2653c951
-def evaluation_image_size(backbone:nn.Module, image_size) -> tuple[int, ...]|None:
+def evaluation_image_size(backbone:nn.Module, # from `load_backbone`
+                          image_size, # an int, one int per axis, or None
+                         ) -> tuple[int, ...]|None: # one size per spatial axis; None when nothing gives one
     "The size inputs are resized to: given, else the run's global crop size, else the backbone's own"
     dims = getattr(backbone, 'spatial_dims', 2)
     size = image_size if image_size is not None else input_settings(backbone)['image_size'] or getattr(backbone, 'img_size', None)
@@ -207,7 +211,11 @@ def extract_features(backbone:nn.Module, # backbone with the `mri_dino.vit` inte
 # %% ../nbs/12b_features.ipynb #07d85270
 AXES = ('axial', 'coronal', 'sagittal')   # names of the cache's axes d, h, w (canonical orientation)
 
-def slice_range(roi_box, axis:int, length:int, margin:int) -> tuple[int, int]:
+def slice_range(roi_box, # (start..., stop...) of the spatial axes, or None
+                axis:int, # which spatial axis
+                length:int, # the image's size along it
+                margin:int, # slices kept beyond the box on each side
+               ) -> tuple[int, int]: # (start, stop)
     "The slice range along `axis` covered by the ROI box (start..., stop...) plus a margin; the whole axis without one"
     if roi_box is None: return 0, length
     box = np.asarray(roi_box, dtype=float).reshape(2, -1)
@@ -215,7 +223,10 @@ def slice_range(roi_box, axis:int, length:int, margin:int) -> tuple[int, int]:
     start, stop = max(0, start), min(length, stop)
     return (start, stop) if stop > start else (0, length)
 
-def crop_box(image:Tensor, roi_box, margin:int) -> Tensor:
+def crop_box(image:Tensor, # (C, *spatial)
+             roi_box, # (start..., stop...) of the spatial axes, or None
+             margin:int, # voxels kept beyond the box on each side
+            ) -> Tensor: # (C, *cropped)
     "The ROI region (plus margin) of a (C, *spatial) image; the image itself without an ROI"
     if roi_box is None: return image
     ranges = [slice_range(roi_box, a, n, margin) for a, n in enumerate(image.shape[1:])]
@@ -243,9 +254,12 @@ def roi_region(image:Tensor, # (C, *spatial) or (*spatial) with `leading` leadin
 def _in_plane(axis:int) -> list[int]: return [a for a in range(3) if a != axis]
 
 def study_region(image:Tensor, # (C, D, H, W)
-                  roi_box, axis:int, roi_margin:int|None, context:float|None,
-                  keep:str, # 'plane': in-plane crop only; 'slices': and the ROI's slice range (+ margin); 'volume': the 3D item
-                 ) -> Tensor:
+                 roi_box, # (start..., stop...) of (D, H, W), or None
+                 axis:int, # slicing axis of (D, H, W)
+                 roi_margin:int|None, # slices (voxels) kept beyond the ROI box; None: every slice
+                 context:float|None, # in-plane square around the ROI enlarged by this fraction; None: whole slices
+                 keep:str, # 'plane': in-plane crop only; 'slices': and the ROI's slice range (+ margin); 'volume': the 3D item
+                ) -> Tensor:
     "A study's image cut around its ROI: in-plane to a square with `context`, and (for 'slices'/'volume') along the slicing axis"
     if roi_box is None: return image
     if keep == 'volume' and context is None: return image if roi_margin is None else crop_box(image, roi_box, roi_margin)
@@ -254,7 +268,9 @@ def study_region(image:Tensor, # (C, D, H, W)
     start, stop = slice_range(roi_box, axis, image.shape[1 + axis], roi_margin)
     return image.narrow(1 + axis, start, stop - start)
 
-def study_arrays(study_id:str, study:dict) -> tuple[Tensor, Tensor]:
+def study_arrays(study_id:str, # names the study in errors
+                 study:dict, # from `load_study`: image (C, D, H, W), modality_mask (C,) or None
+                ) -> tuple[Tensor, Tensor]: # image (C, D, H, W) float32, modality_mask (C,) bool
     "The study's image (C, D, H, W) float tensor and modality mask (C,), checked"
     image = torch.as_tensor(np.asarray(study['image'])).float()
     if image.ndim != 4: raise ValueError(f"study {study_id}: image must be (C, D, H, W), got {list(image.shape)}")
