@@ -29,8 +29,10 @@ import torch
 
 from omegaconf import OmegaConf
 
-from mri_dino.eval import (METRICS, CollapseMonitor, cache_features, effective_rank, evaluation_table, feature_spread,
-                           load_backbone, probe_cache)
+from mri_dino.probes import METRICS, cache_features, probe_cache
+from mri_dino.eval import CollapseMonitor, effective_rank, feature_spread
+from mri_dino.features import evaluation_table
+from mri_dino.loading import load_backbone
 from mri_dino.phantom import make_phantom_dataset
 from mri_dino.preprocess import preprocess_dataset
 from mri_dino.train import backbone_config, load_config, seed_everything, train

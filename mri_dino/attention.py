@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from fastcore.script import call_parse
 
-from .eval import check_option, command_errors, device_option, fit_image, normalize_input, size_option
+from .eval import check_option, command_errors, device_option, size_option
+from .features import fit_image, normalize_input
 from .preprocess import study_file_name
 from .vit import arch_name
 from .backbones import first_line
@@ -322,7 +323,8 @@ def study_attention_pngs(backbone:nn.Module, # from `load_backbone`
                          context:float|None=None, # 2D: crop the slice to a square around the ROI enlarged by this fraction (None: whole)
                         ) -> list[Path]:
     "Attention and PCA PNGs of one study: a slice for 2D backbones, the ROI volume on three planes for 3D ones"
-    from mri_dino.eval import input_settings, _crop_box, AXES, roi_region
+    from mri_dino.loading import input_settings
+    from mri_dino.features import crop_box, AXES, roi_region
     settings = input_settings(backbone)
     image, mask = torch.as_tensor(study['image']), torch.as_tensor(np.asarray(study['modality_mask'])).bool()
     size = image_size if image_size is not None else settings['image_size']
@@ -330,7 +332,7 @@ def study_attention_pngs(backbone:nn.Module, # from `load_backbone`
     modalities = study.get('modalities') or settings['modalities']
     prefix = str(study.get('study_id') or 'study')
     if getattr(backbone, 'spatial_dims', 2) == 3:
-        volume = _crop_box(image, study.get('roi_box'), roi_margin)
+        volume = crop_box(image, study.get('roi_box'), roi_margin)
         maps = attention_maps(backbone, volume, mask, size, **norm)
         scale = None if study.get('spacing') is None else [s * n / m for s, n, m in zip(study['spacing'], volume.shape[1:], maps['image'].shape[1:])]
         return save_attention_pngs(maps, out, prefix, modalities, spacing=scale, keep_mass=keep_mass)
@@ -358,7 +360,8 @@ def mri_dino_attention(checkpoint:str, # training output folder, checkpoint, bac
                        device:str='cpu', # cpu, cuda, ...
                       ):
     "Write CLS-attention and PCA-feature PNGs of one study for a pretrained backbone"
-    from mri_dino.eval import AXES, load_backbone
+    from mri_dino.features import AXES
+    from mri_dino.loading import load_backbone
     with command_errors('mri_dino_attention'):
         check_option('--which', which, which in ('teacher', 'student'), "'teacher' or 'student'")
         check_option('--axis', axis, axis in AXES, f"one of {list(AXES)}")

@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from fastcore.script import call_parse
 
-from .vit import arch_name, first_line
+from .vit import arch_name
+from .backbones import first_line
 from .learner import CollapseMonitor, effective_rank, feature_spread   # the collapse monitor (see the learner chapter)
 # the four chapters below, re-exported: `from mri_dino.eval import ...` keeps working
 from .loading import (load_backbone, input_settings)
@@ -25,7 +26,6 @@ from .finetune import (MIL_POOLINGS, MIL_LOSSES, finetune_splitter, run_backbone
     StudyClassifier, StudyBags, collate_bags, StudyLoss, study_metrics, ClassificationMetric, mil_learner,
     evaluate_classifier, patch_feature_map, SegmentationDecoder, Segmenter, soft_dice_loss, DiceCELoss, dice_scores,
     DiceScore, SegmentationSlices, collate_segmentation, segmentation_learner, finetune_cache)
-from .features import crop_box as _crop_box   # for mri_dino.attention until it imports features.crop_box; then remove
 
 _all_ = ['CollapseMonitor', 'effective_rank', 'feature_spread', 'load_backbone', 'input_settings', 'FEATURE_KINDS',
     'AXES', 'LABEL_MAPS', 'normalize_input', 'fit_image', 'backbone_features', 'Features', 'extract_features',

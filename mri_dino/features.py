@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .io import atomic_write
+from .files import atomic_write
 from .loading import input_settings
 
 # %% auto #0
@@ -336,7 +336,8 @@ def cache_loader(cache_dir:str|Path, # the cache folder (`mri_dino_preprocess`)
                  max_cached:int=8, # studies kept in memory
                 ) -> Callable[[str], dict]: # study id -> dict(image, modality_mask, roi_box, label_map, spacing, affine, labels)
     "`load_study` for the evaluation datasets, reading our cache"
-    from mri_dino.preprocess import load_cached_study, dequantize
+    from mri_dino.cache import load_cached_study
+    from mri_dino.resample import dequantize
     if label_map not in LABEL_MAPS + (None,): raise ValueError(f"label_map must be one of {LABEL_MAPS} or None, got {label_map!r}")
     cache_dir = Path(cache_dir)
     @functools.lru_cache(maxsize=max_cached)
@@ -376,7 +377,7 @@ def evaluation_table(cache_dir:str|Path, # the cache folder
                      labels:str|Path|pd.DataFrame|None=None, # a labels CSV (or table) joined on the study id; its columns win
                     ) -> pd.DataFrame: # index study_id: the cache's index columns and the labels
     "The cache's studies with their label columns and folds"
-    from mri_dino.preprocess import read_index
+    from mri_dino.cache import read_index
     table = read_index(cache_dir)
     if labels is None: return table
     if not isinstance(labels, pd.DataFrame):

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .io import atomic_write
+from .files import atomic_write
 from .loading import input_settings
 from .features import (FEATURE_KINDS, cache_loader, evaluation_image_size, evaluation_table, fold_split, normalize_input,
                                slice_range, spatial_size, study_arrays, study_region)

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .vit import first_line
+from .backbones import first_line
 from .learner import checkpoint_candidates, verify_checkpoint
 
 # %% auto #0
@@ -34,7 +34,8 @@ def _read_yaml(text_or_path) -> dict|None:
 
 def _backbone_from_config(config:dict, source, shapes:dict|None=None, strict:bool=True) -> nn.Module:
     "A VisionTransformer built as `mri_dino.train` builds its student: the `student` section, with channels and modalities from `data`, size from `crops`, 3D for `data.kind: patches`; checked first against the weights' `shapes` when given"
-    from mri_dino.vit import VisionTransformer, backbone_arguments, check_backbone_shapes
+    from mri_dino.vit import VisionTransformer
+    from mri_dino.backbones import backbone_arguments, check_backbone_shapes
     if not config or 'student' not in config: raise ValueError(f"{source}: no `student` section in the run's config to build the backbone from")
     student, overrides = dict(config['student']), {}
     modalities = (config.get('data') or {}).get('modalities')
@@ -71,7 +72,8 @@ def _find_in_folder(folder:Path, which:str) -> Path:
 
 def _check_transformers_folder(folder:Path, arguments:dict):
     "A transformers folder's config.json against its weights' headers, before the model is built: the depth, then the number of parameters"
-    from mri_dino.vit import VisionTransformer, read_safetensors_header
+    from mri_dino.vit import VisionTransformer
+    from mri_dino.backbones import read_safetensors_header
     shapes, source = {}, folder / 'config.json'
     for file in sorted(folder.glob('*.safetensors')): shapes.update(read_safetensors_header(file)[0])
     if not shapes: return                                               # pytorch_model.bin: read with weights_only, after
@@ -89,7 +91,7 @@ def load_backbone(path:str|Path, # output folder, checkpoint (.pth), backbone fi
                   **backbone_kwargs, # DINOv2 weights: the architecture (`arch` and VisionTransformer arguments)
                  ) -> nn.Module: # the backbone in eval mode; `run_config` holds the run's config (or None), `source` the file
     "A pretrained backbone from our training outputs or from DINOv2 weights, in eval mode"
-    from mri_dino import vit
+    from mri_dino import backbones, vit
     if which not in ('teacher', 'student'): raise ValueError(f"which must be 'teacher' or 'student', got {which!r}")
     path = Path(path).expanduser()
     if not path.exists(): raise FileNotFoundError(f"{path}: no such file or folder")
@@ -107,15 +109,15 @@ def load_backbone(path:str|Path, # output folder, checkpoint (.pth), backbone fi
         arguments = {**{k: v for k, v in defaults.items() if v is not None}, **backbone_kwargs}
         _check_transformers_folder(path, arguments)
         backbone = vit.VisionTransformer(**arguments)
-        vit.load_dinov2_weights(backbone, path)
+        backbones.load_dinov2_weights(backbone, path)
     elif path.suffix == '.safetensors':
-        shapes, metadata = vit.read_safetensors_header(path)                 # the header only: checked before anything is built
-        if vit._CONFIG_METADATA in metadata: backbone = vit.read_backbone(path)
+        shapes, metadata = backbones.read_safetensors_header(path)                 # the header only: checked before anything is built
+        if backbones.CONFIG_METADATA in metadata: backbone = backbones.read_backbone(path)
         else:
             config = _read_yaml(metadata.get('config', '')) or config
-            backbone = _load_state(_backbone_from_config(config, path, shapes), vit.read_state_dict(path), path)
+            backbone = _load_state(_backbone_from_config(config, path, shapes), backbones.read_state_dict(path), path)
     else:
-        state = vit.read_state_dict(path)                                   # weights_only: a pickle that would run code is refused
+        state = backbones.read_state_dict(path)                                   # weights_only: a pickle that would run code is refused
         if isinstance(state.get('model'), dict) and any(str(k).startswith(f'{which}.backbone.') for k in state['model']):
             verify_checkpoint(state, path)                                  # our training checkpoint: its checksum
             config = _read_yaml(state.get('config') or '') or config
@@ -129,7 +131,7 @@ def load_backbone(path:str|Path, # output folder, checkpoint (.pth), backbone fi
                 arch = vit.arch_name(backbone_kwargs.pop('arch', 'vit_small'))
                 backbone = getattr(vit, arch)(**backbone_kwargs)
             else: backbone = _backbone_from_config(config, path, _shapes(state), strict=False)
-            vit.load_dinov2_weights(backbone, state)
+            backbones.load_dinov2_weights(backbone, state)
     backbone.run_config, backbone.source = config, str(path)
     return backbone.to(device).eval()
 

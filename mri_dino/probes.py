@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .io import atomic_write
+from .files import atomic_write
 from .preprocess import study_file_name
 from .loading import input_settings
 from .features import AXES, Features, StudySlices, cache_loader, evaluation_image_size, evaluation_table, extract_features

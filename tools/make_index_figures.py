@@ -82,7 +82,7 @@ def crops_figure(cfg, sample, seed:int=3):
 def attention_figure_of_run(run:Path, sample):
     "The trained teacher's CLS attention on `sample`"
     from mri_dino.attention import attention_figure, attention_maps
-    from mri_dino.eval import input_settings, load_backbone
+    from mri_dino.loading import input_settings, load_backbone
     backbone = load_backbone(run)
     settings = input_settings(backbone)
     maps = attention_maps(backbone, sample['image'], sample['modality_mask'], image_size=settings['image_size'],
