@@ -126,7 +126,9 @@ def rng_state() -> dict:
     if torch.cuda.is_available(): state['cuda'] = torch.cuda.get_rng_state_all()
     return state
 
-def set_rng_state(state:dict):
+def set_rng_state(state:dict, # from `rng_state` (in a checkpoint)
+                 ):
+    "Restore this process's random states (a format-1 checkpoint's NumPy tuple too)"
     numpy = state['numpy']
     if isinstance(numpy, dict):             # (format 1 holds NumPy's own tuple)
         numpy = (numpy['kind'], numpy['key'].numpy().astype(np.uint32), numpy['position'], numpy['has_gauss'], numpy['gauss'])

@@ -35,9 +35,24 @@ from .schedules import scaled_lr, linear_warmup, cosine_schedule, torch_param_gr
 from .callbacks import NonFiniteLossError, weights_digest
 from .checkpoints import atomic_torch_save, list_checkpoints, CheckpointError, checkpoint_checksum, verify_checkpoint, read_checkpoint, checkpoint_candidates, load_latest_checkpoint
 from .collapse import effective_rank, feature_spread, COLLAPSE_COLUMNS, CollapseMonitor
+# in `__all__` too, so that `from mri_dino.learner import *` gives them as before
+_all_ = ['with_defaults', 'SSLModel', 'param_groups', 'Schedules', 'ScheduleCallback', 'TeacherEMACallback',
+         'GradientClipCallback', 'NonFiniteGuard', 'AccelerateCallback', 'MetricsLogger', 'RunSummaryCallback',
+         'CheckpointCallback', 'collapse_monitor', 'default_config', 'merged_over', 'Student', 'layer_index',
+         'scaled_lr', 'linear_warmup', 'cosine_schedule', 'torch_param_groups', 'NonFiniteLossError',
+         'weights_digest', 'atomic_torch_save', 'list_checkpoints', 'CheckpointError', 'checkpoint_checksum',
+         'verify_checkpoint', 'read_checkpoint', 'checkpoint_candidates', 'load_latest_checkpoint',
+         'effective_rank', 'feature_spread', 'COLLAPSE_COLUMNS', 'CollapseMonitor']
 
 # %% auto #0
-__all__ = ['EpochBatchSampler', 'SSLDataLoaders', 'SSLLearner', 'ssl_learner', 'fit_ssl']
+__all__ = ['EpochBatchSampler', 'SSLDataLoaders', 'SSLLearner', 'ssl_learner', 'fit_ssl', 'with_defaults', 'SSLModel',
+           'param_groups', 'Schedules', 'ScheduleCallback', 'TeacherEMACallback', 'GradientClipCallback',
+           'NonFiniteGuard', 'AccelerateCallback', 'MetricsLogger', 'RunSummaryCallback', 'CheckpointCallback',
+           'collapse_monitor', 'default_config', 'merged_over', 'Student', 'layer_index', 'scaled_lr', 'linear_warmup',
+           'cosine_schedule', 'torch_param_groups', 'NonFiniteLossError', 'weights_digest', 'atomic_torch_save',
+           'list_checkpoints', 'CheckpointError', 'checkpoint_checksum', 'verify_checkpoint', 'read_checkpoint',
+           'checkpoint_candidates', 'load_latest_checkpoint', 'effective_rank', 'feature_spread', 'COLLAPSE_COLUMNS',
+           'CollapseMonitor']
 
 # %% ../nbs/10_learner.ipynb #032c0249
 class EpochBatchSampler(torch.utils.data.Sampler):
