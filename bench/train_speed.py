@@ -22,7 +22,8 @@ import torch
 from omegaconf import OmegaConf
 
 from mri_dino.augment import MultiViewCrops
-from mri_dino.learner import SSLDataLoaders, SSLModel, ssl_learner, fit_ssl
+from mri_dino.learner import SSLDataLoaders, ssl_learner, fit_ssl
+from mri_dino.ssl_model import SSLModel
 from mri_dino.masking import collate_views
 from mri_dino.backbones import build_backbone
 from fastai.callback.core import Callback

@@ -25,7 +25,7 @@ from fastcore.basics import noop
 from fastai.callback.core import Callback, CancelBatchException, CancelStepException
 from fastai.callback.progress import ProgressCallback
 
-from .io import atomic_write_text
+from .files import atomic_write_text
 from .losses import all_reduce_, is_distributed
 
 # %% auto #0

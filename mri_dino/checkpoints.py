@@ -18,9 +18,9 @@ import torch
 import torch.distributed as dist
 from fastai.callback.core import Callback
 
-from .io import atomic_write, atomic_write_text, temporary_owner
+from .files import atomic_write, atomic_write_text, temporary_owner
 from .losses import is_distributed
-from .vit import read_torch_file, save_backbone
+from .backbones import read_torch_file, save_backbone
 from .callbacks import gather_objects
 
 # %% auto #0

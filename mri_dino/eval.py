@@ -15,7 +15,7 @@ from fastcore.script import call_parse
 
 from .vit import arch_name
 from .backbones import first_line
-from .learner import CollapseMonitor, effective_rank, feature_spread   # the collapse monitor (see the learner chapter)
+from .collapse import CollapseMonitor, effective_rank, feature_spread   # the collapse monitor (see the learner chapter)
 # the four chapters below, re-exported: `from mri_dino.eval import ...` keeps working
 from .loading import (load_backbone, input_settings)
 from .features import (FEATURE_KINDS, AXES, LABEL_MAPS, normalize_input, fit_image, backbone_features,

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .learner import SSLModel, with_defaults
+from .ssl_model import SSLModel, with_defaults
 from .layers import Block, as_size_tuple
 from .vit import drop_patches, foreground_patches
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from .backbones import first_line
-from .learner import checkpoint_candidates, verify_checkpoint
+from .checkpoints import checkpoint_candidates, verify_checkpoint
 
 # %% auto #0
 __all__ = ['load_backbone', 'input_settings']

@@ -41,7 +41,10 @@ from .config import ConfigError, unknown_key_problem, unknown_keys, validate_con
 from .ct import ct_preprocess_options, ct_views
 from .datasets import PatchDataset3D, SliceDataset
 from .files import DiskFullError, atomic_write, atomic_write_text
-from .learner import (CollapseMonitor, EpochBatchSampler, SSLDataLoaders, NonFiniteLossError, SSLModel, ssl_learner, fit_ssl)
+from .collapse import CollapseMonitor
+from .learner import EpochBatchSampler, SSLDataLoaders, ssl_learner, fit_ssl
+from .callbacks import NonFiniteLossError
+from .ssl_model import SSLModel
 from .masking import collate_views
 from .phantom import make_phantom_dataset
 from .cache import CacheInUse, CacheSettingsError, read_index
