@@ -362,7 +362,7 @@ def _dcm2niix_messages(output:str) -> list:
     return [line.strip() for line in output.splitlines() if line.strip().lower().startswith(('warning', 'error')) or 'DUPLICATES REMOVED' in line or line.startswith('Slices not stacked')]
 
 def convert_dicom(folder, # a folder holding one DICOM series (its files at any names; sub-folders are not looked into)
-                  work, # the folder the conversion goes to (created; its parent must exist)
+                  work, # the folder the conversion goes to (created, with its parents)
                   binary:str|None=None, # the dcm2niix binary (default: `dcm2niix_binary()`)
                   timeout:float=600, # seconds dcm2niix may take before it is stopped
                  ) -> Path: # `work`, holding dcm2niix's .nii, .json sidecar, .bval/.bvec and its log
@@ -376,6 +376,7 @@ def convert_dicom(folder, # a folder holding one DICOM series (its files at any 
     elif work.exists(): raise VolumeError(folder, f'cannot be converted into {work}: it exists and is not a dcm2niix conversion (remove it)')
     binary = binary or dcm2niix_binary()
     if not os.access(binary, os.X_OK): raise VolumeError(folder, f'cannot be converted: the dcm2niix binary {binary} does not exist or cannot be run (pip install dcm2niix)')
+    work.parent.mkdir(parents=True, exist_ok=True)
     _clear_partials(work)
     partial = work.parent/f'.{work.name}.partial-{os.getpid()}-{secrets.token_hex(4)}'
     partial.mkdir()
@@ -416,7 +417,12 @@ def dcm2niix_volumes(work, # a folder `convert_dicom` wrote
                     dtype=str(image.get_data_dtype()), geometry=f'dcm2niix {version}: the NIfTI sform it wrote',
                     b_values_per_volume=[float(b) for b in bval.read_text().split()] if bval.exists() else None)
         if warnings: meta['warnings'] = list(warnings)
-        volumes.append(Volume(np.asarray(image.get_fdata(dtype=np.float32)), np.asarray(image.affine, dtype=np.float64), str(file), meta))
+        if 'ImageOrientationPatientDICOM' not in sidecar: meta['problem'] = 'has no ImageOrientationPatient (a secondary capture, a screenshot?): nothing places it in the patient'
+        if image.get_data_dtype().names:   # RGB: dcm2niix keeps the colours
+            meta['problem'] = 'is a colour (RGB) image (a screenshot?), not an MR or CT volume'
+            data = np.zeros(image.shape, np.float32)
+        else: data = np.asarray(image.get_fdata(dtype=np.float32))
+        volumes.append(Volume(data, np.asarray(image.affine, dtype=np.float64), str(file), meta))
     return volumes
 
 # %% ../nbs/00a_dicom.ipynb #4d028f82
@@ -460,9 +466,11 @@ def read_dcm2niix(folder, # a folder holding a DICOM series
                  ) -> Volume: # (i, j, k) float32 in the NIfTI's voxel order, RAS+ affine, meta as `read_volume`'s
     "A DICOM series read through dcm2niix: converted once into `work`, one volume chosen as `read_volume` chooses (the highest b-value, its directions combined into the trace image), refused where dcm2niix warns of a gap"
     folder = Path(folder)
-    try: work = convert_dicom(folder, work, binary)
+    try: binary = binary or dcm2niix_binary()
     except FileNotFoundError as e: raise VolumeError(folder, f'cannot be converted: {e}') from None
+    work = convert_dicom(folder, work, binary)
     volume = _choose_output(folder, dcm2niix_volumes(work), series_uid)
+    if 'problem' in volume.meta: raise VolumeError(folder, f"{volume.meta['file']}, dcm2niix's conversion of it, {volume.meta['problem']}")
     problems = [m for m in volume.meta.get('warnings', []) if any(r in m for r in DCM2NIIX_REFUSALS)]
     if problems: raise VolumeError(folder, f"{'; '.join(problems)} (missing slices?)")
     data, meta = volume.data, volume.meta
