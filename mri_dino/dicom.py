@@ -390,7 +390,10 @@ def convert_dicom(folder, # a folder holding one DICOM series (its files at any 
             raise VolumeError(folder, f'dcm2niix made no volume of it (exit {run.returncode}: {said})')
         (partial/'dcm2niix.log').write_text(output)
         (partial/'source.json').write_text(json.dumps(state))
-        if work.exists(): shutil.rmtree(work)   # an older conversion of a folder that changed since
+        if (work/'source.json').exists():
+            if json.loads((work/'source.json').read_text()) == state: return work   # another process converted it meanwhile: its result is used, ours removed
+            old = work.parent/f'.{work.name}.partial-{os.getpid()}-old{secrets.token_hex(4)}'   # a conversion of the folder as it was before
+            os.rename(work, old); shutil.rmtree(old, ignore_errors=True)
         try: os.rename(partial, work)
         except OSError:
             if not (work/'source.json').exists(): raise   # else another process converted it at the same time: use its result
