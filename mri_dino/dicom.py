@@ -386,7 +386,7 @@ def convert_dicom(folder, # a folder holding one DICOM series (its files at any 
         output = run.stdout + run.stderr
         messages = _dcm2niix_messages(output)
         if run.returncode != 0 or not any(partial.glob('*.nii')):
-            said = '; '.join(messages) or (output.strip().splitlines() or ['no output'])[-1]
+            said = '; '.join(messages) or ([line for line in output.strip().splitlines() if not line.startswith(("Chris Rorden's", 'Conversion required'))] or ['no DICOM image it could read'])[-1]
             raise VolumeError(folder, f'dcm2niix made no volume of it (exit {run.returncode}: {said})')
         (partial/'dcm2niix.log').write_text(output)
         (partial/'source.json').write_text(json.dumps(state))
