@@ -8,18 +8,24 @@ Docs: https://mri-dino.github.io/mri_dino/dicom.html.md"""
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import math
 import os
+import secrets
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 
 from .io import (
-    LPS_TO_RAS, VolumeError, VolumeHeader, check_voxels, combine_volumes, itk_affine, itk_to_numpy, itk_warnings_off, keep_locale, short_error)
+    LPS_TO_RAS, Volume, VolumeError, VolumeHeader, check_voxels, combine_volumes, itk_affine, itk_to_numpy, itk_warnings_off, keep_locale, short_error)
 
 # %% auto #0
-__all__ = ['SLICE_TOLERANCE_MM', 'dicom_text', 'has_frame_geometry', 'dicom_b_value', 'dicom_series', 'read_dicom',
-           'dicom_header']
+__all__ = ['SLICE_TOLERANCE_MM', 'DCM2NIIX_OPTIONS', 'DCM2NIIX_REFUSALS', 'dicom_text', 'has_frame_geometry',
+           'siemens_csa_b_value', 'dicom_b_value', 'philips_scale', 'dicom_series', 'read_dicom', 'dicom_header',
+           'dcm2niix_binary', 'convert_dicom', 'dcm2niix_volumes', 'read_dcm2niix']
 
 # %% ../nbs/00a_dicom.ipynb #6ecd8e94
 _B_VALUE_TAGS = {'SIEMENS': '0019|100c', 'GE': '0043|1039', 'PHILIPS': '2001|1003'}   # vendor -> private b-value tag (each vendor's private groups mean other things for the others)
@@ -66,17 +72,39 @@ def _check_frames(file:str, slice:dict) -> dict:
     checked = _check_slice_steps(file, [f'frame {n + 1}' for n in range(len(along))], along * np.sign(steps[0]))
     return dict(checked, frames=len(along), geometry='enhanced multi-frame: ImageOrientationPatient, PixelSpacing; slice step from the first to the last frame\'s ImagePositionPatient')
 
+def siemens_csa_b_value(file:str, # a Siemens DICOM file
+                       ) -> float|None: # its b-value, None when its CSA header has none
+    "The b-value in the `B_value` element of a Siemens file's CSA image header (0029,1010), read with nibabel's `csareader`"
+    import warnings, pydicom
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')   # nibabel calls its DICOM readers experimental when they are imported
+        from nibabel.nicom import csareader
+        try: value = csareader.get_b_value(csareader.get_csa_header(pydicom.dcmread(file, stop_before_pixels=True), 'image') or {})
+        except Exception: return None
+    try: return None if value is None else float(value)
+    except (TypeError, ValueError): return None
+
+def _is_vendor(vendor:str, name:str) -> bool: return name in vendor.split() or vendor.startswith(name)
+
 def dicom_b_value(reader) -> float|None:
-    "The diffusion b-value in a DICOM header read by a SimpleITK ImageFileReader: the standard tag, else the vendor's private one (any vendor's when Manufacturer is empty); None when absent"
+    "The diffusion b-value in a DICOM header read by a SimpleITK ImageFileReader: the standard tag, else the vendor's private one (any vendor's when Manufacturer is empty), else a Siemens file's CSA header; None when absent"
     vendor = dicom_text(reader, '0008|0070').upper()
-    private = [tag for name, tag in _B_VALUE_TAGS.items() if name in vendor.split() or vendor.startswith(name)] if vendor else list(_B_VALUE_TAGS.values())
+    private = [tag for name, tag in _B_VALUE_TAGS.items() if _is_vendor(vendor, name)] if vendor else list(_B_VALUE_TAGS.values())
     for tag in ['0018|9087', *private]:
         if reader.HasMetaDataKey(tag):
             text = reader.GetMetaData(tag).split('\\')[0].strip()
             try: value = float(text)
             except ValueError: continue
             return value % 1e9 if tag == '0043|1039' else value   # GE adds 1e9 to flag the value
+    if (not vendor or _is_vendor(vendor, 'SIEMENS')) and reader.HasMetaDataKey('0029|1010'): return siemens_csa_b_value(reader.GetFileName())
     return None
+
+def philips_scale(reader) -> float|None:
+    "The factor that turns a Philips file's displayed values (RescaleSlope and RescaleIntercept applied, as SimpleITK reads them) into its floating-point values, 1 / (RescaleSlope × the private scale slope (2005,100E)), as dcm2niix does by default (`-p y`); None for other vendors, or without the private tag"
+    if not _is_vendor(dicom_text(reader, '0008|0070').upper(), 'PHILIPS') or not dicom_text(reader, '2005|100e'): return None
+    try: scale, slope = float(dicom_text(reader, '2005|100e').split('\\')[0]), float(dicom_text(reader, '0028|1053') or 1)
+    except ValueError: return None
+    return 1 / (slope * scale) if scale and slope else None
 
 @keep_locale()
 def dicom_series(folder, # a folder of DICOM files
@@ -142,7 +170,7 @@ def _dicom_plan(path:Path, series_uid:str|None, b_value) -> tuple:
         slices.append(dict(file=file, origin=np.array(reader.GetOrigin()[:3]), normal=direction[:, 2], in_plane=direction[:, :2],
                            b=dicom_b_value(reader), instance=int(instance) if instance.lstrip('-').isdigit() else 0,
                            size=reader.GetSize(), dimension=reader.GetDimension(),
-                           mosaic='MOSAIC' in dicom_text(reader, '0008|0008').upper().split('\\')))
+                           mosaic='MOSAIC' in dicom_text(reader, '0008|0008').upper().split('\\'), philips=philips_scale(reader)))
         if len(slices) == 1: vendor, description = dicom_text(reader, '0008|0070'), dicom_text(reader, '0008|103e')
     meta = dict(format='dicom', n_files=len(files), vendor=vendor, series_description=description)
     if uid is not None: meta['series_uid'] = uid
@@ -155,6 +183,10 @@ def _dicom_plan(path:Path, series_uid:str|None, b_value) -> tuple:
         meta['b_values'] = [int(b) if float(b).is_integer() else b for b in b_values]
     elif b_values: chosen_b = b_values[0]
     if chosen_b is not None: meta['b_value'] = int(chosen_b) if float(chosen_b).is_integer() else chosen_b
+    scales = {s['philips'] for s in slices}
+    if scales != {None}:
+        if len(scales) > 1: raise VolumeError(path, f'its slices have {len(scales)} different Philips scalings (RescaleSlope and the private scale slope 2005,100E): not one volume')
+        meta.update(philips_scale=scales.pop(), intensity='Philips floating-point values: displayed values / (RescaleSlope x scale slope 2005,100E), as dcm2niix -p y')
     if any(s['mosaic'] for s in slices): return _mosaic_plan(path, slices, meta)
     if len(slices) == 1 or slices[0]['dimension'] == 3 and slices[0]['size'][2] > 1:
         if len(slices) > 1: raise VolumeError(path, f'mixes {len(slices)} multi-frame files in one series')
@@ -269,7 +301,7 @@ def read_dicom(path:Path, # a DICOM folder or file
                 image = reader.Execute()
         except RuntimeError as e: raise VolumeError(path, f'cannot be read as a DICOM series ({str(e).strip().splitlines()[-1]})') from None
         if image.GetDimension() == 2: image = sitk.JoinSeries(image)
-        try: arrays.append(itk_to_numpy(image).astype(np.float32))
+        try: arrays.append((itk_to_numpy(image) * meta.get('philips_scale', 1)).astype(np.float32))
         except ValueError as e: raise VolumeError(path, str(e)) from None
         stack_affine = _stack_affine(files) if len(files) > 1 or 'frames' in meta else itk_affine(image.GetOrigin(), image.GetSpacing(), image.GetDirection())
         if affine is None: affine = stack_affine
@@ -296,6 +328,170 @@ def dicom_header(path:Path, # a DICOM folder or file
     stacks, meta = _dicom_plan(path, series_uid, b_value)
     reader = sitk.ImageFileReader()
     reader.SetFileName(stacks[0][0]); reader.ReadImageInformation()
-    dtype = np.dtype(sitk.GetArrayFromImage(sitk.Image([1, 1], reader.GetPixelID())).dtype)
+    dtype = np.dtype(np.float32) if 'philips_scale' in meta else np.dtype(sitk.GetArrayFromImage(sitk.Image([1, 1], reader.GetPixelID())).dtype)
     if meta.get('mosaic'): return VolumeHeader(_dicom_shape(stacks, True), _mosaic_geometry(stacks[0][0])[1], dtype, str(path), meta)
     return VolumeHeader(_dicom_shape(stacks), _stack_affine(stacks[0]), dtype, str(path), meta)
+
+# %% ../nbs/00a_dicom.ipynb #ef71c14d
+DCM2NIIX_OPTIONS = ['-b', 'y', '-ba', 'o', '-z', 'n', '-d', '0', '-f', 'series', '-v', 'n']   # JSON sidecar (names stripped, UIDs kept), .nii, this folder only (no sub-folders), one name
+DCM2NIIX_REFUSALS = ['Interslice distance varies', 'Missing images?']   # dcm2niix warnings that the pure Python path refuses as errors (a gap, a missing slice)
+
+def dcm2niix_binary() -> str:
+    "The dcm2niix binary: the one the `dcm2niix` wheel ships (its `dcm2niix.bin`), else one on the PATH"
+    try:
+        import dcm2niix
+        binary = dcm2niix.bin
+    except ImportError: binary = shutil.which('dcm2niix')
+    if not binary or not os.access(binary, os.X_OK): raise FileNotFoundError('no dcm2niix binary: install it with `pip install dcm2niix` (or mri_dino[dicom])')
+    return str(binary)
+
+def _source_state(folder:Path) -> dict:
+    "What a conversion was made from: the folder and a digest of its files' names, sizes and times (a file added, removed or changed makes it convert again)"
+    files = sorted((entry.name, entry.stat().st_size, entry.stat().st_mtime_ns) for entry in os.scandir(folder) if entry.is_file())
+    return dict(folder=str(folder.resolve()), files=len(files), digest=hashlib.sha1(repr(files).encode()).hexdigest())
+
+def _clear_partials(work:Path):
+    "Remove the temporary folders of conversions into `work` whose process is gone (killed before it could rename its result into place)"
+    for partial in work.parent.glob(f'.{work.name}.partial-*'):
+        try: os.kill(int(partial.name.rsplit('-', 2)[1]), 0); continue   # its process still runs
+        except (ProcessLookupError, ValueError, IndexError): shutil.rmtree(partial, ignore_errors=True)
+        except PermissionError: continue
+
+def _dcm2niix_messages(output:str) -> list:
+    "dcm2niix's warnings and errors in its output, one line each"
+    return [line.strip() for line in output.splitlines() if line.strip().lower().startswith(('warning', 'error')) or 'DUPLICATES REMOVED' in line or line.startswith('Slices not stacked')]
+
+def convert_dicom(folder, # a folder holding one DICOM series (its files at any names; sub-folders are not looked into)
+                  work, # the folder the conversion goes to (created, with its parents)
+                  binary:str|None=None, # the dcm2niix binary (default: `dcm2niix_binary()`)
+                  timeout:float=600, # seconds dcm2niix may take before it is stopped
+                 ) -> Path: # `work`, holding dcm2niix's .nii, .json sidecar, .bval/.bvec and its log
+    "Convert a DICOM folder with dcm2niix once into `work`: into a temporary folder, renamed into place when complete, so that a second call reuses it and a failed or killed one leaves nothing at `work`"
+    folder, work = Path(folder), Path(work)
+    if not folder.is_dir(): raise VolumeError(folder, 'is not a folder: dcm2niix converts a DICOM series folder')
+    state = _source_state(folder)
+    done = work/'source.json'
+    if done.exists():
+        if json.loads(done.read_text()) == state: return work
+    elif work.exists(): raise VolumeError(folder, f'cannot be converted into {work}: it exists and is not a dcm2niix conversion (remove it)')
+    binary = binary or dcm2niix_binary()
+    if not os.access(binary, os.X_OK): raise VolumeError(folder, f'cannot be converted: the dcm2niix binary {binary} does not exist or cannot be run (pip install dcm2niix)')
+    work.parent.mkdir(parents=True, exist_ok=True)
+    _clear_partials(work)
+    partial = work.parent/f'.{work.name}.partial-{os.getpid()}-{secrets.token_hex(4)}'
+    partial.mkdir()
+    try:
+        try: run = subprocess.run([binary, *DCM2NIIX_OPTIONS, '-o', str(partial), str(folder)], capture_output=True, text=True, errors='replace', timeout=timeout)
+        except subprocess.TimeoutExpired: raise VolumeError(folder, f'dcm2niix took more than {timeout:g} s and was stopped') from None
+        output = run.stdout + run.stderr
+        messages = _dcm2niix_messages(output)
+        if run.returncode != 0 or not any(partial.glob('*.nii')):
+            said = '; '.join(messages) or ([line for line in output.strip().splitlines() if not line.startswith(("Chris Rorden's", 'Conversion required'))] or ['no DICOM image it could read'])[-1]
+            raise VolumeError(folder, f'dcm2niix made no volume of it (exit {run.returncode}: {said})')
+        (partial/'dcm2niix.log').write_text(output)
+        (partial/'source.json').write_text(json.dumps(state))
+        if (work/'source.json').exists():
+            if json.loads((work/'source.json').read_text()) == state: return work   # another process converted it meanwhile: its result is used, ours removed
+            old = work.parent/f'.{work.name}.partial-{os.getpid()}-old{secrets.token_hex(4)}'   # a conversion of the folder as it was before
+            os.rename(work, old); shutil.rmtree(old, ignore_errors=True)
+        try: os.rename(partial, work)
+        except OSError:
+            if not (work/'source.json').exists(): raise   # else another process converted it at the same time: use its result
+    finally: shutil.rmtree(partial, ignore_errors=True)
+    return work
+
+# %% ../nbs/00a_dicom.ipynb #c367a9ed
+def dcm2niix_volumes(work, # a folder `convert_dicom` wrote
+                    ) -> list: # one `Volume` per NIfTI file dcm2niix wrote, (i, j, k) or (i, j, k, volumes)
+    "Every volume of a dcm2niix conversion read back with nibabel (scaling applied), with its JSON sidecar and .bval in `meta`"
+    import nibabel as nib
+    work = Path(work)
+    log = (work/'dcm2niix.log').read_text() if (work/'dcm2niix.log').exists() else ''
+    version = next((line.split('version ')[1].split()[0] for line in log.splitlines() if 'version ' in line), 'unknown version')
+    warnings = [f'dcm2niix: {message}' for message in _dcm2niix_messages(log)]
+    volumes = []
+    for file in sorted(work.glob('*.nii')):
+        if not file.with_suffix('.json').exists(): continue   # dcm2niix's derived copies (_Eq_ equalised, _Tilt_ corrected) have no sidecar
+        sidecar = json.loads(file.with_suffix('.json').read_text())
+        image = nib.load(file)
+        bval = file.with_suffix('.bval')
+        meta = dict(format='dicom', engine='dcm2niix', file=file.name, vendor=sidecar.get('Manufacturer', ''), series_description=sidecar.get('SeriesDescription', ''),
+                    series_uid=sidecar.get('SeriesInstanceUID') or f"series number {sidecar.get('SeriesNumber')}", series_number=sidecar.get('SeriesNumber'), echo_number=sidecar.get('EchoNumber'),
+                    dtype=str(image.get_data_dtype()), geometry=f'dcm2niix {version}: the NIfTI sform it wrote',
+                    b_values_per_volume=[float(b) for b in bval.read_text().split()] if bval.exists() else None)
+        if warnings: meta['warnings'] = list(warnings)
+        if 'ImageOrientationPatientDICOM' not in sidecar: meta['problem'] = 'has no ImageOrientationPatient (a secondary capture, a screenshot?): nothing places it in the patient'
+        if image.get_data_dtype().names:   # RGB: dcm2niix keeps the colours
+            meta['problem'] = 'is a colour (RGB) image (a screenshot?), not an MR or CT volume'
+            data = np.zeros(image.shape, np.float32)
+        else: data = np.asarray(image.get_fdata(dtype=np.float32))
+        volumes.append(Volume(data, np.asarray(image.affine, dtype=np.float64), str(file), meta))
+    return volumes
+
+# %% ../nbs/00a_dicom.ipynb #4d028f82
+def _choose_output(folder:Path, volumes:list, series_uid:str|None):
+    "The one output of a conversion to read: the series asked for (else the one with the most voxels); its echoes beyond the first are left, with a warning; any other split refused"
+    if not volumes: raise VolumeError(folder, 'dcm2niix wrote no volume with a JSON sidecar')
+    by_series = {}
+    for volume in volumes: by_series.setdefault(volume.meta['series_uid'], []).append(volume)
+    if series_uid is not None:
+        if series_uid not in by_series: raise VolumeError(folder, f'has no series {series_uid} (dcm2niix found {sorted(by_series)})')
+        chosen = by_series[series_uid]
+    else: chosen = max(by_series.values(), key=lambda vs: (max(v.data.size for v in vs), vs[0].meta['series_uid']))
+    others = [uid for uid in by_series if uid != chosen[0].meta['series_uid']]
+    echoes = sorted(chosen, key=lambda v: (v.meta['echo_number'] or 0, v.meta['file']))
+    if len(chosen) > 1 and len({v.meta['echo_number'] for v in chosen}) < len(chosen):
+        shapes = ', '.join(f"{v.meta['file']} {'x'.join(map(str, v.data.shape))}" for v in echoes)
+        reasons = '; '.join(m for m in echoes[0].meta.get('warnings', []) if 'not stacked' in m) or 'dcm2niix split it'
+        raise VolumeError(folder, f'dcm2niix made {len(chosen)} volumes of its series ({shapes}): {reasons}; not one volume')
+    volume = echoes[0]
+    if len(echoes) > 1: volume.meta.setdefault('warnings', []).append(f"{len(echoes)} echoes ({', '.join(str(v.meta['echo_number']) for v in echoes)}): echo {volume.meta['echo_number']} read")
+    if others: volume.meta['other_series'] = others
+    return volume
+
+def _first_b_value(folder:Path) -> float|None:
+    "The b-value in the header of a folder's first readable DICOM file (by name)"
+    import SimpleITK as sitk
+    reader = sitk.ImageFileReader()
+    reader.LoadPrivateTagsOn()
+    for entry in sorted((e for e in os.scandir(folder) if e.is_file()), key=lambda e: e.name):
+        reader.SetFileName(entry.path)
+        try: reader.ReadImageInformation()
+        except RuntimeError: continue
+        return dicom_b_value(reader)
+    return None
+
+def read_dcm2niix(folder, # a folder holding a DICOM series
+                  work, # the folder its conversion goes to (reused when it is there)
+                  series_uid:str|None=None, # the series (None: the one with the most voxels)
+                  b_value='highest', # 'highest' or a number: the b-value of a DWI series to read
+                  binary:str|None=None, # the dcm2niix binary (default: `dcm2niix_binary()`)
+                 ) -> Volume: # (i, j, k) float32 in the NIfTI's voxel order, RAS+ affine, meta as `read_volume`'s
+    "A DICOM series read through dcm2niix: converted once into `work`, one volume chosen as `read_volume` chooses (the highest b-value, its directions combined into the trace image), refused where dcm2niix warns of a gap"
+    folder = Path(folder)
+    try: binary = binary or dcm2niix_binary()
+    except FileNotFoundError as e: raise VolumeError(folder, f'cannot be converted: {e}') from None
+    work = convert_dicom(folder, work, binary)
+    volume = _choose_output(folder, dcm2niix_volumes(work), series_uid)
+    if 'problem' in volume.meta: raise VolumeError(folder, f"{volume.meta['file']}, dcm2niix's conversion of it, {volume.meta['problem']}")
+    problems = [m for m in volume.meta.get('warnings', []) if any(r in m for r in DCM2NIIX_REFUSALS)]
+    if problems: raise VolumeError(folder, f"{'; '.join(problems)} (missing slices?)")
+    data, meta = volume.data, volume.meta
+    b_values = meta.pop('b_values_per_volume')
+    if b_values == [0] and 'other_series' not in meta and (b := _first_b_value(folder)):
+        b_values = [b]   # dcm2niix calls a lone diffusion volume b = 0 ("Diffusion image without gradients"), where its header gives its b-value
+    if data.ndim == 4 and b_values:
+        present = sorted(set(b_values))
+        chosen = max(present) if b_value == 'highest' else float(b_value)
+        if chosen not in present: raise VolumeError(folder, f'has no b-value {b_value} (it has {[int(b) for b in present]})')
+        picked = [n for n, b in enumerate(b_values) if b == chosen]
+        if chosen == 0 and len(picked) > 1: meta.setdefault('warnings', []).append(f"{len(picked)} volumes at b = 0 in dcm2niix's .bval: averaged into one volume")
+        data = combine_volumes(data[..., picked], chosen)
+        meta.update(b_value=int(chosen) if chosen.is_integer() else chosen, b_values=[int(b) if b.is_integer() else b for b in present])
+    elif b_values: meta['b_value'] = int(b_values[0]) if b_values[0].is_integer() else b_values[0]
+    elif data.ndim == 4:
+        meta['averaged_volumes'] = data.shape[3]
+        meta.setdefault('warnings', []).append(f'{data.shape[3]} volumes and no b-values: averaged into one volume')
+        data = combine_volumes(data, 0)
+    if data.ndim != 3: raise VolumeError(folder, f'dcm2niix made a {data.ndim}-dimensional image of it, not a volume')
+    return Volume(np.ascontiguousarray(data, dtype=np.float32), volume.affine, str(folder), meta)
