@@ -24,7 +24,7 @@ from fastcore.script import call_parse
 
 from mri_dino.dicom import dcm2niix_binary, read_dcm2niix
 from mri_dino.io import VolumeError
-from mri_dino.studies import write_pacs_example
+from mri_dino.series import write_pacs_example
 
 
 def timed(command:list) -> tuple:

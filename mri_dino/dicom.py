@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import (
-    LPS_TO_RAS, Volume, VolumeError, VolumeHeader, check_voxels, combine_volumes, itk_affine, itk_to_numpy, itk_warnings_off, keep_locale, short_error)
+from .geometry import LPS_TO_RAS, itk_affine
+from .io import Volume, VolumeError, VolumeHeader, check_voxels, combine_volumes, itk_to_numpy, itk_warnings_off
+from .files import keep_locale, short_error
 
 # %% auto #0
 __all__ = ['SLICE_TOLERANCE_MM', 'DCM2NIIX_OPTIONS', 'DCM2NIIX_REFUSALS', 'dicom_text', 'has_frame_geometry',
