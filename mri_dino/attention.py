@@ -15,9 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from fastcore.script import call_parse
 
-from .eval import check_option, command_errors, device_option, size_option
+from .cli import check_option, choice_option, command, device_option, size_option
 from .features import fit_image, normalize_input
 from .preprocess import study_file_name
 from .vit import arch_name
@@ -344,35 +343,33 @@ def study_attention_pngs(backbone:nn.Module, # from `load_backbone`
     maps = attention_maps(backbone, image.select(1 + number, position), mask, size, **norm)
     return save_attention_pngs(maps, out, f'{prefix}_{axis}{position}', modalities, keep_mass=keep_mass)
 
-@call_parse
-def mri_dino_attention(checkpoint:str, # training output folder, checkpoint, backbone file or DINOv2 weights
+@command(examples=['mri_dino_attention runs/vits14 cache/prostate --study-id patient_001           # PNGs in runs/vits14/attention',
+                   'mri_dino_attention runs/vits14/model_0001000.pth cache/prostate/studies/patient_007.json --axis coronal --keep-mass 0.6',
+                   'mri_dino_attention dinov2_vits14_pretrain.pth study.npy --arch vit_small --patch-size 14 --out pictures'])
+def mri_dino_attention(run:str, # training output folder, checkpoint, backbone file or DINOv2 weights
                        study:str, # cached study .json, cache folder, or .npy array (C, D, H, W) in [0, 1]
-                       out:str, # folder for the PNGs
+                       out:str=None, # folder for the PNGs (default: RUN/attention)
                        study_id:str=None, # with a cache folder: the study (default: the first)
                        which:str='teacher', # teacher or student
                        axis:str='axial', # 2D backbones: axial, coronal or sagittal
                        slice:int=None, # 2D backbones: slice index (default: through the ROI centre)
-                       image_size:str=None, # e.g. 224 or 16,96,96 (default: the run's global crop size)
+                       image_size:str=None, # e.g. 224 or 16,96,96 (D,H,W; default: the run's global crop size)
                        keep_mass:float=None, # outline the pixels holding this fraction of the attention (DINO: 0.6)
                        context:float=None, # 2D: crop the slice to a square around the ROI enlarged by this fraction (default: whole slice)
                        arch:str=None, # DINOv2 weights: vit_small, vit_base, ...
                        patch_size:int=None, # DINOv2 weights: patch size
-                       device:str='cpu', # cpu, cuda, ...
+                       device:str=None, # cpu, cuda, cuda:1, ... (default: CUDA when the machine has it)
                       ):
     "Write CLS-attention and PCA-feature PNGs of one study for a pretrained backbone"
+    from mri_dino.eval import cli_backbone, default_out
     from mri_dino.features import AXES
-    from mri_dino.loading import load_backbone
-    with command_errors('mri_dino_attention'):
-        check_option('--which', which, which in ('teacher', 'student'), "'teacher' or 'student'")
-        check_option('--axis', axis, axis in AXES, f"one of {list(AXES)}")
-        check_option('--slice', slice, slice is None or slice >= 0, 'a slice index, 0 or more')
-        check_option('--keep-mass', keep_mass, keep_mass is None or 0 < keep_mass <= 1, 'a fraction in (0, 1]')
-        check_option('--context', context, context is None or context >= 0, 'a fraction, 0 or more')
-        check_option('--patch-size', patch_size, patch_size is None or patch_size >= 1, 'a positive int')
-        if arch is not None: arch_name(arch)
-        size, device = size_option(image_size), device_option(device)
-        if not Path(study).exists(): raise FileNotFoundError(f"{study}: no such study file or cache folder")
-        kwargs = {} if arch is None else dict(arch=arch, **({'patch_size': patch_size} if patch_size else {}))
-        backbone = load_backbone(checkpoint, which, device, **kwargs)
-        files = study_attention_pngs(backbone, load_study_image(study, study_id), out, axis, slice, size, keep_mass, context=context)
-    for file in files: print(file)
+    choice_option('--axis', axis, AXES)
+    check_option('--slice', slice, slice is None or slice >= 0, 'a slice index, 0 or more')
+    check_option('--keep-mass', keep_mass, keep_mass is None or 0 < keep_mass <= 1, 'a fraction in (0, 1]')
+    check_option('--context', context, context is None or context >= 0, 'a fraction, 0 or more')
+    size, device = size_option(image_size), device_option(device)
+    if not Path(study).exists(): raise FileNotFoundError(f"{study}: no such study file or cache folder")
+    backbone = cli_backbone(run, which, arch, patch_size, device)
+    out = Path(out) if out else default_out(run, 'attention')
+    for file in study_attention_pngs(backbone, load_study_image(study, study_id), out, axis, slice, size, keep_mass, context=context):
+        print(file)

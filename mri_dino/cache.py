@@ -236,6 +236,7 @@ def source_status(recorded:dict|None, # the source's fingerprint in the study's 
 # %% ../nbs/03b_cache.ipynb #cd648605
 class CacheInUse(RuntimeError):
     "Another run is preprocessing into the same cache folder (or the same shard of it)"
+    exit_status = 3                                  # what a command ends with (see `mri_dino.cli.EXIT_STATUSES`)
 
 @contextmanager
 def cache_lock(cache_dir:Path, # the cache folder (exists)

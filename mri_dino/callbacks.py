@@ -58,6 +58,7 @@ class GradientClipCallback(Callback):
 # %% ../nbs/10b_callbacks.ipynb #5a7b4f5c
 class NonFiniteLossError(RuntimeError):
     "A loss term or the gradient norm was NaN or infinite"
+    exit_status = 5                                  # what `mri_dino_train` ends with (see `mri_dino.cli.EXIT_STATUSES`)
 
 def _any_process(flags:torch.Tensor) -> torch.Tensor:
     "Flags summed over processes (a copy)"

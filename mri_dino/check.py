@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from fastcore.script import call_parse
 
+from .cli import command, names_option
 from .io import VolumeError
 from .inspection import inspect_volume
 from .studies import file_name_clashes, find_studies, finding, read_series_rules
@@ -299,7 +299,9 @@ def plot_report(report:CheckReport, # from `check_dataset`
     return ax
 
 # %% ../nbs/02c_check.ipynb #df5928be
-@call_parse
+@command(examples=['mri_dino_check data/prostate', 'mri_dino_check data/prostate --headers-only --workers 8',
+                   'mri_dino_check data/pacs_export --explain study_001 --rules my_rules.csv',
+                   'mri_dino_check manifest.csv --csv split/train.csv --required t2w,adc'])
 def mri_dino_check(
     root:str, # dataset root folder or CSV manifest (`${env:VAR:default}` allowed)
     csv:str=None, # split CSV: only its ids are checked
@@ -311,25 +313,19 @@ def mri_dino_check(
     explain:str=None, # a study id: print how its series became modalities (or were ignored), then check that study only
     rules:str=None, # a CSV of DICOM series rules (field,pattern,outcome), tried before the default ones
 ):
-    "Check a dataset of MRI studies and list every problem; exit code 0 when every listed study is usable"
-    split = lambda text: [m.strip() for m in text.split(',') if m.strip()] if text else None
-    try:
-        rules = read_series_rules(rules) if rules else ()
-        if explain is not None:
-            table = find_studies(root, split(modalities), csv=csv, rules=rules)
-            print(explain_study(table, explain))
-            one = table.loc[[explain]]
-            one.attrs = {**table.attrs, 'findings': [f for f in table.attrs['findings'] if f['study_id'] == explain]}
-            report = check_dataset(one, required=split(required), voxels=not headers_only, workers=0, progress=False)
-        else:
-            report = check_dataset(root, csv=csv, modalities=split(modalities), required=split(required), voxels=not headers_only,
-                                   workers=workers, progress=not quiet, rules=rules)
-    except ValueError as e:
-        print(f'mri_dino_check: {e}', file=sys.stderr)
-        return 1
+    "Check a dataset of MRI studies and list every problem; exit status 0 when every listed study is usable, 1 otherwise"
+    rules = read_series_rules(rules) if rules else ()
+    if explain is not None:
+        table = find_studies(root, names_option(modalities), csv=csv, rules=rules)
+        print(explain_study(table, explain))
+        one = table.loc[[explain]]
+        one.attrs = {**table.attrs, 'findings': [f for f in table.attrs['findings'] if f['study_id'] == explain]}
+        report = check_dataset(one, required=names_option(required), voxels=not headers_only, workers=0, progress=False)
+    else:
+        report = check_dataset(root, csv=csv, modalities=names_option(modalities), required=names_option(required),
+                               voxels=not headers_only, workers=workers, progress=not quiet, rules=rules)
     print(report)
     return 0 if report.ok else 1
 
 # %% ../nbs/02c_check.ipynb #3ac33fd4
-if __name__ == '__main__' and isinstance(mri_dino_check, int):   # `python -m mri_dino.check ...`: call_parse has run the check
-    sys.exit(mri_dino_check)
+if __name__ == '__main__' and '__file__' in globals(): sys.exit(mri_dino_check())   # `python -m mri_dino.check ...`

@@ -48,7 +48,7 @@ def exit_status(error:BaseException, # the error a command ended with
     "The exit status a command ends with for `error`"
     declared = getattr(error, 'exit_status', None)
     if declared is not None: return int(declared)
-    if isinstance(error, (FileNotFoundError, NotADirectoryError, IsADirectoryError)): return 1
+    if isinstance(error, FileNotFoundError): return 1                 # an input that is not there
     if isinstance(error, OSError): return 4
     if isinstance(error, (ValueError, KeyError)): return 1   # bad data or a missing key; an IndexError is a bug
     return 70
@@ -100,7 +100,7 @@ def choice_option(name:str, # the option as typed, e.g. '--axis'
 def names_option(text:str|None, # comma-separated names as typed, e.g. 't2w,adc,dwi'
                 ) -> list[str]|None:
     "A comma-separated option as a list of names (None stays None)"
-    return None if text is None else [name.strip() for name in str(text).split(',') if name.strip()]
+    return None if not text else [name.strip() for name in str(text).split(',') if name.strip()]
 
 def numbers_option(name:str, # the option as typed, e.g. '--spacing'
                    text:str|None, # its value: comma-separated numbers

@@ -202,6 +202,7 @@ def choice_problems(given:dict, # the merged config, flattened
 # %% ../nbs/11a_config.ipynb #4ebcda46
 class ConfigError(ValueError):
     "Settings that cannot run: one line per problem, each naming the key, the value and what is expected"
+    several_lines = True                             # a command prints every problem, one line each (`mri_dino.cli.error_message`)
     def __init__(self, problems:Sequence[str], # one line each
                 ):
         self.problems = list(problems)

@@ -11,7 +11,7 @@ import contextlib
 from pathlib import Path
 
 import torch
-from fastcore.script import call_parse
+from .cli import check_option, choice_option, command, command_errors, device_option, names_option, size_option
 
 from .vit import arch_name
 from .backbones import first_line
@@ -38,67 +38,42 @@ _all_ = ['CollapseMonitor', 'effective_rank', 'feature_spread', 'load_backbone',
     'DiceScore', 'SegmentationSlices', 'collate_segmentation', 'segmentation_learner', 'finetune_cache']
 
 # %% auto #0
-__all__ = ['check_option', 'device_option', 'size_option', 'command_errors', 'mri_dino_probe', 'mri_dino_finetune',
-           'CollapseMonitor', 'effective_rank', 'feature_spread', 'load_backbone', 'input_settings', 'FEATURE_KINDS',
-           'AXES', 'LABEL_MAPS', 'normalize_input', 'fit_image', 'backbone_features', 'Features', 'extract_features',
-           'roi_region', 'StudySlices', 'lesion_sphere', 'cache_loader', 'evaluation_table', 'fold_split', 'METRICS',
-           'PROBES', 'classification_metrics', 'knn_predict', 'linear_probe_predict', 'ProbeResult',
-           'cross_validate_probe', 'study_labels', 'probe_features', 'plot_probe_results', 'cache_features',
-           'probe_cache', 'MIL_POOLINGS', 'MIL_LOSSES', 'finetune_splitter', 'run_backbone', 'AttentionMILPooling',
-           'StudyClassifier', 'StudyBags', 'collate_bags', 'StudyLoss', 'study_metrics', 'ClassificationMetric',
-           'mil_learner', 'evaluate_classifier', 'patch_feature_map', 'SegmentationDecoder', 'Segmenter',
-           'soft_dice_loss', 'DiceCELoss', 'dice_scores', 'DiceScore', 'SegmentationSlices', 'collate_segmentation',
-           'segmentation_learner', 'finetune_cache']
+__all__ = ['default_out', 'cli_backbone', 'mri_dino_probe', 'mri_dino_finetune', 'CollapseMonitor', 'effective_rank',
+           'feature_spread', 'load_backbone', 'input_settings', 'FEATURE_KINDS', 'AXES', 'LABEL_MAPS',
+           'normalize_input', 'fit_image', 'backbone_features', 'Features', 'extract_features', 'roi_region',
+           'StudySlices', 'lesion_sphere', 'cache_loader', 'evaluation_table', 'fold_split', 'METRICS', 'PROBES',
+           'classification_metrics', 'knn_predict', 'linear_probe_predict', 'ProbeResult', 'cross_validate_probe',
+           'study_labels', 'probe_features', 'plot_probe_results', 'cache_features', 'probe_cache', 'MIL_POOLINGS',
+           'MIL_LOSSES', 'finetune_splitter', 'run_backbone', 'AttentionMILPooling', 'StudyClassifier', 'StudyBags',
+           'collate_bags', 'StudyLoss', 'study_metrics', 'ClassificationMetric', 'mil_learner', 'evaluate_classifier',
+           'patch_feature_map', 'SegmentationDecoder', 'Segmenter', 'soft_dice_loss', 'DiceCELoss', 'dice_scores',
+           'DiceScore', 'SegmentationSlices', 'collate_segmentation', 'segmentation_learner', 'finetune_cache']
 
 # %% ../nbs/12_eval.ipynb #a4028e3c
-def check_option(name:str, # the option as typed on the command line, e.g. '--k'
-                 value, # its value
-                 valid:bool, # whether the command can take it
-                 wanted:str, # what it can take, in words
-                ):
-    "A one-line `ValueError` for a command-line option's value that the command cannot take"
-    if not valid: raise ValueError(f"{name} {value!r}: must be {wanted}")
-
-def device_option(text:str|None, # --device as typed; None: CUDA when there is one
-                 ) -> torch.device:
-    "The `--device` option as a torch device, checked (a one-line `ValueError` otherwise)"
-    if text is None: return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    try: device = torch.device(text)
-    except RuntimeError: raise ValueError(f"--device {text!r}: not a device (cpu, cuda, cuda:1, mps)") from None
-    check_option('--device', text, device.type != 'cuda' or torch.cuda.is_available(), 'a device this machine has (no CUDA here)')
-    return device
-
-def size_option(text:str|None, # --image-size as typed: '224' or '16,96,96'
-               ) -> int|list[int]|None:
-    "The `--image-size` option: one size, a size per axis, or None"
-    if text is None: return None
-    try: values = [int(v) for v in str(text).split(',')]
-    except ValueError: values = []
-    check_option('--image-size', text, bool(values) and min(values) >= 1, 'a positive int or comma-separated positive ints, e.g. 224 or 16,96,96')
-    return values[0] if len(values) == 1 else values
-
-@contextlib.contextmanager
-def command_errors(command:str, # the command's name, which starts the message
-                  ):
-    "Bad input (a missing or wrong file, a bad id or value) ends the command with its one-line message and exit status 1, no traceback"
-    try: yield
-    except (ValueError, OSError, KeyError) as error: raise SystemExit(f"{command}: {first_line(error)}") from None
-
-def _default_out(run:str, name:str) -> Path:
+def default_out(run:str|Path, # a run folder, or a file in one (checkpoint, weights)
+                name:str, # the results' folder name, e.g. 'eval'
+               ) -> Path:
+    "Where an evaluation command writes when `--out` is not given: a folder `name` in the run folder (or beside the weights file)"
     run = Path(run)
     return (run if run.is_dir() else run.parent) / name
 
-def _cli_backbone(run, which, arch, patch_size, device):
+def cli_backbone(run, # RUN as typed: a run folder, checkpoint, backbone file or DINOv2 weights
+                 which:str, # teacher or student
+                 arch:str|None, # DINOv2 weights: the architecture
+                 patch_size:int|None, # DINOv2 weights: the patch size
+                 device:torch.device, # where the backbone goes
+                 cache:str|Path|None=None, # the cache the command reads (checked to exist first), if any
+                ) -> torch.nn.Module:
+    "The backbone an evaluation command works with, after the options every such command shares are checked"
+    choice_option('--which', which, ('teacher', 'student'))
+    check_option('--patch-size', patch_size, patch_size is None or patch_size >= 1, 'a positive int')
+    if arch is not None: arch_name(arch)
+    if cache is not None and not Path(cache).is_dir(): raise FileNotFoundError(f"{cache}: no such cache folder (mri_dino_preprocess writes one)")
     kwargs = {} if arch is None else dict(arch=arch, **({'patch_size': patch_size} if patch_size else {}))
     return load_backbone(run, which, device, **kwargs)
 
-def _check_backbone_options(which, arch, patch_size):
-    "The options every evaluation command shares"
-    check_option('--which', which, which in ('teacher', 'student'), "'teacher' or 'student'")
-    check_option('--patch-size', patch_size, patch_size is None or patch_size >= 1, 'a positive int')
-    if arch is not None: arch_name(arch)
-
-@call_parse
+@command(examples=['mri_dino_probe runs/vits14 cache/prostate', 'mri_dino_probe runs/vits14 cache/prostate --label grade --probes knn --k 10 --out results/knn',
+                   '# DINOv2 weights, on the GPU:', 'mri_dino_probe dinov2_vits14_pretrain.pth cache/prostate --arch vit_small --patch-size 14 --device cuda'])
 def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file or DINOv2 weights
                    cache:str, # cache folder (mri_dino_preprocess)
                    label:str='lesion', # label column to probe
@@ -113,38 +88,37 @@ def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file 
                    stride:int=1, # every stride-th slice
                    roi_margin:int=0, # slices beyond the ROI's slice range
                    context:float=0.25, # crop slices to a square around the ROI enlarged by this fraction (negative: whole slices)
-                   image_size:str=None, # e.g. 224 or 16,96,96 (default: the run's global crop size)
+                   image_size:str=None, # e.g. 224 or 16,96,96 (D,H,W; default: the run's global crop size)
                    batch_size:int=32, # slices per forward pass
                    which:str='teacher', # teacher or student
                    arch:str=None, # DINOv2 weights: vit_small, vit_base, ...
                    patch_size:int=None, # DINOv2 weights: patch size
                    out:str=None, # results folder (default: RUN/eval)
-                   device:str=None, # cpu, cuda, ... (default: cuda when available)
+                   device:str=None, # cpu, cuda, cuda:1, ... (default: CUDA when the machine has it)
                   ):
     "Cross-validated kNN and linear probes of a pretrained backbone's features on a cache's study labels"
-    with command_errors('mri_dino_probe'):
-        names = [p.strip() for p in probes.split(',') if p.strip()]
-        check_option('--probes', probes, bool(names) and all(p in PROBES for p in names), f"some of {list(PROBES)}, comma-separated")
-        for name, value, choices in (('--kind', kind, FEATURE_KINDS), ('--level', level, ('study', 'slice')), ('--axis', axis, AXES)):
-            check_option(name, value, value in choices, f"one of {list(choices)}")
-        for name, value, least in (('--k', k, 1), ('--stride', stride, 1), ('--roi-margin', roi_margin, 0), ('--batch-size', batch_size, 1)):
-            check_option(name, value, value >= least, f"an int of at least {least}")
-        for name, value in (('--temperature', temperature), ('--C', C)): check_option(name, value, value > 0, 'a positive number')
-        _check_backbone_options(which, arch, patch_size)
-        size, device = size_option(image_size), device_option(device)
-        if not Path(cache).is_dir(): raise FileNotFoundError(f"{cache}: no such cache folder (mri_dino_preprocess writes one)")
-        backbone = _cli_backbone(run, which, arch, patch_size, device)
-        out = Path(out) if out else _default_out(run, 'eval')
-        results = probe_cache(backbone, cache, label, evaluation_table(cache, labels), names, kind, level, out,
-                              probe_kwargs={'knn': dict(k=k, temperature=temperature), 'linear': dict(C=C)},
-                              axis=axis, stride=stride, roi_margin=roi_margin, context=None if context < 0 else context,
-                              image_size=size, batch_size=batch_size)
+    names = names_option(probes) or []
+    check_option('--probes', probes, bool(names) and all(p in PROBES for p in names), f"some of {', '.join(PROBES)}, comma-separated")
+    for name, value, choices in (('--kind', kind, FEATURE_KINDS), ('--level', level, ('study', 'slice')), ('--axis', axis, AXES)):
+        choice_option(name, value, choices)
+    for name, value, least in (('--k', k, 1), ('--stride', stride, 1), ('--roi-margin', roi_margin, 0), ('--batch-size', batch_size, 1)):
+        check_option(name, value, value >= least, f"an int of at least {least}")
+    for name, value in (('--temperature', temperature), ('--C', C)): check_option(name, value, value > 0, 'a positive number')
+    size, device = size_option(image_size), device_option(device)
+    backbone = cli_backbone(run, which, arch, patch_size, device, cache)
+    out = Path(out) if out else default_out(run, 'eval')
+    results = probe_cache(backbone, cache, label, evaluation_table(cache, labels), names, kind, level, out,
+                          probe_kwargs={'knn': dict(k=k, temperature=temperature), 'linear': dict(C=C)},
+                          axis=axis, stride=stride, roi_margin=roi_margin, context=None if context < 0 else context,
+                          image_size=size, batch_size=batch_size)
     for name, result in results.items():
         pooled = result.metrics.loc['pooled']
         print(f"{name:>6} {label}: {result.summary()} | pooled " + ', '.join(f"{m} {pooled[m]:.3f}" for m in METRICS))
     print(f"features and per-fold results in {out}")
 
-@call_parse
+@command(examples=['mri_dino_finetune runs/vits14 cache/prostate                      # attention-MIL on the lesion label',
+                   'mri_dino_finetune runs/vits14 cache/prostate --task segment --label-map roi --valid-folds 1 --test-folds 0',
+                   'mri_dino_finetune runs/vits14 cache/prostate --label grade --loss ce --unfreeze --epochs 20 --out results/grade'])
 def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone file or DINOv2 weights
                       cache:str, # cache folder (mri_dino_preprocess)
                       task:str='classify', # classify (study label, attention-MIL) or segment (label map)
@@ -159,32 +133,29 @@ def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone fi
                       epochs:int=5, # epochs
                       lr:float=1e-3, # peak learning rate of the head
                       batch_size:int=None, # studies (classify) or slices (segment) per batch
-                      image_size:str=None, # e.g. 224 or 16,96,96 (default: the run's global crop size)
+                      image_size:str=None, # e.g. 224 or 16,96,96 (D,H,W; default: the run's global crop size)
                       max_slices:int=16, # classify: slices per study bag
                       context:float=0.25, # crop slices to a square around the ROI enlarged by this fraction (negative: whole slices)
                       which:str='teacher', # teacher or student
                       arch:str=None, # DINOv2 weights: vit_small, vit_base, ...
                       patch_size:int=None, # DINOv2 weights: patch size
                       out:str=None, # results folder (default: RUN/finetune_<task>)
-                      device:str=None, # cpu, cuda, ...
+                      device:str=None, # cpu, cuda, cuda:1, ... (default: CUDA when the machine has it)
                       seed:int=0, # random seed
                      ):
     "Fine-tune a pretrained backbone on a cache: attention-MIL study classification or segmentation, over the folds"
-    with command_errors('mri_dino_finetune'):
-        for name, value, choices in (('--task', task, ('classify', 'segment')), ('--label-map', label_map, LABEL_MAPS),
-                                     ('--loss', loss, MIL_LOSSES), ('--pooling', pooling, MIL_POOLINGS)):
-            check_option(name, value, value in choices, f"one of {list(choices)}")
-        for name, value in (('--epochs', epochs), ('--max-slices', max_slices), ('--batch-size', 1 if batch_size is None else batch_size)):
-            check_option(name, value, value >= 1, 'a positive int')
-        check_option('--lr', lr, lr > 0, 'a positive number')
-        _check_backbone_options(which, arch, patch_size)
-        size, device = size_option(image_size), device_option(device)
-        if not Path(cache).is_dir(): raise FileNotFoundError(f"{cache}: no such cache folder (mri_dino_preprocess writes one)")
-        backbone = _cli_backbone(run, which, arch, patch_size, device)
-        out = Path(out) if out else _default_out(run, f'finetune_{task}')
-        _, metrics = finetune_cache(backbone, cache, task, label, label_map, evaluation_table(cache, labels), valid_folds, test_folds,
-                                    loss, pooling, not unfreeze, epochs, lr, batch_size, size, max_slices,
-                                    None if context < 0 else context, out, device, seed)
+    for name, value, choices in (('--task', task, ('classify', 'segment')), ('--label-map', label_map, LABEL_MAPS),
+                                 ('--loss', loss, MIL_LOSSES), ('--pooling', pooling, MIL_POOLINGS)):
+        choice_option(name, value, choices)
+    for name, value in (('--epochs', epochs), ('--max-slices', max_slices), ('--batch-size', 1 if batch_size is None else batch_size)):
+        check_option(name, value, value >= 1, 'a positive int')
+    check_option('--lr', lr, lr > 0, 'a positive number')
+    size, device = size_option(image_size), device_option(device)
+    backbone = cli_backbone(run, which, arch, patch_size, device, cache)
+    out = Path(out) if out else default_out(run, f'finetune_{task}')
+    _, metrics = finetune_cache(backbone, cache, task, label, label_map, evaluation_table(cache, labels), valid_folds, test_folds,
+                                loss, pooling, not unfreeze, epochs, lr, batch_size, size, max_slices,
+                                None if context < 0 else context, out, device, seed)
     for split in ('valid', 'test'):
         if split in metrics: print(f"{split} ({metrics[f'n_{split}']} studies): " + ', '.join(f"{k} {v:.3f}" for k, v in metrics[split].items()))
     print(f"history, metrics and weights in {out}")

@@ -12,6 +12,7 @@ __all__ = ['TISSUES', 'TISSUE_CODES', 'SEQUENCE_GRIDS', 'LAYOUT_FILES', 'lesion_
 # %% ../nbs/01_phantom.ipynb #fab4b10e
 import math
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,8 @@ from typing import Sequence
 import nibabel as nib
 import numpy as np
 import pandas as pd
-from fastcore.script import call_parse
 
+from .cli import check_option, choice_option, command
 from .files import atomic_write
 from .geometry import grid_affine, voxel_world, world_to_voxel
 
@@ -399,8 +400,8 @@ def make_phantom_dataset(out:str|Path, # output folder (created; existing studie
     return labels
 
 # %% ../nbs/01_phantom.ipynb #2596fd51
-@call_parse
-def mri_dino_phantom(out:str, # output folder
+@command(examples=['mri_dino_phantom --out data/phantom', 'mri_dino_phantom --out data/phantom_web --n 24 --layout web --split-csvs'])
+def mri_dino_phantom(out:str='phantom', # output folder (created)
                      n:int=6, # number of studies
                      layout:str='prostate', # folder layout: prostate or web
                      seed:int=0, # dataset seed
@@ -410,6 +411,12 @@ def mri_dino_phantom(out:str, # output folder
                      missing_prob:float=0.0, # probability that a study lacks its ADC or DWI
                     ):
     "Write synthetic multi-parametric prostate MRI studies (T2W, ADC, DWI, prostate ROI) and labels.csv"
+    check_option('--n', n, n >= 1, 'a positive int')
+    choice_option('--layout', layout, list(LAYOUT_FILES))
+    check_option('--scale', scale, scale > 0, 'a positive number')
+    check_option('--missing-prob', missing_prob, 0 <= missing_prob <= 1, 'a probability in [0, 1]')
     labels = make_phantom_dataset(out, n=n, layout=layout, seed=seed, roi=not no_roi, split_csvs=split_csvs,
                                   missing_prob=missing_prob, scale=scale)
     print(f"wrote {len(labels)} phantom studies ({layout} layout, {int(labels.lesion.sum())} with a lesion) and labels.csv to {out}")
+
+if __name__ == '__main__' and '__file__' in globals(): sys.exit(mri_dino_phantom())   # `python -m mri_dino.phantom ...`

@@ -21,12 +21,12 @@ from typing import Sequence
 import nibabel as nib
 import numpy as np
 import pandas as pd
-from fastcore.script import call_parse
 
 from .cache import (CACHE_VERSION, CacheInUse, CacheSettingsError, CachedStudy, array_status, cache_lock, check_settings,
                             clean_temporaries, file_sha256, load_cached_study, read_index, settings_hash, source_fingerprint,
                             source_status, verify_cache, write_cached_study, write_csv, write_index, write_json)
 from .check import MIN_COVERAGE, PARTIAL_COVERAGE, grid_coverage, progress_bar, reading_notes, worker_pool
+from .cli import check_option, choice_option, command, names_option, numbers_option
 from .ct import add_kinds, normalize_kind, study_windows
 from .io import read_volume, split_dataset_path
 from .resample import (CANONICAL_AXES, DTYPES, bounding_box, dequantize, foreground_mask, intensity_window, normalize,
@@ -313,13 +313,15 @@ def _run(cache_dir:Path, table:pd.DataFrame, modalities:list, settings:dict, sha
     return results
 
 # %% ../nbs/03_preprocess.ipynb #5f592eb5
-@call_parse
+@command(examples=['mri_dino_preprocess data/prostate cache/prostate', 'mri_dino_preprocess data/prostate cache/prostate --workers 16 --spacing 3,0.5,0.5',
+                   '# one shard of four per machine, into one shared cache:', 'mri_dino_preprocess manifest.csv /shared/cache --shard 2/4',
+                   'mri_dino_preprocess data/ct cache/ct --modalities ct --reference ct --kind ct --ct-window lung'])
 def mri_dino_preprocess(
     root:str, # dataset root folder or CSV manifest (`${env:VAR:default}` allowed)
-    cache_dir:str, # cache folder (created)
+    cache:str, # cache folder (created)
     modalities:str='t2w,adc,dwi', # modalities, comma-separated, in channel order
     reference:str='t2w', # modality whose grid the others are resampled onto
-    spacing:str=None, # target voxel size X,Y,Z in mm (in-plane x, y, then slice); default: the reference's
+    spacing:str=None, # target voxel size D,H,W in mm (slice, row, column: the cache's axis order, as data.spacing); default: the reference's
     workers:int=None, # processes (default: the CPU count, at most 16)
     shard:str=None, # I/N: only this shard of the studies
     csv:str=None, # split CSV: only its ids
@@ -333,28 +335,21 @@ def mri_dino_preprocess(
     ct_window:str='hu', # CT studies: hu (keep HU, windows per view), a window name (brain, blood, bone, lung, mediastinum, soft_tissue) or auto
     rules:str=None, # a CSV of DICOM series rules (field,pattern,outcome), tried before the default ones (see mri_dino_check)
 ):
-    "Preprocess a dataset of MRI (and CT) studies into a memory-mappable cache (resampled, normalised, stacked)"
-    numbers = lambda text: [float(v) for v in text.split(',') if v.strip()]
-    try:
-        xyz = None if spacing is None else numbers(spacing)
-        if xyz is not None and len(xyz) != 3: raise ValueError(f"--spacing must be X,Y,Z, got {spacing!r}")
-        report = preprocess_dataset(root, cache_dir, modalities=[m.strip() for m in modalities.split(',') if m.strip()],
-                                    reference=reference, spacing=None if xyz is None else xyz[::-1], percentiles=numbers(percentiles),
-                                    dtype=dtype, non_finite=non_finite, csv=csv, shard=shard, workers=workers, force=force,
-                                    progress=not quiet, kind=kind, ct_window=ct_window, overwrite=overwrite,
-                                    rules=read_series_rules(rules) if rules else ())
-    except ValueError as error:
-        print(f"mri_dino_preprocess: {error}", file=sys.stderr)
-        return 2
-    except CacheInUse as error:
-        print(f"mri_dino_preprocess: {error}", file=sys.stderr)
-        return 3
-    except OSError as error:                                 # a full disk (DiskFullError), a folder that cannot be written
-        print(f"mri_dino_preprocess: {error}", file=sys.stderr)
-        return 4
+    "Preprocess a dataset of MRI (and CT) studies into a memory-mappable cache (resampled, normalised, stacked); exit status 1 when a study failed"
+    modalities = names_option(modalities)
+    check_option('--modalities', modalities, bool(modalities), 'modality names, comma-separated')
+    check_option('--reference', reference, reference in modalities, f"one of --modalities ({', '.join(modalities)})")
+    check_option('--workers', workers, workers is None or workers >= 1, 'a positive int')
+    choice_option('--dtype', dtype, list(DTYPES))
+    choice_option('--non-finite', non_finite, ['error', 'zero'])
+    report = preprocess_dataset(root, cache, modalities=modalities, reference=reference,
+                                spacing=numbers_option('--spacing', spacing, count=3, positive=True, wanted='D,H,W: 3 positive numbers (mm), e.g. 3,0.5,0.5'),
+                                percentiles=numbers_option('--percentiles', percentiles, count=2, wanted='low,high: 2 numbers, e.g. 0.5,99.5'),
+                                dtype=dtype, non_finite=non_finite, csv=csv, shard=shard, workers=workers, force=force,
+                                progress=not quiet, kind=kind, ct_window=ct_window, overwrite=overwrite,
+                                rules=read_series_rules(rules) if rules else ())
     print(report)
     return 0 if report.ok else 1
 
 # %% ../nbs/03_preprocess.ipynb #df208126
-if __name__ == '__main__' and isinstance(mri_dino_preprocess, int):   # `python -m mri_dino.preprocess ...`: call_parse has run it
-    sys.exit(mri_dino_preprocess)
+if __name__ == '__main__' and '__file__' in globals(): sys.exit(mri_dino_preprocess())   # `python -m mri_dino.preprocess ...`

@@ -36,6 +36,8 @@ from fastai.callback.core import Callback
 from omegaconf import DictConfig, OmegaConf
 from fastcore.imports import IN_NOTEBOOK
 
+from .cli import CommandParser, HelpFormatter, add_debug, command_errors, examples_text
+
 from .augment import MultiViewCrops, augment_batch
 from .config import ConfigError, unknown_key_problem, unknown_keys, validate_config, validate_data
 from .ct import ct_preprocess_options, ct_views
@@ -55,11 +57,11 @@ from .layers import as_size_tuple
 from .backbones import build_backbone
 
 # %% auto #0
-__all__ = ['OPEN_SECTIONS', 'mri_dino_train', 'config_dir', 'rewrite_env_syntax', 'find_config', 'load_config', 'save_config',
-           'preprocess_options', 'cache_folders', 'prepare_cache', 'view_recipe', 'build_datasets', 'build_dataloaders',
-           'batch_seed', 'SeededBatchSampler', 'SeededBatchDataset', 'made_batch', 'backbone_config', 'build_model',
-           'attention_picture', 'BatchIntensityCallback', 'seed_everything', 'train', 'wanted_precision',
-           'make_accelerator', 'parse_args', 'main', 'close_process_group']
+__all__ = ['OPEN_SECTIONS', 'TRAIN_EXAMPLES', 'mri_dino_train', 'config_dir', 'rewrite_env_syntax', 'find_config', 'load_config',
+           'save_config', 'preprocess_options', 'cache_folders', 'prepare_cache', 'view_recipe', 'build_datasets',
+           'build_dataloaders', 'batch_seed', 'SeededBatchSampler', 'SeededBatchDataset', 'made_batch',
+           'backbone_config', 'build_model', 'attention_picture', 'BatchIntensityCallback', 'seed_everything', 'train',
+           'wanted_precision', 'make_accelerator', 'parse_args', 'main', 'close_process_group']
 
 # %% ../nbs/11_train.ipynb #cd5c13b2
 OPEN_SECTIONS = ('student', 'crops', 'augment', 'ct.mode_mapping', 'ct.window_table')   # sections (and keys) taking any key
@@ -426,17 +428,24 @@ def make_accelerator(cfg:DictConfig, # the experiment config (`train.mixed_preci
     return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=precision)
 
 # %% ../nbs/11_train.ipynb #d4d1d98b
+TRAIN_EXAMPLES = ['mri_dino_train                                   # a short run of a tiny ViT on the built-in phantom studies',
+                  'mri_dino_train prostate_vits14 data.root=/data/prostate train.output_dir=runs/vits14',
+                  'mri_dino_train -c my_run.yaml optim.epochs=50 --no-resume',
+                  'mri_dino_train prostate_vits14 --print-config  # the resolved config, checked, then exit',
+                  'accelerate launch --num_processes 8 mri_dino/train.py prostate_vitb14 data.root=/data/prostate']
+
 def parse_args(argv:Sequence[str]|None=None, # the command line's arguments (None: `sys.argv[1:]`)
-              ) -> argparse.Namespace: # config, overrides, no_resume, print_config
-    "The command line: an optional config file first (or `-c/--config FILE`), then `key.sub=value` overrides, `--no-resume`, `--print-config`"
-    parser = argparse.ArgumentParser(prog='mri_dino_train', description="Pretrain a ViT with DINO + iBOT + KoLeo on MRI/CT "
-                                     "(no arguments: a tiny ViT on the built-in phantom studies)")
+              ) -> argparse.Namespace: # config, overrides, no_resume, print_config, debug
+    "The command line: an optional config file first (or `-c/--config FILE`), then `key.sub=value` overrides, `--no-resume`, `--print-config`, `--debug`"
+    parser = CommandParser(prog='mri_dino_train', formatter_class=HelpFormatter, epilog=examples_text(TRAIN_EXAMPLES),
+                           description="Pretrain a ViT with DINO + iBOT + KoLeo on MRI/CT (no arguments: a tiny ViT on the built-in phantom studies)")
     parser.add_argument('args', nargs='*', metavar='CONFIG_OR_OVERRIDE',
                         help="a config YAML (or the name of a shipped config) first, then key.sub=value overrides")
     parser.add_argument('-c', '--config', dest='config_file', metavar='CONFIG',
                         help="the config YAML (or a shipped config's name), as the first argument also gives it")
     parser.add_argument('--no-resume', action='store_true', help="start over instead of continuing from the output folder's checkpoint")
     parser.add_argument('--print-config', action='store_true', help="print the resolved config and exit")
+    add_debug(parser)
     options = parser.parse_args(argv)
     options.config, options.overrides = options.config_file, []
     for i, arg in enumerate(options.args):
@@ -449,18 +458,13 @@ def parse_args(argv:Sequence[str]|None=None, # the command line's arguments (Non
 
 def main(argv:Sequence[str]|None=None, # the command line's arguments (None: `sys.argv[1:]`)
         ):
-    "Command line: `mri_dino_train [CONFIG] [key.sub=value ...] [--no-resume] [--print-config]`"
+    "Command line: `mri_dino_train [CONFIG] [key.sub=value ...] [--no-resume] [--print-config] [--debug]`; every failure one line (one per problem) and its exit status"
     options = parse_args(argv)
-    try: cfg = load_config(options.config, options.overrides)       # every key's type, range and choice (mri_dino.config)
-    except (ValueError, FileNotFoundError) as e: _exit_with(e)
-    if options.print_config: print(OmegaConf.to_yaml(cfg)); return    # None: the console script exits 0
-    try: train(cfg)                                                 # it checks the paths and the studies first
-    except (ConfigError, CacheInUse, CacheSettingsError, DiskFullError, NonFiniteLossError) as e: _exit_with(e)   # a setting, the cache, the disk, a diverged run: one line
+    with command_errors('mri_dino_train', options.debug):
+        cfg = load_config(options.config, options.overrides)        # every key's type, range and choice (mri_dino.config)
+        if options.print_config: print(OmegaConf.to_yaml(cfg)); return    # None: the console script exits 0
+        train(cfg)                                                  # it checks the paths and the studies first
     close_process_group()
-
-def _exit_with(error:Exception):
-    "Exit non-zero with the error's lines, each after the command's name (no traceback)"
-    sys.exit('\n'.join(f"mri_dino_train: {line}" for line in str(error).splitlines()))
 
 def close_process_group():
     "End a multi-process run's process group in order: a process that exits with its gloo group alive can abort (SIGABRT)"
@@ -469,4 +473,4 @@ def close_process_group():
 
 mri_dino_train = main
 
-if __name__ == '__main__' and '__file__' in globals() and not IN_NOTEBOOK: main()   # a script, not this notebook
+if __name__ == '__main__' and '__file__' in globals() and not IN_NOTEBOOK: sys.exit(main())   # a script, not this notebook
