@@ -108,7 +108,7 @@ def _text(value) -> str: return value if isinstance(value, str) and value else '
 
 def reading_notes(meta:dict, # a `VolumeHeader.meta` or `Volume.meta`
                  ) -> list: # (kind, text) pairs
-    "What reading a volume had to assume or decide, in words: a geometry assumed (an array without affine or spacing); for DICOM the slice tolerance used, a mosaic unpacked, b-values split, repeats averaged"
+    "What reading a volume had to assume or decide, in words: a geometry assumed (an array without affine or spacing); for DICOM the slice tolerance used, a mosaic unpacked, b-values split, repeats averaged, other series of the folder left unread"
     notes = [('geometry assumed', meta['geometry'])] if str(meta.get('geometry', '')).startswith('assumed') else []
     if meta.get('format') != 'dicom': return notes
     if 'slice_tolerance_mm' in meta:
@@ -116,6 +116,7 @@ def reading_notes(meta:dict, # a `VolumeHeader.meta` or `Volume.meta`
     if meta.get('mosaic'): notes.append(('mosaic', 'Siemens MOSAIC unpacked into slices'))
     if len(meta.get('b_values', [])) > 1: notes.append(('b-values split', f"series holds b-values {meta['b_values']}: b = {meta['b_value']} used"))
     notes += [('averaged repeats', warning) for warning in meta.get('warnings', []) if 'averaged' in warning]
+    notes += [('other series', warning) for warning in meta.get('warnings', []) if 'left unread' in warning]
     return notes
 
 MIN_COVERAGE = 0.1

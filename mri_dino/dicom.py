@@ -25,8 +25,8 @@ from .files import keep_locale, short_error
 
 # %% auto #0
 __all__ = ['SLICE_TOLERANCE_MM', 'DCM2NIIX_OPTIONS', 'DCM2NIIX_REFUSALS', 'dicom_text', 'has_frame_geometry',
-           'siemens_csa_b_value', 'dicom_b_value', 'philips_scale', 'dicom_series', 'read_dicom', 'dicom_header',
-           'dcm2niix_binary', 'convert_dicom', 'dcm2niix_volumes', 'read_dcm2niix']
+           'siemens_csa_b_value', 'dicom_b_value', 'philips_scale', 'dicom_series', 'other_series_warning',
+           'read_dicom', 'dicom_header', 'dcm2niix_binary', 'convert_dicom', 'dcm2niix_volumes', 'read_dcm2niix']
 
 # %% ../nbs/00a_dicom.ipynb #6ecd8e94
 _B_VALUE_TAGS = {'SIEMENS': '0019|100c', 'GE': '0043|1039', 'PHILIPS': '2001|1003'}   # vendor -> private b-value tag (each vendor's private groups mean other things for the others)
@@ -145,7 +145,21 @@ def _repeat_problem(slices:list, keys:np.ndarray, positions:np.ndarray, counts:d
     where = '; '.join(f"{positions[keys == k][0]:.2f} mm: " + ', '.join(Path(s['file']).name for s, key in zip(slices, keys) if key == k) for k in odd)
     return f'its slice positions hold different numbers of files (most hold {usual}): {where}: duplicate or missing slices'
 
+def other_series_warning(read:str, # the series read
+                         others:list, # the series of the folder left unread
+                         chosen_by:str, # how `read` was chosen, e.g. 'the most files'
+                        ) -> str:
+    "The warning of a folder that holds several DICOM series, one of them read without being asked for"
+    return (f"the folder holds {len(others) + 1} DICOM series: {read} read ({chosen_by}); left unread: {', '.join(others)} "
+            f"(series_uid= reads another; or give each series its own folder)")
+
 def _dicom_plan(path:Path, series_uid:str|None, b_value) -> tuple:
+    "`_series_plan`, with a warning naming the series left unread when the folder holds several and none was asked for"
+    stacks, meta = _series_plan(path, series_uid, b_value)
+    if meta.get('other_series') and series_uid is None: meta.setdefault('warnings', []).append(other_series_warning(meta['series_uid'], meta['other_series'], 'the most files'))
+    return stacks, meta
+
+def _series_plan(path:Path, series_uid:str|None, b_value) -> tuple:
     "The stacks of files to read (one per repeat of the slice positions), their b-value and meta"
     import SimpleITK as sitk
     if path.is_file(): files, uid = [str(path)], None
@@ -175,6 +189,7 @@ def _dicom_plan(path:Path, series_uid:str|None, b_value) -> tuple:
         if len(slices) == 1: vendor, description = dicom_text(reader, '0008|0070'), dicom_text(reader, '0008|103e')
     meta = dict(format='dicom', n_files=len(files), vendor=vendor, series_description=description)
     if uid is not None: meta['series_uid'] = uid
+    if uid is not None and len(series) > 1: meta['other_series'] = sorted(u for u in series if u != uid)
     b_values = sorted({s['b'] for s in slices if s['b'] is not None})
     chosen_b = None
     if len(b_values) > 1 or (b_value != 'highest' and b_values):
@@ -448,6 +463,7 @@ def _choose_output(folder:Path, volumes:list, series_uid:str|None):
     volume = echoes[0]
     if len(echoes) > 1: volume.meta.setdefault('warnings', []).append(f"{len(echoes)} echoes ({', '.join(str(v.meta['echo_number']) for v in echoes)}): echo {volume.meta['echo_number']} read")
     if others: volume.meta['other_series'] = others
+    if others and series_uid is None: volume.meta.setdefault('warnings', []).append(other_series_warning(volume.meta['series_uid'], others, 'the most voxels'))
     return volume
 
 def _first_b_value(folder:Path) -> float|None:

@@ -23,10 +23,10 @@ from .files import (
 from .geometry import LPS_TO_RAS, affine_spacing, itk_affine
 
 # %% auto #0
-__all__ = ['HDF5_EXTENSIONS', 'B_VALUE_KEYS', 'MAX_VOXELS', 'VolumeError', 'Volume', 'VolumeHeader', 'file_stem', 'dwi_b_values',
-           'dwi_b_value', 'split_dataset_path', 'volume_format', 'read_bvals', 'itk_to_numpy', 'itk_warnings_off',
-           'combine_volumes', 'byte_pieces', 'load_nifti', 'geometry_source', 'affine_from', 'numpy_layout',
-           'check_voxels', 'check_shape', 'choose_volumes', 'read_volume', 'read_header']
+__all__ = ['HDF5_EXTENSIONS', 'B_VALUE_KEYS', 'MAX_VOXELS', 'DICOM_ENGINES', 'VolumeError', 'Volume', 'VolumeHeader', 'file_stem',
+           'dwi_b_values', 'dwi_b_value', 'split_dataset_path', 'volume_format', 'read_bvals', 'itk_to_numpy',
+           'itk_warnings_off', 'combine_volumes', 'byte_pieces', 'load_nifti', 'geometry_source', 'affine_from',
+           'numpy_layout', 'check_voxels', 'check_shape', 'choose_volumes', 'read_volume', 'read_header']
 
 # %% ../nbs/00_io.ipynb #303ad9f9
 class VolumeError(ValueError):
@@ -485,6 +485,8 @@ def _finite(path, data:np.ndarray, non_finite:str, meta:dict) -> np.ndarray:
     return data
 
 # %% ../nbs/00_io.ipynb #ecaf364f
+DICOM_ENGINES = ('python', 'dcm2niix')   # how a DICOM series folder is read: `mri_dino.dicom.read_dicom`, or dcm2niix through `mri_dino.dicom.read_dcm2niix`
+
 @keep_locale()
 def read_volume(path, # a .nii, .nii.gz, .npy, .pt, .h5/.hdf5 (`file.h5::dataset`), .nrrd/.mha/.mhd or .dcm file, or a DICOM series folder
                 b_value:int|str='highest', # for 4D DWI: the b-value to keep ('highest', or a number)
@@ -492,15 +494,23 @@ def read_volume(path, # a .nii, .nii.gz, .npy, .pt, .h5/.hdf5 (`file.h5::dataset
                 series_uid:str|None=None, # DICOM: the series to read (default: the one with the most slices)
                 volume:int|None=None, # 4D: the index of the volume to keep, instead of choosing by b-value
                 dataset:str|None=None, # HDF5: the dataset (or ITK image group) to read (default: the only or largest 3D one)
+                engine:str='python', # DICOM series folders: 'python' (pydicom/SimpleITK/nibabel) or 'dcm2niix' (converted once into `work`)
+                work=None, # engine 'dcm2niix': the folder this series' conversion goes to (reused when it is there)
                ) -> Volume:
     "Read a 3D volume (or one b-value of a 4D DWI series) from any supported format"
     if non_finite not in ('error', 'zero'): raise ValueError(f"non_finite must be 'error' or 'zero', got {non_finite!r}")
+    if engine not in DICOM_ENGINES: raise ValueError(f"engine must be one of {list(DICOM_ENGINES)}, got {engine!r}")
+    if engine == 'dcm2niix' and work is None: raise ValueError("engine 'dcm2niix' needs work=, the folder its conversion goes to (preprocessing gives CACHE/dcm2niix/STUDY/MODALITY)")
     path, named = split_dataset_path(path)
     dataset = dataset or named
     _check_not_empty(path)
     fmt = volume_format(path)
-    if fmt == 'dicom':
-        from mri_dino.dicom import read_dicom   # DICOM is read by its own module, which imports this one
+    if fmt == 'dicom' and engine == 'dcm2niix' and path.is_dir():   # a single .dcm file stays on the Python path
+        from mri_dino.dicom import read_dcm2niix   # DICOM is read by its own module, which imports this one
+        converted = read_dcm2niix(path, work, series_uid=series_uid, b_value=b_value)
+        data, affine, meta = converted.data, converted.affine, converted.meta
+    elif fmt == 'dicom':
+        from mri_dino.dicom import read_dicom
         data, affine, meta, _ = read_dicom(path, series_uid, b_value)
     elif fmt == 'nifti':
         image = load_nifti(path)
