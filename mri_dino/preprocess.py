@@ -346,6 +346,7 @@ def mri_dino_preprocess(
     overwrite:bool=False, # rebuild a cache made with other settings (refused otherwise)
     ct_window:str='hu', # CT studies: hu (keep HU, windows per view), a window name (brain, blood, bone, lung, mediastinum, soft_tissue) or auto
     rules:str=None, # a CSV of DICOM series rules (field,pattern,outcome), tried before the default ones (see mri_dino_check)
+    dicom_engine:str='python', # DICOM series: python (pydicom/nibabel) or dcm2niix (the dcm2niix binary of the `dicom` extra; conversions kept in CACHE/dcm2niix)
 ):
     "Preprocess a dataset of MRI (and CT) studies into a memory-mappable cache (resampled, normalised, stacked); exit status 1 when a study failed"
     modalities = names_option(modalities)
@@ -354,12 +355,13 @@ def mri_dino_preprocess(
     check_option('--workers', workers, workers is None or workers >= 1, 'a positive int')
     choice_option('--dtype', dtype, list(DTYPES))
     choice_option('--non-finite', non_finite, ['error', 'zero'])
+    choice_option('--dicom-engine', dicom_engine, DICOM_ENGINES)
     report = preprocess_dataset(root, cache, modalities=modalities, reference=reference,
                                 spacing=numbers_option('--spacing', spacing, count=3, positive=True, wanted='D,H,W: 3 positive numbers (mm), e.g. 3,0.5,0.5'),
                                 percentiles=numbers_option('--percentiles', percentiles, count=2, wanted='low,high: 2 numbers, e.g. 0.5,99.5'),
                                 dtype=dtype, non_finite=non_finite, csv=csv, shard=shard, workers=workers, force=force,
                                 progress=not quiet, kind=kind, ct_window=ct_window, overwrite=overwrite,
-                                rules=read_series_rules(rules) if rules else ())
+                                rules=read_series_rules(rules) if rules else (), dicom_engine=dicom_engine)
     print(report)
     return 0 if report.ok else 1
 
