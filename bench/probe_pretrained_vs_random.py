@@ -5,7 +5,7 @@ same architecture left at its random initialisation.
 2. pretraining with `mri_dino.train` (its default config: DINO + iBOT + KoLeo, Sinkhorn-Knopp, a tiny 2D ViT on the
    cache's ROI slices) with views centred on the prostate (global crops 15-35% of the slice, local 3-10%, always
    guided to the ROI), 480 steps on CPU, with the `CollapseMonitor` watching the teacher's CLS features;
-3. the teacher (read back from the run folder by `mri_dino.eval.load_backbone`) and a backbone of the same config
+3. the teacher (read back from the run folder by `mri_dino.loading.load_backbone`) and a backbone of the same config
    at the initialisation the run started from go through the same protocol (`probe_cache`): features of every
    ROI slice (cropped around the prostate) averaged per study, weighted kNN (k=20, T=0.07) and linear probe,
    5-fold cross-validation;

@@ -257,7 +257,7 @@ def pca_figure(maps:dict, # from `attention_maps`
 
 # %% ../nbs/13_attention.ipynb #a3ebf2df
 def _save_figure(fig, path:Path) -> Path:
-    "Save a figure as PNG atomically (`mri_dino.io.atomic_write`), then close it"
+    "Save a figure as PNG atomically (`mri_dino.files.atomic_write`), then close it"
     import matplotlib.pyplot as plt
     try: return atomic_write(path, lambda file: fig.savefig(file, dpi=100, format='png'))
     finally: plt.close(fig)

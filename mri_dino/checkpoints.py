@@ -32,7 +32,7 @@ __all__ = ['atomic_torch_save', 'list_checkpoints', 'CheckpointError', 'checkpoi
 def atomic_torch_save(obj, # anything `torch.save` takes
                       path, # the file to (over)write
                      ):
-    "`torch.save` all at once or not at all (`mri_dino.io.atomic_write`)"
+    "`torch.save` all at once or not at all (`mri_dino.files.atomic_write`)"
     return atomic_write(path, lambda file: torch.save(obj, file))
 
 def _checkpoint_step(path:Path) -> int:
@@ -83,7 +83,7 @@ def verify_checkpoint(state:dict, # a checkpoint's content, as read from `path` 
 
 def read_checkpoint(path, # a `model_*.pth`
                    ) -> dict: # its content, the checksum verified
-    "Load a checkpoint without running code from it (`mri_dino.vit.read_torch_file`) and check its checksum; `CheckpointError` otherwise"
+    "Load a checkpoint without running code from it (`mri_dino.backbones.read_torch_file`) and check its checksum; `CheckpointError` otherwise"
     try: state = read_torch_file(path)
     except (ValueError, OSError) as error: raise CheckpointError(str(error)) from None
     return verify_checkpoint(state, path)

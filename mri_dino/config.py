@@ -35,7 +35,7 @@ CHOICES = {   # the values a key takes (each is also checked where it is used)
     'data.restrict': (None, 'foreground', 'roi'),
     'augment.intensity_aug': INTENSITY_AUGS,                           # mri_dino.augment.IntensityAugment
     'student.fusion': ('stack', 'tokens'),                             # mri_dino.vit.VisionTransformer
-    'optim.scaling_rule': ('sqrt_wrt_1024', 'linear_wrt_256', 'none'),   # mri_dino.learner.scaled_lr
+    'optim.scaling_rule': ('sqrt_wrt_1024', 'linear_wrt_256', 'none'),   # mri_dino.schedules.scaled_lr
     'train.centering': ('centering', 'sinkhorn_knopp'),
     'train.mixed_precision': (None, 'no', 'bf16', 'fp16'),
     'train.nan_policy': ('stop', 'skip'),

@@ -246,7 +246,7 @@ class JEPAModel(nn.Module):
     @classmethod
     def from_config(cls,
                     cfg, # the experiment config: its `jepa` section (and `augment`'s normalisation)
-                    backbone:nn.Module, # the context encoder, e.g. `mri_dino.vit.build_backbone(cfg.student)`
+                    backbone:nn.Module, # the context encoder, e.g. `mri_dino.backbones.build_backbone(cfg.student)`
                    ) -> JEPAModel:
         "The predictor and loss of `cfg.jepa` around `backbone`"
         cfg = with_defaults(cfg)                                        # the default config's values for what is not given

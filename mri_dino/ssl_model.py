@@ -227,7 +227,7 @@ class SSLModel(nn.Module):
     @classmethod
     def from_config(cls,
                     cfg, # the experiment config (sections `dino`, `ibot`, `train`, and `augment`'s normalisation)
-                    backbone:nn.Module, # the student backbone, e.g. `mri_dino.vit.build_backbone(cfg.student)`
+                    backbone:nn.Module, # the student backbone, e.g. `mri_dino.backbones.build_backbone(cfg.student)`
                    ) -> SSLModel:
         "Heads from `cfg.dino` / `cfg.ibot` on `backbone`, and the loss weights, centering and background filtering of the config"
         cfg = with_defaults(cfg)
