@@ -17,12 +17,13 @@ from pathlib import Path
 
 import torch
 
+from .cli import first_line
 from .files import atomic_write
 from .layers import as_size_tuple, interpolate_pos_embed
 from .vit import VIT_SIZES, VisionTransformer, arch_name
 
 # %% auto #0
-__all__ = ['CONFIG_METADATA', 'backbone_arguments', 'build_backbone', 'first_line', 'read_torch_file', 'read_safetensors_header',
+__all__ = ['CONFIG_METADATA', 'backbone_arguments', 'build_backbone', 'read_torch_file', 'read_safetensors_header',
            'read_state_dict', 'hf_to_dinov2_state_dict', 'read_hf_dinov2', 'load_dinov2_weights', 'save_backbone',
            'check_backbone_shapes', 'read_backbone']
 
@@ -65,11 +66,6 @@ def build_backbone(config:Mapping, # a `student` config section (dict or OmegaCo
 
 # %% ../nbs/08b_backbones.ipynb #08e2d65c
 _SAFE_MISSING = ('missing_modality_embed', 'modality_embed', 'mask_token', 'register_tokens')   # may start from initialisation
-
-def first_line(error:BaseException) -> str:
-    "An exception's message on one line (torch's and numpy's messages can run over many)"
-    text = ' '.join(str(error).split())
-    return text if len(text) <= 300 else text[:297] + '...'
 
 def _numpy_array_globals() -> list:
     "What numeric numpy arrays (numpy's RNG state in a checkpoint) need to unpickle: no object arrays, no other class"

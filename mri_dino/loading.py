@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .backbones import first_line
+from .cli import first_line
 from .checkpoints import checkpoint_candidates, verify_checkpoint
 
 # %% auto #0
