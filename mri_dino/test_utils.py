@@ -12,13 +12,18 @@ from pathlib import Path
 
 import torch
 
+import torch.nn.functional as F
+
+from .augment import MultiViewCrops
+from .masking import collate_views
 from .vit import VisionTransformer
 from .phantom import make_phantom_dataset
 from .preprocess import preprocess_dataset
 from .train import load_config
 
 # %% auto #0
-__all__ = ['TINY_RUN', 'tiny_vit_args', 'tiny_vit', 'tiny_ssl_vit', 'tiny_run_config', 'phantom_cache']
+__all__ = ['tiny_crops', 'TINY_RUN', 'tiny_vit_args', 'tiny_vit', 'tiny_ssl_vit', 'pattern_samples', 'ViewsOf', 'tiny_collate',
+           'synthetic_study', 'tiny_run_config', 'phantom_cache']
 
 # %% ../nbs/15_test_utils.ipynb #305f0276
 def tiny_vit_args(dims:int=2, # 2: images (B, C, H, W); 3: volumes (B, C, D, H, W)
@@ -40,6 +45,47 @@ def tiny_ssl_vit(**overrides, # arguments of `VisionTransformer`
                 ) -> VisionTransformer:
     "`tiny_vit` for short self-supervised runs: 32-pixel global crops, patch 8, width 32, no LayerScale, weights from the global generator"
     return tiny_vit(2, seed=None, **{**dict(img_size=32, patch_size=8, embed_dim=32, layerscale_init=None), **overrides})
+
+# %% ../nbs/15_test_utils.ipynb #967edb28
+def pattern_samples(n=16, size=48, seed=0):
+    "`n` Sample dicts: three channels of a smooth random pattern (6 x 6 noise upsampled), one pattern per sample"
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 3, 6, 6, generator=generator)
+    images = torch.nn.functional.interpolate(coarse, size=size, mode='bilinear', align_corners=False)
+    return [dict(image=image, modality_mask=torch.ones(3, dtype=torch.bool), roi_box=None, study_id=f'pattern{i:03d}')
+            for i, image in enumerate(images)]
+
+class ViewsOf(torch.utils.data.Dataset):
+    "Multi-view crops of in-memory samples"
+    def __init__(self, samples, crops): self.samples, self.crops = samples, crops
+    def __len__(self): return len(self.samples)
+    def __getitem__(self, i): return self.crops(self.samples[i])
+
+tiny_crops = MultiViewCrops(global_crops_size=32, local_crops_size=16, local_crops_number=2, intensity_aug='none', gamma_prob=0,
+                            bias_field_prob=0, blur_prob=0.0, noise_prob=0, modality_dropout_prob=0)
+def tiny_collate(samples): # a list of `tiny_crops` outputs
+    "A batch of `tiny_crops` views (`collate_views`), iBOT masks for patch 8"
+    return collate_views(samples, patch_size=8)
+
+def synthetic_study(size=(160, 160), seed=0):
+    "A 3-modality synthetic Sample (a volume when `size` has 3 entries): textured body, gland (the ROI, also as mask `roi`), lesion"
+    g = torch.Generator().manual_seed(seed)
+    d = len(size)
+    grids = torch.meshgrid(*[torch.linspace(-1, 1, s) for s in size], indexing='ij')
+    def ellipse(centre, radii): return sum(((x - c) / r) ** 2 for x, c, r in zip(grids, centre, radii)) <= 1
+    shift = 0.3 * (torch.rand(d, generator=g) - 0.5)
+    body = ellipse([0] * d, [0.85] * d)
+    gland = ellipse(shift + torch.tensor([0.1] + [0.0] * (d - 1)), [0.3] * d)
+    lesion = ellipse(shift + torch.tensor([0.15] + [0.1] * (d - 1)), [0.1] * d)
+    t2w = 0.35 * body + 0.3 * gland - 0.35 * lesion
+    adc = 0.2 * body + 0.5 * gland - 0.5 * lesion
+    dwi = 0.15 * body + 0.15 * gland + 0.6 * lesion
+    texture = torch.randn(3, 1, *[12] * d, generator=g)
+    texture = F.interpolate(texture, size=size, mode='bilinear' if d == 2 else 'trilinear')[:, 0]
+    image = (torch.stack([t2w, adc, dwi]).float() + 0.04 * texture * body).clamp(0, 1)
+    where = [torch.nonzero(gland.any(dim=[a for a in range(d) if a != axis]))[:, 0] for axis in range(d)]
+    box = [int(w.min()) for w in where] + [int(w.max()) + 1 for w in where]
+    return dict(image=image, modality_mask=torch.ones(3, dtype=torch.bool), roi_box=box, study_id=f'synthetic_{seed}', roi=gland)
 
 # %% ../nbs/15_test_utils.ipynb #d95b4afe
 TINY_RUN = ['student.embed_dim=32', 'student.num_heads=2', 'student.depth=2', 'crops.global_crops_size=32', 'crops.local_crops_size=16',
