@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+import numpy as np
 import torch.nn.functional as F
 
 from .augment import MultiViewCrops
@@ -23,7 +24,7 @@ from .train import load_config
 
 # %% auto #0
 __all__ = ['tiny_crops', 'TINY_RUN', 'tiny_vit_args', 'tiny_vit', 'tiny_ssl_vit', 'pattern_samples', 'ViewsOf', 'tiny_collate',
-           'synthetic_study', 'tiny_run_config', 'phantom_cache']
+           'synthetic_study', 'toy_samples', 'toy_studies', 'tiny_run_config', 'phantom_cache']
 
 # %% ../nbs/15_test_utils.ipynb #305f0276
 def tiny_vit_args(dims:int=2, # 2: images (B, C, H, W); 3: volumes (B, C, D, H, W)
@@ -86,6 +87,32 @@ def synthetic_study(size=(160, 160), seed=0):
     where = [torch.nonzero(gland.any(dim=[a for a in range(d) if a != axis]))[:, 0] for axis in range(d)]
     box = [int(w.min()) for w in where] + [int(w.max()) + 1 for w in where]
     return dict(image=image, modality_mask=torch.ones(3, dtype=torch.bool), roi_box=box, study_id=f'synthetic_{seed}', roi=gland)
+
+# %% ../nbs/15_test_utils.ipynb #47d352f9
+def toy_samples(n_studies=3, slices=4, size=20, seed=0):
+    "Sample dicts of the datasets contract: `n_studies` studies x `slices` slices of 3 modalities"
+    g = torch.Generator().manual_seed(seed)
+    return [dict(image=torch.rand(3, size, size, generator=g), modality_mask=torch.tensor([True, s != 1, True]),
+                 roi_box=None, study_id=f'study_{s}', slice_index=i, axis='axial')
+            for s in range(n_studies) for i in range(slices)]
+
+def toy_studies(n=12, seed=0, size=(10, 32, 32)):
+    "Toy cached studies: lesion studies have a bright DWI / dark ADC blob in three slices of the ROI"
+    rng = np.random.default_rng(seed)
+    studies, labels = {}, {}
+    for i in range(n):
+        image = 0.3 + 0.05 * rng.standard_normal((3, *size)).astype(np.float32)
+        lesion = i % 2
+        label_map = np.zeros(size, np.int64)
+        label_map[2:8, 8:24, 8:24] = 1                                        # the "gland"
+        if lesion:
+            z, y, x = rng.integers(3, 6), rng.integers(10, 18), rng.integers(10, 18)
+            label_map[z:z + 3, y:y + 5, x:x + 5] = 2                          # the "lesion"
+        image[2][label_map == 2] += 0.6; image[1][label_map == 2] -= 0.2; image[0][label_map >= 1] += 0.1
+        studies[f'toy_{i:02d}'] = dict(image=image.clip(0, 1), modality_mask=np.array([True, True, i != 3]),
+                                       roi_box=[2, 8, 8, 8, 24, 24], label_map=label_map)
+        labels[f'toy_{i:02d}'] = lesion
+    return studies, labels
 
 # %% ../nbs/15_test_utils.ipynb #d95b4afe
 TINY_RUN = ['student.embed_dim=32', 'student.num_heads=2', 'student.depth=2', 'crops.global_crops_size=32', 'crops.local_crops_size=16',
