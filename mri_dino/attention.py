@@ -20,7 +20,7 @@ from .cli import check_option, choice_option, command, device_option, size_optio
 from .features import fit_image, normalize_input
 from .preprocess import study_file_name
 from .vit import arch_name
-from .cli import first_line
+from .files import first_line
 from .files import atomic_write
 
 # %% auto #0

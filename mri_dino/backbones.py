@@ -17,10 +17,9 @@ from pathlib import Path
 
 import torch
 
-from .cli import first_line
-from .files import atomic_write
+from .files import atomic_write, first_line, plain_value
 from .layers import as_size_tuple, interpolate_pos_embed
-from .vit import VIT_SIZES, VisionTransformer, arch_name
+from .vit import FUSIONS, VIT_SIZES, VisionTransformer, arch_name
 
 # %% auto #0
 __all__ = ['CONFIG_METADATA', 'backbone_arguments', 'build_backbone', 'read_torch_file', 'read_safetensors_header',
@@ -31,18 +30,11 @@ __all__ = ['CONFIG_METADATA', 'backbone_arguments', 'build_backbone', 'read_torc
 _CONFIG_NAMES = {'layerscale': 'layerscale_init', 'use_mri_seq_embed': 'modality_embed'}
 _CONFIG_IGNORED = ('block_chunks',)
 
-def _plain(value):
-    "A config value as plain Python (OmegaConf lists and dicts included)."
-    if isinstance(value, (str, bytes)) or value is None: return value
-    if isinstance(value, Mapping) or hasattr(value, 'items'): return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, Sequence) or hasattr(value, '__iter__'): return [_plain(v) for v in value]
-    return value
-
 def backbone_arguments(config:Mapping, # a `student` config section (dict or OmegaConf)
                        **overrides, # VisionTransformer arguments that win over the section
                       ) -> dict: # VisionTransformer arguments: the `arch`'s sizes, then the section, then `overrides`
     "The `VisionTransformer` arguments of a `student` config section (DINOv2's and the prostate system's key names), without building it."
-    section = _plain(config)
+    section = plain_value(config)
     arch = arch_name(section.pop('arch', 'vit_small'))
     section.pop('pretrained_weights', None)
     accepted = set(inspect.signature(VisionTransformer.__init__).parameters) - {'self'}
@@ -60,7 +52,7 @@ def build_backbone(config:Mapping, # a `student` config section (dict or OmegaCo
                   ) -> VisionTransformer:
     "A `VisionTransformer` from a `student` config section with DINOv2's and the prostate system's key names."
     model = VisionTransformer(**backbone_arguments(config, **overrides))
-    pretrained_weights = _plain(config).get('pretrained_weights')
+    pretrained_weights = plain_value(config).get('pretrained_weights')
     if pretrained_weights: load_dinov2_weights(model, pretrained_weights)
     return model
 
@@ -341,7 +333,7 @@ def check_backbone_shapes(arguments:Mapping, # VisionTransformer arguments (a `s
     shapes = {name: tuple(int(n) for n in shape) for name, shape in shapes.items()}
     if not strict: return _check_model_size(arguments, settings, shapes, refuse)
     if 'cls_token' not in shapes or 'patch_embed.proj.weight' not in shapes: raise refuse("no cls_token or patch_embed.proj.weight: not a ViT backbone")
-    if settings['spatial_dims'] not in (2, 3) or settings['fusion'] not in ('stack', 'tokens'):
+    if settings['spatial_dims'] not in (2, 3) or settings['fusion'] not in FUSIONS:
         raise refuse(f"spatial_dims {settings['spatial_dims']!r}, fusion {settings['fusion']!r}")
     blocks = {int(match.group(1)) for name in shapes if (match := re.match(r'blocks\.(\d+)\.', name))}
     channels = _channels_in_weights(shapes, settings)

@@ -6,7 +6,7 @@ Docs: https://mri-dino.github.io/mri_dino/cache.html.md"""
 
 # %% auto #0
 __all__ = ['CACHE_VERSION', 'write_json', 'file_sha256', 'settings_hash', 'write_cached_study', 'CachedStudy',
-           'load_cached_study', 'index_row', 'write_csv', 'write_index', 'read_index', 'array_status', 'verify_cache',
+           'load_cached_study', 'index_row', 'write_index', 'read_index', 'array_status', 'verify_cache',
            'source_fingerprint', 'source_status', 'CacheInUse', 'cache_lock', 'CacheSettingsError',
            'settings_differences', 'check_settings', 'clean_temporaries']
 
@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .files import HOST, atomic_write, temporary_owner
+from .files import HOST, atomic_write, process_alive, temporary_owner, write_csv
 from .io import split_dataset_path
 from .studies import study_file_name
 
@@ -137,12 +137,6 @@ def index_row(meta:dict) -> dict:
 def _study_jsons(cache_dir:Path) -> list[Path]:
     return sorted(p for p in (Path(cache_dir) / 'studies').glob('*.json') if not p.name.startswith('.'))
 
-def write_csv(frame:pd.DataFrame, # a table
-              path:Path, # where it goes
-             ):
-    "Write a table as CSV (no index) atomically"
-    atomic_write(path, lambda file: file.write(frame.to_csv(index=False).encode()))
-
 def write_index(cache_dir:str|Path, # the cache folder
                ) -> pd.DataFrame: # the index, as written to index.csv
     "Rebuild index.csv from the complete studies of the cache"
@@ -153,7 +147,7 @@ def write_index(cache_dir:str|Path, # the cache folder
         if path.stem == study_file_name(meta.get('study_id')) and array_status(Path(cache_dir), meta) != 'changed': rows.append(index_row(meta))
     index = pd.DataFrame(rows)
     if len(index): index = index.sort_values('study_id', kind='stable')
-    write_csv(index, Path(cache_dir) / 'index.csv')
+    write_csv(index, Path(cache_dir) / 'index.csv', index=False)
     return index
 
 def read_index(cache_dir:str|Path, # the cache folder
@@ -299,14 +293,8 @@ def clean_temporaries(cache_dir:str|Path, # the cache folder
             if (owner := temporary_owner(path)) is None: continue             # not a temporary file of `atomic_write`
             try: age = time.time() - path.stat().st_mtime
             except FileNotFoundError: continue
-            dead = owner[0] == HOST and not _alive(owner[1])
+            dead = owner[0] == HOST and not process_alive(owner[1])
             if dead or age > max_age_s:
                 try: path.unlink(); removed += 1
                 except FileNotFoundError: pass
     return removed
-
-def _alive(pid:int) -> bool:
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    return True

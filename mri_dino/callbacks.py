@@ -29,8 +29,9 @@ from .files import atomic_write_text
 from .losses import all_reduce_, is_distributed
 
 # %% auto #0
-__all__ = ['TeacherEMACallback', 'GradientClipCallback', 'NonFiniteLossError', 'NonFiniteGuard', 'AccelerateCallback',
-           'keep_whole_rows', 'append_row', 'MetricsLogger', 'weights_digest', 'gather_objects', 'RunSummaryCallback']
+__all__ = ['NAN_POLICIES', 'TeacherEMACallback', 'GradientClipCallback', 'NonFiniteLossError', 'NonFiniteGuard',
+           'AccelerateCallback', 'keep_whole_rows', 'append_row', 'MetricsLogger', 'weights_digest', 'gather_objects',
+           'RunSummaryCallback']
 
 # %% ../nbs/10b_callbacks.ipynb #193eacda
 class TeacherEMACallback(Callback):
@@ -56,6 +57,8 @@ class GradientClipCallback(Callback):
         self.learn.grad_norm = float(norm)
 
 # %% ../nbs/10b_callbacks.ipynb #5a7b4f5c
+NAN_POLICIES = ('stop', 'skip')   # `train.nan_policy`: stop the run at a non-finite loss, or skip the step
+
 class NonFiniteLossError(RuntimeError):
     "A loss term or the gradient norm was NaN or infinite"
     exit_status = 5                                  # what `mri_dino_train` ends with (see `mri_dino.cli.EXIT_STATUSES`)
@@ -70,7 +73,7 @@ class NonFiniteGuard(Callback):
     def __init__(self, policy:str='stop', # 'stop' or 'skip'
                  max_skips:int=10, # with 'skip': stop after this many skipped batches
                 ):
-        if policy not in ('stop', 'skip'): raise ValueError(f"train.nan_policy must be 'stop' or 'skip', got {policy!r}")
+        if policy not in NAN_POLICIES: raise ValueError(f"train.nan_policy must be 'stop' or 'skip', got {policy!r}")
         self.policy, self.max_skips, self.skipped = policy, max_skips, 0
 
     def before_batch(self):

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .cli import command, names_option
+from .files import process_alive
 from .io import VolumeError
 from .inspection import inspect_volume
 from .studies import file_name_clashes, find_studies, finding, read_series_rules
@@ -38,18 +39,12 @@ def end_with_parent(launcher:int, # process id of the process that made the pool
     if sys.platform.startswith('linux'):
         try: ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))      # 1: PR_SET_PDEATHSIG
         except (OSError, AttributeError): pass
-    if parent != launcher and not _alive(launcher): os._exit(1)                  # the launcher died before the line above
+    if parent != launcher and not process_alive(launcher): os._exit(1)                  # the launcher died before the line above
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name='end_with_parent').start()
 
 def _watch_parent(parent:int):
     while os.getppid() == parent: time.sleep(0.5)
     os._exit(1)
-
-def _alive(pid:int) -> bool:
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    return True
 
 def worker_pool(workers:int, # number of processes
                ) -> futures.ProcessPoolExecutor:

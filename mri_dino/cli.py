@@ -16,10 +16,12 @@ import torch
 
 from fastcore.script import anno_parser
 
+from .files import first_line
+
 # %% auto #0
-__all__ = ['EXIT_STATUSES', 'OptionError', 'first_line', 'exit_status', 'error_message', 'command_errors', 'check_option',
-           'choice_option', 'names_option', 'numbers_option', 'size_option', 'device_option', 'HelpFormatter',
-           'CommandParser', 'examples_text', 'add_debug', 'command_parser', 'run_command', 'command']
+__all__ = ['EXIT_STATUSES', 'OptionError', 'exit_status', 'error_message', 'command_errors', 'check_option', 'choice_option',
+           'names_option', 'numbers_option', 'size_option', 'device_option', 'HelpFormatter', 'CommandParser',
+           'examples_text', 'add_debug', 'command_parser', 'run_command', 'command']
 
 # %% ../nbs/14_cli.ipynb #1b98a405
 EXIT_STATUSES = {
@@ -36,12 +38,6 @@ EXIT_STATUSES = {
 class OptionError(ValueError):
     "An option's value that the command cannot take (exit status 2, as a wrong command line)"
     exit_status = 2
-
-def first_line(error:BaseException, # any exception
-              ) -> str:
-    "An exception's message on one line (torch's and numpy's messages can run over many)"
-    text = ' '.join(str(error).split())
-    return text if len(text) <= 300 else text[:297] + '...'
 
 def exit_status(error:BaseException, # the error a command ended with
                ) -> int: # a key of `EXIT_STATUSES`

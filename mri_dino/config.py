@@ -15,12 +15,16 @@ from typing import Mapping, Sequence
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .augment import INTENSITY_AUGS, crop_size_problems
-from .datasets import AXES
+from .callbacks import NAN_POLICIES
+from .ct import CT_WINDOW_PER
+from .datasets import AXES, DATA_KINDS, RESTRICTS
 from .jepa import JEPA_LOSSES, OBJECTIVES
 from .phantom import LAYOUT_FILES
 from .samplers import series_table
 from .studies import find_studies
-from .vit import VIT_SIZES, arch_name
+from .losses import CENTERINGS
+from .schedules import SCALING_RULES
+from .vit import FUSIONS, VIT_SIZES, arch_name
 
 # %% auto #0
 __all__ = ['CHOICES', 'POSITIVE', 'NON_NEGATIVE', 'UNIT', 'RANGES', 'PAIRS', 'LENGTHS', 'NULLABLE', 'INT_OR_LIST', 'KIND_NAMES',
@@ -31,16 +35,16 @@ __all__ = ['CHOICES', 'POSITIVE', 'NON_NEGATIVE', 'UNIT', 'RANGES', 'PAIRS', 'LE
 
 # %% ../nbs/11a_config.ipynb #54286095
 CHOICES = {   # the values a key takes (each is also checked where it is used)
-    'data.kind': ('slices', 'patches'),                                # mri_dino.datasets.SliceDataset, PatchDataset3D
-    'data.restrict': (None, 'foreground', 'roi'),
+    'data.kind': DATA_KINDS,                                           # mri_dino.datasets.SliceDataset, PatchDataset3D
+    'data.restrict': RESTRICTS,                                        # mri_dino.datasets
     'augment.intensity_aug': INTENSITY_AUGS,                           # mri_dino.augment.IntensityAugment
-    'student.fusion': ('stack', 'tokens'),                             # mri_dino.vit.VisionTransformer
-    'optim.scaling_rule': ('sqrt_wrt_1024', 'linear_wrt_256', 'none'),   # mri_dino.schedules.scaled_lr
-    'train.centering': ('centering', 'sinkhorn_knopp'),
+    'student.fusion': FUSIONS,                                         # mri_dino.vit.VisionTransformer
+    'optim.scaling_rule': SCALING_RULES,                               # mri_dino.schedules.scaled_lr
+    'train.centering': CENTERINGS,                                     # mri_dino.losses.DINOLoss
     'train.mixed_precision': (None, 'no', 'bf16', 'fp16'),
-    'train.nan_policy': ('stop', 'skip'),
+    'train.nan_policy': NAN_POLICIES,                                  # mri_dino.callbacks
     'train.objective': OBJECTIVES,
-    'ct.per': ('view', 'sample'),
+    'ct.per': CT_WINDOW_PER,                                          # mri_dino.ct
     'jepa.loss': tuple(JEPA_LOSSES),                                   # mri_dino.jepa.JEPAModel
 }
 

@@ -22,8 +22,8 @@ from .files import atomic_write, keep_locale
 from .geometry import grid_affine, voxel_world
 
 # %% auto #0
-__all__ = ['CT_WINDOWS', 'WINDOW_ALIASES', 'KINDS', 'KIND_COLUMNS', 'HEAD_TISSUES', 'CHEST_TISSUES', 'HU_RANGE', 'CT_KEYS',
-           'ct_windows', 'window_bounds', 'apply_window', 'window_from_name', 'normalize_kind', 'guess_kind',
+__all__ = ['CT_WINDOWS', 'WINDOW_ALIASES', 'KINDS', 'KIND_COLUMNS', 'HEAD_TISSUES', 'CHEST_TISSUES', 'HU_RANGE', 'CT_WINDOW_PER',
+           'CT_KEYS', 'ct_windows', 'window_bounds', 'apply_window', 'window_from_name', 'normalize_kind', 'guess_kind',
            'study_kinds', 'add_kinds', 'head_labels', 'head_ct', 'head_mri', 'chest_labels', 'chest_ct', 'encode_hu',
            'decode_hu', 'window_encoded', 'sample_windows', 'CTWindowViews', 'study_windows', 'ct_section',
            'ct_preprocess_options', 'ct_views', 'write_ct_dataset']
@@ -351,6 +351,8 @@ def window_encoded(values, # HU encoded by `encode_hu` (numpy or torch)
     return np.clip(np.asarray(values, np.float32) * np.float32(scale) + np.float32(shift), 0, 1)
 
 # %% ../nbs/02a_ct.ipynb #dc992a66
+CT_WINDOW_PER = ('view', 'sample')   # `ct.per`: a window drawn per view, or one for all views of a sample
+
 def sample_windows(n:int, # number of draws
                    windows:Sequence[str], # window names
                    probs:Sequence[float]|None=None, # their probabilities (None: equal); normalised to sum 1
@@ -375,7 +377,7 @@ class CTWindowViews:
                  hu_range:Sequence[float]=HU_RANGE, # the cache's HU encoding
                  per:str='view', # 'view': a window per view; 'sample': one for all views of a sample
                 ):
-        if per not in ('view', 'sample'): raise ValueError(f"per must be 'view' or 'sample', got {per!r}")
+        if per not in CT_WINDOW_PER: raise ValueError(f"per must be 'view' or 'sample', got {per!r}")
         self.window_table = ct_windows() if window_table is None else dict(window_table)
         for name in windows: window_bounds(name, self.window_table)
         sample_windows(1, list(windows), ct_window_probs)   # checks the probabilities

@@ -14,7 +14,7 @@ import torch
 from .cli import check_option, choice_option, command, command_errors, device_option, names_option, size_option
 
 from .vit import arch_name
-from .cli import first_line
+from .files import first_line
 from .collapse import CollapseMonitor, effective_rank, feature_spread   # the collapse monitor (see the learner chapter)
 # the four chapters below, re-exported: `from mri_dino.eval import ...` keeps working
 from .loading import (load_backbone, input_settings)

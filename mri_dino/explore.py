@@ -27,6 +27,7 @@ import traitlets
 from fastcore.basics import patch
 from fastcore.docments import docments
 
+from .files import plain_value
 from .augment import MultiViewCrops, IntensityAugment, augment_batch, crop_size_problems, INTENSITY_AUGS
 from .masking import collate_views
 from .views import study_arrays, centre_slice, show_study, views_of_sample, show_views, augmentation_parameters
@@ -37,12 +38,6 @@ _all_ = ['study_arrays', 'centre_slice', 'show_study', 'views_of_sample', 'show_
 
 
 # %% ../nbs/07_explore.ipynb #b74a2984
-def _plain(value):
-    "Tuples as lists, numpy numbers as Python numbers: values that YAML writes and reads back unchanged"
-    if isinstance(value, (tuple, list)): return [_plain(v) for v in value]
-    if isinstance(value, np.generic): return value.item()
-    return value
-
 def _read_config(config) -> dict: # {key: value} over the sections `crops`, `augment`, `ibot` (and `student.patch_size`)
     "A config (dict, OmegaConf, YAML file or YAML text) as one flat dict of augmentation keys"
     if config is None: return {}
@@ -222,7 +217,7 @@ def _control(name:str, # the config key
     if isinstance(value, int): return widgets.IntText(value=value, **common), int
     if isinstance(value, str): return widgets.Text(value=value, **common), str
     # anything else (a per-axis size, per-channel normalisation, a future key): YAML text
-    text = yaml.safe_dump(_plain(value), default_flow_style=True).strip().removesuffix('...').strip()
+    text = yaml.safe_dump(plain_value(value), default_flow_style=True).strip().removesuffix('...').strip()
     return widgets.Text(value=text, **common), yaml.safe_load
 
 # %% ../nbs/07_explore.ipynb #3c043074
@@ -345,7 +340,7 @@ def hold(self:CropExplorer):
 @patch
 def settings(self:CropExplorer) -> dict: # {'crops': {...}, 'augment': {...}, 'ibot': {...}}, plain lists and numbers
     "The chosen settings by config section, as the YAML holds them"
-    return {section: {name: _plain(self._parsers[name](self.controls[name].value)) for name in names}
+    return {section: {name: plain_value(self._parsers[name](self.controls[name].value)) for name in names}
             for section, names in self.sections.items()}
 
 @patch
@@ -372,12 +367,12 @@ def crop_cautions(crops:Mapping, # a `crops` section: `global_crops_size`, `loca
     "Crop settings training accepts but that defeat the multi-crop idea: local crops not smaller than the global ones"
     local, whole = np.atleast_1d(crops['local_crops_size']), np.atleast_1d(crops['global_crops_size'])
     if not int(crops['local_crops_number']) or np.any(local < whole): return []
-    return [f"crops.local_crops_size {_plain(crops['local_crops_size'])} is not smaller than crops.global_crops_size "
-            f"{_plain(crops['global_crops_size'])}: local crops are meant to be small parts of what the global crops show (DINOv2: 98 and 224)"]
+    return [f"crops.local_crops_size {plain_value(crops['local_crops_size'])} is not smaller than crops.global_crops_size "
+            f"{plain_value(crops['global_crops_size'])}: local crops are meant to be small parts of what the global crops show (DINOv2: 98 and 224)"]
 
 def _brief(value) -> str:
     "A control's value in a few characters, for the status line"
-    text = value if isinstance(value, str) else repr(_plain(list(value) if isinstance(value, tuple) else value))
+    text = value if isinstance(value, str) else repr(plain_value(list(value) if isinstance(value, tuple) else value))
     return text if len(text) <= 40 else text[:37] + '...'
 
 @patch

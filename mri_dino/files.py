@@ -19,7 +19,7 @@ from typing import Callable
 
 # %% auto #0
 __all__ = ['HOST', 'short_error', 'keep_locale', 'DiskFullError', 'atomic_write', 'temporary_owner', 'atomic_write_bytes',
-           'atomic_write_text']
+           'atomic_write_text', 'write_csv', 'first_line', 'read_yaml', 'plain_value', 'process_alive']
 
 # %% ../nbs/00b_files.ipynb #ee67b207
 def short_error(error:Exception) -> str:
@@ -122,3 +122,44 @@ def atomic_write_text(path, # the file to write
                      ) -> Path:
     "Write `text` to `path` atomically (see `atomic_write`)"
     return atomic_write_bytes(path, text.encode(encoding))
+
+# %% ../nbs/00b_files.ipynb #fa8c6d58
+def write_csv(frame, # a pandas DataFrame
+              path, # the CSV file (its folder is created)
+              **kwargs, # passed to `DataFrame.to_csv` (index=False, float_format, ...)
+             ) -> Path: # `path`
+    "Write a table as CSV all at once or not at all (`atomic_write`)"
+    return atomic_write(path, lambda temporary: frame.to_csv(temporary, **kwargs), to='path')
+
+def first_line(error:BaseException, # any exception
+              ) -> str:
+    "An exception's message on one line (torch's and numpy's messages can run over many), at most 300 characters"
+    text = ' '.join(str(error).split())
+    return text if len(text) <= 300 else text[:297] + '...'
+
+def read_yaml(text_or_path, # YAML text (str), or a file (Path)
+             ) -> dict|None: # None when the document is empty or not a mapping
+    "A YAML document (text, or a file path) as a plain dict; a document that is not YAML raises a `ValueError` naming the file"
+    import yaml
+    text = Path(text_or_path).read_text(encoding='utf-8') if isinstance(text_or_path, Path) else text_or_path
+    if not text: return None
+    try: value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValueError(f"{text_or_path if isinstance(text_or_path, Path) else 'the run config'}: not valid YAML ({first_line(error)})") from None
+    return value if isinstance(value, dict) else None
+
+def plain_value(value): # a config value: OmegaConf dicts and lists, tuples, numpy or torch numbers, or plain values
+    "The value as plain Python that YAML and JSON write and read back unchanged: mappings as dicts, sequences as lists, numbers as Python numbers"
+    if isinstance(value, (str, bytes)) or value is None: return value
+    if getattr(value, 'shape', None) == () and hasattr(value, 'item'): return value.item()     # numpy scalar, 0-d array or tensor
+    if hasattr(value, 'items'): return {key: plain_value(item) for key, item in value.items()}
+    if hasattr(value, '__iter__'): return [plain_value(item) for item in value]
+    return value
+
+def process_alive(pid:int, # a process id on this host
+                 ) -> bool:
+    "Whether the process `pid` runs on this host (one of another user counts as running)"
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True

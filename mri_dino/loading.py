@@ -15,23 +15,13 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .cli import first_line
+from .files import first_line, read_yaml
 from .checkpoints import checkpoint_candidates, verify_checkpoint
 
 # %% auto #0
 __all__ = ['load_backbone', 'input_settings']
 
 # %% ../nbs/12a_loading.ipynb #411be1ca
-def _read_yaml(text_or_path) -> dict|None:
-    "A YAML document (text, or a file path) as a plain dict; None when empty"
-    import yaml
-    text = Path(text_or_path).read_text(encoding='utf-8') if isinstance(text_or_path, Path) else text_or_path
-    if not text: return None
-    try: value = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ValueError(f"{text_or_path if isinstance(text_or_path, Path) else 'the run config'}: not valid YAML ({first_line(error)})") from None
-    return value if isinstance(value, dict) else None
-
 def _backbone_from_config(config:dict, source, shapes:dict|None=None, strict:bool=True) -> nn.Module:
     "A VisionTransformer built as `mri_dino.train` builds its student: the `student` section, with channels and modalities from `data`, size from `crops`, 3D for `data.kind: patches`; checked first against the weights' `shapes` when given"
     from mri_dino.vit import VisionTransformer
@@ -97,9 +87,9 @@ def load_backbone(path:str|Path, # output folder, checkpoint (.pth), backbone fi
     if not path.exists(): raise FileNotFoundError(f"{path}: no such file or folder")
     config = None
     if path.is_dir() and not (path / 'config.json').is_file():
-        config = _read_yaml(path / 'config.yaml') if (path / 'config.yaml').is_file() else None
+        config = read_yaml(path / 'config.yaml') if (path / 'config.yaml').is_file() else None
         path = _find_in_folder(path, which)
-    elif path.is_file() and (path.parent / 'config.yaml').is_file(): config = _read_yaml(path.parent / 'config.yaml')
+    elif path.is_file() and (path.parent / 'config.yaml').is_file(): config = read_yaml(path.parent / 'config.yaml')
     if path.is_dir():                                                      # a transformers Dinov2 directory
         hf = json.loads((path / 'config.json').read_text(encoding='utf-8'))
         defaults = dict(embed_dim=hf.get('hidden_size'), depth=hf.get('num_hidden_layers'), num_heads=hf.get('num_attention_heads'),
@@ -114,13 +104,13 @@ def load_backbone(path:str|Path, # output folder, checkpoint (.pth), backbone fi
         shapes, metadata = backbones.read_safetensors_header(path)                 # the header only: checked before anything is built
         if backbones.CONFIG_METADATA in metadata: backbone = backbones.read_backbone(path)
         else:
-            config = _read_yaml(metadata.get('config', '')) or config
+            config = read_yaml(metadata.get('config', '')) or config
             backbone = _load_state(_backbone_from_config(config, path, shapes), backbones.read_state_dict(path), path)
     else:
         state = backbones.read_state_dict(path)                                   # weights_only: a pickle that would run code is refused
         if isinstance(state.get('model'), dict) and any(str(k).startswith(f'{which}.backbone.') for k in state['model']):
             verify_checkpoint(state, path)                                  # our training checkpoint: its checksum
-            config = _read_yaml(state.get('config') or '') or config
+            config = read_yaml(state.get('config') or '') or config
             prefix = f'{which}.backbone.'
             weights = {k[len(prefix):]: v for k, v in state['model'].items() if k.startswith(prefix)}
             backbone = _load_state(_backbone_from_config(config, path, _shapes(weights)), weights, path)

@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 # %% auto #0
-__all__ = ['is_distributed', 'all_reduce_', 'DINOHead', 'sinkhorn_knopp_teacher', 'TeacherCentering', 'DINOLoss',
+__all__ = ['CENTERINGS', 'is_distributed', 'all_reduce_', 'DINOHead', 'sinkhorn_knopp_teacher', 'TeacherCentering', 'DINOLoss',
            'masked_patch_weights', 'iBOTPatchLoss', 'KoLeoLoss']
 
 # %% ../nbs/09_losses.ipynb #452bbecf
@@ -125,6 +125,8 @@ def sinkhorn_knopp_teacher(teacher_output:torch.Tensor, # (..., K) teacher logit
     return (q * n_samples).reshape(teacher_output.shape)
 
 # %% ../nbs/09_losses.ipynb #19de6b82
+CENTERINGS = ('centering', 'sinkhorn_knopp')   # teacher targets (`train.centering`): softmax with an EMA centre, or Sinkhorn-Knopp
+
 class TeacherCentering(nn.Module):
     "The teacher side shared by `DINOLoss` and `iBOTPatchLoss`: softmax centering with an EMA centre, or Sinkhorn-Knopp."
     def __init__(self,

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .cli import check_option, choice_option, command
-from .files import atomic_write
+from .files import atomic_write, write_csv
 from .geometry import grid_affine, voxel_world, world_to_voxel
 
 # %% ../nbs/01_phantom.ipynb #ac57f60f
@@ -357,9 +357,6 @@ def write_phantom_study(study:PhantomStudy, # the study to write
     return written
 
 # %% ../nbs/01_phantom.ipynb #b9ede4db
-def _write_csv(frame:pd.DataFrame, path:Path, **kwargs):
-    atomic_write(path, lambda temporary: frame.to_csv(temporary, **kwargs), to='path')
-
 def assign_folds(n:int, # number of studies
                  n_folds:int=5, # number of folds
                  seed:int=0, # shuffling seed
@@ -393,10 +390,10 @@ def make_phantom_dataset(out:str|Path, # output folder (created; existing studie
         rows.append(study.label)
     labels = pd.DataFrame(rows).set_index('patient_id')
     labels['fold'], labels['split'] = assign_folds(n, n_folds, seed)
-    _write_csv(labels, out / 'labels.csv', float_format='%.3f')
+    write_csv(labels, out / 'labels.csv', float_format='%.3f')
     if split_csvs:
         for split in ('train', 'val', 'test'):
-            _write_csv(pd.DataFrame({'patient_id': labels.index[labels.split == split]}), out / 'split' / f'{split}.csv', index=False)
+            write_csv(pd.DataFrame({'patient_id': labels.index[labels.split == split]}), out / 'split' / f'{split}.csv', index=False)
     return labels
 
 # %% ../nbs/01_phantom.ipynb #2596fd51

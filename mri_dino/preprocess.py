@@ -24,10 +24,11 @@ import pandas as pd
 
 from .cache import (CACHE_VERSION, CacheInUse, CacheSettingsError, CachedStudy, array_status, cache_lock, check_settings,
                             clean_temporaries, file_sha256, load_cached_study, read_index, settings_hash, source_fingerprint,
-                            source_status, verify_cache, write_cached_study, write_csv, write_index, write_json)
+                            source_status, verify_cache, write_cached_study, write_index, write_json)
 from .check import MIN_COVERAGE, PARTIAL_COVERAGE, grid_coverage, progress_bar, reading_notes, worker_pool
 from .cli import check_option, choice_option, command, names_option, numbers_option
 from .ct import add_kinds, normalize_kind, study_windows
+from .files import write_csv
 from .io import DICOM_ENGINES, read_volume, split_dataset_path
 from .resample import (CANONICAL_AXES, DTYPES, bounding_box, dequantize, foreground_mask, intensity_window, normalize,
                                quantize, regrid, resample, to_canonical)
@@ -301,7 +302,7 @@ def preprocess_dataset(source, # a study table (`find_studies`), a root folder o
         index = write_index(cache_dir)
     failures = cache_dir / ('failures.csv' if shard is None else f'failures-{shard[0]}-of-{shard[1]}.csv')
     failed = [dict(study_id=r['study_id'], reason=r['reason']) for r in results if r['status'] == 'failed']
-    if failed: write_csv(pd.DataFrame(failed), failures)
+    if failed: write_csv(pd.DataFrame(failed), failures, index=False)
     elif failures.exists(): failures.unlink()
     findings = [f for f in table.attrs.get('findings', []) if f['kind'] not in ('series', 'no ROI') and (f['study_id'] is None or in_shard(f['study_id'], shard))]
     return PreprocessReport(results, index, time.perf_counter() - start, cache_dir, findings)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .files import atomic_write
+from .files import atomic_write, write_csv
 from .preprocess import study_file_name
 from .loading import input_settings
 from .features import AXES, Features, StudySlices, cache_loader, evaluation_image_size, evaluation_table, extract_features
@@ -245,10 +245,6 @@ def plot_probe_results(results:dict[str, ProbeResult], # name -> result, e.g. {'
     return ax
 
 # %% ../nbs/12c_probes.ipynb #a7cd3b4c
-def _write_csv(frame:pd.DataFrame, path:Path, **kwargs) -> Path:
-    atomic_write(path, lambda f: f.write(frame.to_csv(**kwargs).encode()))
-    return path
-
 def cache_features(backbone:nn.Module, # from `load_backbone`
                    cache_dir:str|Path, # the cache folder
                    study_ids:Sequence[str]|None=None, # default: every study of the cache
@@ -290,8 +286,8 @@ def probe_cache(backbone:nn.Module, # from `load_backbone`
         features.save(out / 'features_slices'); features.by_study().save(out / 'features_studies')
         for name, result in results.items():
             stem = f'probe_{study_file_name(label)}_{name}'              # a label column's name may hold any character
-            _write_csv(result.metrics.rename_axis('fold'), out / f'{stem}.csv')
+            write_csv(result.metrics.rename_axis('fold'), out / f'{stem}.csv')
             predictions = pd.DataFrame(result.probabilities, columns=[f'p_{c}' for c in result.metrics.attrs['classes']])
             predictions.insert(0, 'fold', result.folds); predictions.insert(0, 'label', result.labels); predictions.insert(0, 'study_id', result.ids)
-            _write_csv(predictions, out / f'{stem}_predictions.csv', index=False)
+            write_csv(predictions, out / f'{stem}_predictions.csv', index=False)
     return results

@@ -14,9 +14,12 @@ from fastai.callback.core import Callback
 from .ssl_model import with_defaults
 
 # %% auto #0
-__all__ = ['scaled_lr', 'linear_warmup', 'cosine_schedule', 'Schedules', 'torch_param_groups', 'ScheduleCallback']
+__all__ = ['SCALING_RULES', 'scaled_lr', 'linear_warmup', 'cosine_schedule', 'Schedules', 'torch_param_groups',
+           'ScheduleCallback']
 
 # %% ../nbs/09b_schedules.ipynb #c2f08383
+SCALING_RULES = ('sqrt_wrt_1024', 'linear_wrt_256', 'none')   # what `scaled_lr` takes (`optim.scaling_rule`)
+
 def scaled_lr(base_lr:float, # learning rate for the reference batch
               total_batch_size:int, # samples per step over all processes
               scaling_rule:str='sqrt_wrt_1024', # 'sqrt_wrt_1024', 'linear_wrt_256' or 'none'

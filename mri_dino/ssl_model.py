@@ -16,7 +16,7 @@ import torch
 import yaml
 from torch import nn
 
-from .losses import DINOHead, DINOLoss, iBOTPatchLoss, KoLeoLoss, masked_patch_weights
+from .losses import CENTERINGS, DINOHead, DINOLoss, iBOTPatchLoss, KoLeoLoss, masked_patch_weights
 from .vit import drop_patches, foreground_patches
 
 # %% auto #0
@@ -122,7 +122,7 @@ class SSLModel(nn.Module):
                  patch_drop_rate:float=0.0, # random share of the kept patches dropped as well (training only)
                 ):
         super().__init__()
-        if centering not in ('centering', 'sinkhorn_knopp'): raise ValueError(f"centering must be 'centering' or 'sinkhorn_knopp', got {centering!r}")
+        if centering not in CENTERINGS: raise ValueError(f"centering must be 'centering' or 'sinkhorn_knopp', got {centering!r}")
         self.student = student
         self.teacher = copy.deepcopy(student).requires_grad_(False).eval()
         n_prototypes = student.dino_head.last_layer.weight.shape[0]

@@ -21,11 +21,13 @@ from .layers import Attention, DropPath, LayerScale, Mlp, SwiGLU, drop_add_resid
 from .layers import packed_attention, swiglu_hidden_dim, use_xformers
 
 # %% auto #0
-__all__ = ['DEFAULT_MODALITIES', 'PACKING_MODES', 'VIT_SIZES', 'VisionTransformer', 'select_modalities', 'foreground_patches',
-           'drop_patches', 'scatter_tokens', 'vit_tiny', 'vit_small', 'vit_base', 'vit_large', 'vit_giant2',
-           'arch_name']
+__all__ = ['FUSIONS', 'DEFAULT_MODALITIES', 'PACKING_MODES', 'VIT_SIZES', 'VisionTransformer', 'select_modalities',
+           'foreground_patches', 'drop_patches', 'scatter_tokens', 'vit_tiny', 'vit_small', 'vit_base', 'vit_large',
+           'vit_giant2', 'arch_name']
 
 # %% ../nbs/08_vit.ipynb #e8aea8c4
+FUSIONS = ('stack', 'tokens')   # `student.fusion`: modalities as channels of one patch embedding, or tokens per modality
+
 DEFAULT_MODALITIES = ('t2w', 'adc', 'dwi')
 
 class VisionTransformer(nn.Module):
@@ -60,7 +62,7 @@ class VisionTransformer(nn.Module):
         super().__init__()
         self.config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in locals().items() if k not in ('self', '__class__')}
         if spatial_dims not in (2, 3): raise ValueError(f"VisionTransformer: spatial_dims must be 2 or 3, got {spatial_dims!r}")
-        if fusion not in ('stack', 'tokens'): raise ValueError(f"VisionTransformer: fusion must be 'stack' or 'tokens', got {fusion!r}")
+        if fusion not in FUSIONS: raise ValueError(f"VisionTransformer: fusion must be 'stack' or 'tokens', got {fusion!r}")
         ffn_names = {'mlp': 'mlp', 'swiglu': 'swiglu', 'swiglufused': 'swiglu'}
         if ffn_layer not in ffn_names: raise ValueError(f"VisionTransformer: ffn_layer must be one of {list(ffn_names)}, got {ffn_layer!r}")
         if modalities is None:
