@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .cli import check_option, choice_option, command, device_option, size_option
-from .features import fit_image, normalize_input
+from .features import fit_image
+from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, model_input
 from .preprocess import study_file_name
 from .vit import arch_name
 from .files import first_line
@@ -25,8 +26,8 @@ from .files import atomic_write
 
 # %% auto #0
 __all__ = ['PLANES', 'cls_attention', 'upsample_maps', 'keep_attention_mass', 'patch_foreground', 'pca_foreground', 'pca_rgb',
-           'attention_maps', 'plane_slice', 'attention_figure', 'pca_figure', 'save_attention_pngs', 'load_study_image',
-           'study_attention_pngs', 'mri_dino_attention']
+           'attention_maps', 'plane_slice', 'attention_figure', 'pca_figure', 'save_png', 'save_attention_pngs',
+           'load_study_image', 'study_attention_pngs', 'mri_dino_attention']
 
 # %% ../nbs/13_attention.ipynb #83058b75
 def _grid(backbone:nn.Module, x:Tensor) -> tuple[int, ...]:
@@ -139,8 +140,8 @@ def attention_maps(backbone:nn.Module, # backbone with the `mri_dino.vit` interf
                    image:Tensor|np.ndarray, # (C, H, W) or (C, D, H, W), intensities in [0, 1]
                    modality_mask:Sequence[bool]|Tensor|None=None, # (C,) True where present (default: all)
                    image_size:int|Sequence[int]|None=None, # resize to this (multiples of the patch size); None: nearest multiple
-                   normalize_mean:float|Sequence[float]=0.5, # the training config's `augment.normalize_mean`
-                   normalize_std:float|Sequence[float]=0.25, # the training config's `augment.normalize_std`
+                   normalize_mean:float|Sequence[float]=NORMALIZE_MEAN, # the training config's `augment.normalize_mean`
+                   normalize_std:float|Sequence[float]=NORMALIZE_STD, # the training config's `augment.normalize_std`
                    foreground:str|Tensor|None='image', # PCA foreground: 'image' (bright patches), 'pca', None (all) or a (*grid) mask
                    foreground_threshold:float=0.1, # with 'image': patch mean intensity threshold
                    upsample:str='nearest', # how maps reach the image: 'nearest' (patches visible) or 'linear'
@@ -152,7 +153,7 @@ def attention_maps(backbone:nn.Module, # backbone with the `mri_dino.vit` interf
     device = next(backbone.parameters()).device
     resized = fit_image(image[None], backbone.patch_size, image_size).clamp(0, 1).to(device)
     mask = mask[None].to(device)
-    x = normalize_input(resized, mask, normalize_mean, normalize_std)
+    x = model_input(resized, mask, normalize_mean, normalize_std)
     grid = _grid(backbone, x)
     attention = cls_attention(backbone, x, mask)[0]                                      # (heads, M, *grid)
     tokens = backbone.forward_features(x, modality_mask=mask)['x_norm_patchtokens']
@@ -256,7 +257,9 @@ def pca_figure(maps:dict, # from `attention_maps`
     return fig
 
 # %% ../nbs/13_attention.ipynb #a3ebf2df
-def _save_figure(fig, path:Path) -> Path:
+def save_png(fig, # a matplotlib figure (closed after saving)
+             path:str|Path, # the PNG to write
+            ) -> Path:
     "Save a figure as PNG atomically (`mri_dino.files.atomic_write`), then close it"
     import matplotlib.pyplot as plt
     try: return atomic_write(path, lambda file: fig.savefig(file, dpi=100, format='png'))
@@ -276,9 +279,9 @@ def save_attention_pngs(maps:dict, # from `attention_maps`
     if maps['image'].ndim == 4:
         for plane in PLANES:
             fig = attention_figure(maps, modalities, plane, point, keep_mass=keep_mass, spacing=spacing, title=prefix)
-            written.append(_save_figure(fig, out / f'{name}_attention_{plane}.png'))
-    else: written.append(_save_figure(attention_figure(maps, modalities, keep_mass=keep_mass, title=prefix), out / f'{name}_attention.png'))
-    written.append(_save_figure(pca_figure(maps, modalities, point, spacing, title=prefix), out / f'{name}_pca.png'))
+            written.append(save_png(fig, out / f'{name}_attention_{plane}.png'))
+    else: written.append(save_png(attention_figure(maps, modalities, keep_mass=keep_mass, title=prefix), out / f'{name}_attention.png'))
+    written.append(save_png(pca_figure(maps, modalities, point, spacing, title=prefix), out / f'{name}_pca.png'))
     return written
 
 # %% ../nbs/13_attention.ipynb #2d6bdec6

@@ -20,6 +20,8 @@ from torch import Tensor
 from fastcore.basics import patch
 from fastcore.meta import delegates
 
+from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, check_normalization, input_intensities, model_input
+
 # %% ../nbs/05_augment.ipynb #bb77ca56
 def roi_as_box(roi_box, # the sample's `roi_box`: (start..., stop...) flat or as a (2, d) pair, or None
                image_size:Sequence[int], # spatial size of the image, (H, W) or (D, H, W)
@@ -130,12 +132,7 @@ def _check_range(value, name, low=-math.inf, high=math.inf):
     if not low <= first <= last <= high: raise ValueError(f"{name} must satisfy {low} <= min <= max <= {high}, got {value!r}")
     return first, last
 
-def _per_channel(value, name, channels, device):
-    "A scalar or per-channel sequence as a (channels,) tensor"
-    value = torch.as_tensor(value, dtype=torch.float32, device=device).flatten()
-    if value.numel() == 1: return value.expand(channels)
-    if value.numel() != channels: raise ValueError(f"{name} has {value.numel()} values for {channels} channels")
-    return value
+
 
 # %% ../nbs/05_augment.ipynb #42ac7307
 class IntensityAugment:
@@ -158,8 +155,8 @@ class IntensityAugment:
                  noise_prob:float=0.2, # probability of Gaussian noise for each modality of a view
                  noise_std_range:Sequence[float]=(0.0, 0.05), # (min, max) noise std, in [0, 1] intensity units
                  modality_dropout_prob:float=0.1, # probability of hiding each present modality in a view (never all of them)
-                 normalize_mean:float|Sequence[float]=0.5, # subtracted after the transforms; one number or one per channel
-                 normalize_std:float|Sequence[float]=0.25, # divides after the transforms; one number or one per channel
+                 normalize_mean:float|Sequence[float]=NORMALIZE_MEAN, # subtracted after the transforms; one number or one per channel
+                 normalize_std:float|Sequence[float]=NORMALIZE_STD, # divides after the transforms; one number or one per channel
                 ):
         params = dict(locals()); del params['self']
         if intensity_aug not in INTENSITY_AUGS: raise ValueError(f"intensity_aug must be one of {INTENSITY_AUGS}, got {intensity_aug!r}")
@@ -174,7 +171,7 @@ class IntensityAugment:
         if not (0 <= brightness < 1 and 0 <= contrast < 1): raise ValueError(f"brightness and contrast must be in [0, 1), got {brightness}, {contrast}")
         if not all(int(k) == k and k % 2 == 1 for k in rc_kernel_sizes) or not len(rc_kernel_sizes):
             raise ValueError(f"rc_kernel_sizes must be odd integers, got {rc_kernel_sizes!r}")
-        if (torch.as_tensor(normalize_std) <= 0).any(): raise ValueError(f"normalize_std must be positive, got {normalize_std!r}")
+        check_normalization(normalize_mean, normalize_std)
         self.config = params
         self.__dict__.update(params)
         self.color_jittering = 'color_jittering' in intensity_aug
@@ -323,12 +320,7 @@ def transform(self:IntensityAugment,
             result = step(items, generator)
             if result is not items: items.copy_(result)
         else: items.index_copy_(0, chosen, step(items.index_select(0, chosen), generator))
-    x = x.clamp_(0, 1)
-    mean = _per_channel(self.normalize_mean, 'normalize_mean', x.shape[1], x.device)
-    std = _per_channel(self.normalize_std, 'normalize_std', x.shape[1], x.device)
-    shape = (1, -1) + (1,) * (x.ndim - 2)
-    x.sub_(mean.view(shape)).div_(std.view(shape))
-    return x.mul_(present.view(*present.shape, *[1] * (x.ndim - 2)))
+    return model_input(x.clamp_(0, 1), present, self.normalize_mean, self.normalize_std, inplace=True)   # the one input recipe
 
 @patch
 @torch.no_grad()
@@ -368,10 +360,7 @@ def blur_probabilities(self:IntensityAugment,
 @patch
 def denormalize(self:IntensityAugment, views:Tensor) -> Tensor:
     "Normalised views (N, C, *spatial) back to [0, 1] intensities, for display"
-    mean = _per_channel(self.normalize_mean, 'normalize_mean', views.shape[1], views.device)
-    std = _per_channel(self.normalize_std, 'normalize_std', views.shape[1], views.device)
-    shape = (1, -1) + (1,) * (views.ndim - 2)
-    return views * std.view(shape) + mean.view(shape)
+    return input_intensities(views, self.normalize_mean, self.normalize_std)
 
 # %% ../nbs/05_augment.ipynb #d32b192c
 def _sizes(value, d, name):

@@ -27,11 +27,11 @@ from .schedules import SCALING_RULES
 from .vit import FUSIONS, VIT_SIZES, arch_name
 
 # %% auto #0
-__all__ = ['CHOICES', 'POSITIVE', 'NON_NEGATIVE', 'UNIT', 'RANGES', 'PAIRS', 'LENGTHS', 'NULLABLE', 'INT_OR_LIST', 'KIND_NAMES',
-           'SEED_KEYS', 'PHANTOM_MODALITIES', 'value_kind', 'fits', 'flatten', 'shown', 'element_kind', 'type_problem',
-           'type_problems', 'numbers_of', 'range_problems', 'choice_problems', 'ConfigError', 'config_problems',
-           'validate_config', 'suggest_key', 'unknown_key_problem', 'unknown_keys', 'study_problems', 'data_problems',
-           'validate_data']
+__all__ = ['CHOICES', 'POSITIVE', 'NON_NEGATIVE', 'UNIT', 'RANGES', 'PAIRS', 'LENGTHS', 'NULLABLE', 'INT_OR_LIST',
+           'NUMBER_OR_LIST', 'KIND_NAMES', 'SEED_KEYS', 'PHANTOM_MODALITIES', 'value_kind', 'fits', 'flatten', 'shown',
+           'element_kind', 'type_problem', 'type_problems', 'numbers_of', 'range_problems', 'choice_problems',
+           'ConfigError', 'config_problems', 'validate_config', 'suggest_key', 'unknown_key_problem', 'unknown_keys',
+           'study_problems', 'data_problems', 'validate_data']
 
 # %% ../nbs/11a_config.ipynb #54286095
 CHOICES = {   # the values a key takes (each is also checked where it is used)
@@ -49,7 +49,7 @@ CHOICES = {   # the values a key takes (each is also checked where it is used)
 }
 
 POSITIVE = ('data.stride', 'data.patch_size', 'data.spacing', 'data.patch_mm', 'data.max_series_per_study', 'data.phantom.n',
-            'data.phantom.scale', 'crops.global_crops_size', 'crops.local_crops_size', 'crops.global_crops_number',
+            'data.phantom.scale', 'augment.normalize_std', 'crops.global_crops_size', 'crops.local_crops_size', 'crops.global_crops_number',
             'augment.gamma_range', 'student.patch_size', 'student.depth', 'student.layerscale', 'teacher.warmup_teacher_temp',
             'teacher.teacher_temp', 'dino.head_n_prototypes', 'dino.head_bottleneck_dim', 'dino.head_nlayers', 'dino.head_hidden_dim',
             'ibot.head_n_prototypes', 'ibot.head_bottleneck_dim', 'ibot.head_nlayers', 'ibot.head_hidden_dim', 'optim.epochs',
@@ -77,6 +77,7 @@ NULLABLE = {'data.root': str, 'data.cache_dir': str, 'data.spacing': list, 'data
             'data.max_series_per_study': int, 'student.layerscale': float, 'train.OFFICIAL_EPOCH_LENGTH': int,
             'jepa.ema_beta': list, 'ct.ct_window_probs': list}   # keys whose default is null: what else they take
 INT_OR_LIST = ('crops.global_crops_size', 'crops.local_crops_size', 'student.patch_size')   # one size, or one per axis
+NUMBER_OR_LIST = ('augment.normalize_mean', 'augment.normalize_std')   # one number, or one per modality of data.modalities
 
 # %% ../nbs/11a_config.ipynb #b3300786
 KIND_NAMES = {bool: 'true or false', int: 'an integer', float: 'a number', str: 'a string', list: 'a list', dict: 'a section (key: value lines)'}
@@ -126,8 +127,10 @@ def type_problem(key:str, # 'section.key'
         return f"{key}: {shown(value)} is not {KIND_NAMES[kind]} (or null)"
     kind = value_kind(default)
     if key in INT_OR_LIST and fits(value, list) and all(fits(v, int) for v in value): return None
+    if key in NUMBER_OR_LIST and fits(value, list) and value and all(fits(v, float) for v in value): return None
     if not fits(value, kind):
-        also = ' (or one per axis, e.g. [4, 16, 16])' if key in INT_OR_LIST else ''
+        also = (' (or one per axis, e.g. [4, 16, 16])' if key in INT_OR_LIST else
+                ' (or one per modality, e.g. [0.5, 0.4, 0.3])' if key in NUMBER_OR_LIST else '')
         return f"{key}: {shown(value)} is not {KIND_NAMES[kind]}{also}"
     if kind is list and element_kind(default) and not all(fits(v, element_kind(default)) for v in value):
         return f"{key}: {shown(value)} is not a list of {KIND_NAMES[element_kind(default)].split(' ', 1)[1]}s"
@@ -195,6 +198,10 @@ def choice_problems(given:dict, # the merged config, flattened
         elif len(set(modalities)) < len(modalities): problems.append(f"data.modalities: {shown(modalities)} names a modality twice")
         elif given.get('data.reference') not in modalities:
             problems.append(f"data.reference: {shown(given.get('data.reference'))} is not one of data.modalities {shown(modalities)}")
+        for key in NUMBER_OR_LIST:
+            if checked(key) and value_kind(given[key]) is list and len(given[key]) != len(modalities):
+                problems.append(f"{key}: {shown(given[key])} has {len(given[key])} values for the {len(modalities)} modalities "
+                                f"{shown(modalities)} of data.modalities (give one number, or one per modality)")
         if given.get('data.series') is True and len(modalities) != 1:
             problems.append(f"data.modalities: {shown(modalities)} has {len(modalities)} modalities; data.series needs one (each series is an image)")
     if given.get('ibot.mask_per_channel') is True and given.get('student.fusion') == 'stack':

@@ -21,34 +21,15 @@ from torch import Tensor, nn
 
 from .files import atomic_write
 from .loading import input_settings
+from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, model_input
 
 # %% auto #0
-__all__ = ['FEATURE_KINDS', 'AXES', 'LABEL_MAPS', 'normalize_input', 'spatial_size', 'fit_image', 'evaluation_image_size',
+__all__ = ['normalize_input', 'FEATURE_KINDS', 'AXES', 'LABEL_MAPS', 'spatial_size', 'fit_image', 'evaluation_image_size',
            'backbone_features', 'Features', 'extract_features', 'slice_range', 'crop_box', 'roi_region', 'study_region',
            'study_arrays', 'StudySlices', 'lesion_sphere', 'cache_loader', 'evaluation_table', 'fold_split']
 
 # %% ../nbs/12b_features.ipynb #b07b1631
-def _per_channel_values(value, channels:int, name:str) -> Tensor:
-    "One number per channel from a number or a sequence of `channels` numbers"
-    values = torch.as_tensor(value, dtype=torch.float32).flatten()
-    if values.numel() == 1: values = values.expand(channels)
-    if values.numel() != channels: raise ValueError(f"{name} must be one number or {channels} (one per channel), got {value!r}")
-    return values
-
-def normalize_input(image:Tensor, # (B, C, *spatial) intensities in [0, 1]
-                    modality_mask:Tensor, # (B, C) bool, True where the modality is present
-                    normalize_mean:float|Sequence[float]=0.5, # as `augment.normalize_mean` in the training config
-                    normalize_std:float|Sequence[float]=0.25, # as `augment.normalize_std` in the training config
-                   ) -> Tensor: # (B, C, *spatial) float32 model input, absent channels exactly 0
-    "Normalise a batch as `IntensityAugment` normalises training crops: `(x - mean) / std`, absent modalities zeroed"
-    if image.ndim not in (4, 5): raise ValueError(f"image must be (B, C, H, W) or (B, C, D, H, W), got {list(image.shape)}")
-    if modality_mask.shape != image.shape[:2]: raise ValueError(f"modality_mask {list(modality_mask.shape)} does not match image {list(image.shape[:2])}")
-    shape = (1, -1) + (1,) * (image.ndim - 2)
-    mean = _per_channel_values(normalize_mean, image.shape[1], 'normalize_mean').to(image.device).view(shape)
-    std = _per_channel_values(normalize_std, image.shape[1], 'normalize_std').to(image.device).view(shape)
-    if (std <= 0).any(): raise ValueError(f"normalize_std must be positive, got {normalize_std!r}")
-    x = (image.float() - mean) / std
-    return x * modality_mask.to(device=x.device, dtype=x.dtype).view(*modality_mask.shape, *[1] * (image.ndim - 2))
+normalize_input = model_input      # its name before the one input recipe moved to mri_dino.model_input
 
 # %% ../nbs/12b_features.ipynb #11dcd620
 def spatial_size(size, # an int (the same on every axis) or one int per axis
@@ -175,14 +156,14 @@ def _collate_samples(samples, patch_size, image_size, normalize_mean, normalize_
     shapes = {tuple(i.shape) for i in images}
     if len(shapes) > 1: raise ValueError(f"samples of different sizes {sorted(shapes)}: pass image_size so that they are resized to one")
     masks = torch.stack(masks)
-    return normalize_input(torch.stack(images), masks, normalize_mean, normalize_std), masks, rows
+    return model_input(torch.stack(images), masks, normalize_mean, normalize_std), masks, rows
 
 def extract_features(backbone:nn.Module, # backbone with the `mri_dino.vit` interface (the teacher's, by default)
                      dataset, # a map-style dataset (or list) of samples: dicts with `image` (C, *spatial) in [0, 1], `modality_mask`, `study_id`
                      batch_size:int=32, # samples per forward pass
                      image_size:int|Sequence[int]|None=None, # resize every sample to this (None: to the nearest multiple of the patch size)
-                     normalize_mean:float|Sequence[float]=0.5, # `augment.normalize_mean` of the training config
-                     normalize_std:float|Sequence[float]=0.25, # `augment.normalize_std` of the training config
+                     normalize_mean:float|Sequence[float]=NORMALIZE_MEAN, # `augment.normalize_mean` of the training config
+                     normalize_std:float|Sequence[float]=NORMALIZE_STD, # `augment.normalize_std` of the training config
                      device:str|torch.device|None=None, # default: where the backbone's parameters are
                      num_workers:int=0, # DataLoader workers
                      progress:bool=False, # show a progress bar

@@ -20,7 +20,8 @@ from torch import Tensor, nn
 
 from .files import atomic_write
 from .loading import input_settings
-from .features import (FEATURE_KINDS, cache_loader, evaluation_image_size, evaluation_table, fold_split, normalize_input,
+from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, model_input
+from .features import (FEATURE_KINDS, cache_loader, evaluation_image_size, evaluation_table, fold_split,
                                slice_range, spatial_size, study_arrays, study_region)
 from .probes import METRICS, classification_metrics, study_labels
 
@@ -139,8 +140,8 @@ class StudyBags(torch.utils.data.Dataset):
                  roi_margin:int=2, # slices (voxels) kept beyond the ROI box
                  dims:int=2, # 2: bags of slices; 3: one volume per bag
                  training:bool=False, # draw a random subset of slices (else evenly spaced)
-                 normalize_mean:float|Sequence[float]=0.5, # as in training
-                 normalize_std:float|Sequence[float]=0.25, # as in training
+                 normalize_mean:float|Sequence[float]=NORMALIZE_MEAN, # as in training
+                 normalize_std:float|Sequence[float]=NORMALIZE_STD, # as in training
                  context:float|None=None, # crop in-plane to a square around the ROI enlarged by this fraction (None: whole slices)
                 ):
         if len(study_ids) != len(targets): raise ValueError(f"StudyBags: {len(study_ids)} studies but {len(targets)} targets")
@@ -172,7 +173,7 @@ class StudyBags(torch.utils.data.Dataset):
             bag = image.index_select(1 + self.axis, torch.as_tensor(indices)).movedim(1 + self.axis, 0)   # (S, C, h, w)
             size = spatial_size(self.image_size, 2)
         bag = F.interpolate(bag, size=size, mode='bilinear' if self.dims == 2 else 'trilinear', align_corners=False)
-        bag = normalize_input(bag, mask[None].expand(len(bag), -1), self.normalize_mean, self.normalize_std)
+        bag = model_input(bag, mask[None].expand(len(bag), -1), self.normalize_mean, self.normalize_std)
         return bag, mask, torch.as_tensor(self.targets[index])
 
 def collate_bags(items:Sequence[tuple]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -411,8 +412,8 @@ class SegmentationSlices(torch.utils.data.Dataset):
                  roi_margin:int|None=2, # keep slices within the ROI plus this margin (None: every slice)
                  dims:int=2, # 2: slices; 3: one volume per study
                  label_key:str='label_map', # which key of the study dict holds the label map
-                 normalize_mean:float|Sequence[float]=0.5, # as in training
-                 normalize_std:float|Sequence[float]=0.25, # as in training
+                 normalize_mean:float|Sequence[float]=NORMALIZE_MEAN, # as in training
+                 normalize_std:float|Sequence[float]=NORMALIZE_STD, # as in training
                  context:float|None=None, # crop in-plane to a square around the ROI enlarged by this fraction (None: whole slices)
                 ):
         if dims not in (2, 3): raise ValueError(f"SegmentationSlices: dims must be 2 or 3, got {dims!r}")
@@ -439,7 +440,7 @@ class SegmentationSlices(torch.utils.data.Dataset):
             label_maps = labels.movedim(self.axis, 0)[:, None]                          # (S, 1, h, w)
         size = spatial_size(self.image_size, self.dims)
         mode = 'bilinear' if self.dims == 2 else 'trilinear'
-        images = normalize_input(F.interpolate(images, size=size, mode=mode, align_corners=False),
+        images = model_input(F.interpolate(images, size=size, mode=mode, align_corners=False),
                                  mask[None].expand(len(images), -1), self.normalize_mean, self.normalize_std)
         label_maps = F.interpolate(label_maps.float(), size=size, mode='nearest-exact').long()[:, 0]
         return [(i, mask, l) for i, l in zip(images, label_maps)]

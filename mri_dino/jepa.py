@@ -18,6 +18,7 @@ from torch import nn
 from .ssl_model import SSLModel, with_defaults
 from .layers import Block, as_size_tuple
 from .vit import drop_patches, foreground_patches
+from .model_input import input_units
 
 # %% auto #0
 __all__ = ['JEPA_LOSSES', 'OBJECTIVES', 'jepa_masks', 'sincos_position_embedding', 'JEPAPredictor', 'pack', 'JEPAStudent',
@@ -253,9 +254,7 @@ class JEPAModel(nn.Module):
         jepa, augment = cfg['jepa'], cfg['augment']
         predictor = JEPAPredictor(backbone.embed_dim, jepa['predictor_dim'], jepa['predictor_depth'],
                                   jepa['predictor_heads'], jepa['predictor_mlp_ratio'], jepa['predictor_drop_path_rate'])
-        mean = torch.as_tensor(augment.get('normalize_mean', 0.5), dtype=torch.float32)   # IntensityAugment's defaults (not config keys)
-        std = torch.as_tensor(augment.get('normalize_std', 0.25), dtype=torch.float32)
-        threshold = (torch.as_tensor(float(jepa['foreground_threshold'])) - mean) / std   # [0, 1] units -> the input's
+        threshold = input_units(jepa['foreground_threshold'], augment['normalize_mean'], augment['normalize_std'])   # [0, 1] -> model input
         return cls(JEPAStudent(backbone, predictor), jepa['n_targets'], tuple(jepa['target_scale']),
                    tuple(jepa['target_aspect']), tuple(jepa['context_scale']),
                    jepa['loss'], jepa['loss_weight'], jepa['remove_background'],

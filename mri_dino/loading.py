@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from .files import first_line, read_yaml
 from .checkpoints import checkpoint_candidates, verify_checkpoint
+from .model_input import NORMALIZE_MEAN, NORMALIZE_STD
 
 # %% auto #0
 __all__ = ['load_backbone', 'input_settings']
@@ -130,6 +131,7 @@ def input_settings(backbone:nn.Module, # from `load_backbone`
     "What evaluation must reproduce of the training input: crop size, normalisation and modalities"
     config = getattr(backbone, 'run_config', None) or {}
     augment, crops, data = config.get('augment') or {}, config.get('crops') or {}, config.get('data') or {}
-    return dict(image_size=crops.get('global_crops_size'), normalize_mean=augment.get('normalize_mean', 0.5),
-                normalize_std=augment.get('normalize_std', 0.25),
+    recipe = dict(normalize_mean=NORMALIZE_MEAN, normalize_std=NORMALIZE_STD)   # for foreign weights and runs saved before the keys
+    recipe.update((key, augment[key]) for key in list(recipe) if key in augment)
+    return dict(image_size=crops.get('global_crops_size'), **recipe,
                 modalities=data.get('modalities') or list(getattr(backbone, 'modalities', []) or []) or None)

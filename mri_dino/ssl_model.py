@@ -18,6 +18,7 @@ from torch import nn
 
 from .losses import CENTERINGS, DINOHead, DINOLoss, iBOTPatchLoss, KoLeoLoss, masked_patch_weights
 from .vit import drop_patches, foreground_patches
+from .model_input import input_units
 
 # %% auto #0
 __all__ = ['default_config', 'merged_over', 'with_defaults', 'Student', 'SSLModel', 'layer_index', 'param_groups']
@@ -232,9 +233,7 @@ class SSLModel(nn.Module):
         "Heads from `cfg.dino` / `cfg.ibot` on `backbone`, and the loss weights, centering and background filtering of the config"
         cfg = with_defaults(cfg)
         dino, ibot, train, augment = cfg['dino'], cfg['ibot'], cfg['train'], cfg['augment']
-        mean = torch.as_tensor(augment.get('normalize_mean', 0.5), dtype=torch.float32)   # IntensityAugment's defaults (not config keys)
-        std = torch.as_tensor(augment.get('normalize_std', 0.25), dtype=torch.float32)
-        threshold = (float(train['foreground_threshold']) - mean) / std       # [0, 1] units -> the normalised input's
+        threshold = input_units(train['foreground_threshold'], augment['normalize_mean'], augment['normalize_std'])   # [0, 1] -> model input
         dino_head = DINOHead.from_config(backbone.embed_dim, **dino)
         ibot_head = DINOHead.from_config(backbone.embed_dim, **ibot) if ibot['separate_head'] else None
         return cls(Student(backbone, dino_head, ibot_head), dino_loss_weight=dino['loss_weight'],

@@ -55,13 +55,15 @@ from .samplers import series_table, study_sampler
 from .jepa import build_ssl_model, resolve_ema_beta
 from .layers import as_size_tuple
 from .backbones import build_backbone
+from .attention import attention_figure, attention_maps, save_png
 
 # %% auto #0
 __all__ = ['OPEN_SECTIONS', 'TRAIN_EXAMPLES', 'mri_dino_train', 'config_dir', 'rewrite_env_syntax', 'find_config', 'load_config',
            'save_config', 'preprocess_options', 'cache_folders', 'prepare_cache', 'view_recipe', 'build_datasets',
            'build_dataloaders', 'batch_seed', 'SeededBatchSampler', 'SeededBatchDataset', 'made_batch',
-           'backbone_config', 'build_model', 'attention_picture', 'BatchIntensityCallback', 'seed_everything', 'train',
-           'wanted_precision', 'make_accelerator', 'parse_args', 'main', 'close_process_group']
+           'backbone_config', 'build_model', 'picture_sample', 'attention_picture', 'BatchIntensityCallback',
+           'seed_everything', 'train', 'wanted_precision', 'make_accelerator', 'parse_args', 'main',
+           'close_process_group']
 
 # %% ../nbs/11_train.ipynb #cd5c13b2
 OPEN_SECTIONS = ('student', 'crops', 'augment', 'ct.mode_mapping', 'ct.window_table')   # sections (and keys) taking any key
@@ -311,51 +313,35 @@ def build_model(cfg:DictConfig, # the experiment config
     return build_ssl_model(cfg, build_backbone(backbone_config(cfg)))
 
 # %% ../nbs/11_train.ipynb #3be1d8a8
+def picture_sample(cfg:DictConfig, # the experiment config (section `data`)
+                   cache_dir, # the preprocessing cache
+                  ) -> dict: # a dataset sample: `image` (C, *spatial) in [0, 1], `modality_mask`, `study_id`
+    "The sample a run draws its attention over: the middle axial slice of the first study, or its first 3D patch"
+    data = cfg.data
+    kwargs = dict(modalities=list(data.modalities), restrict=data.restrict, split=data.split)
+    if data.kind == 'slices':
+        dataset = SliceDataset(cache_dir, axis='axial', **kwargs)
+        study_items = [i for i, (study, _, _) in enumerate(dataset.items) if study == 0]
+        return dataset[study_items[len(study_items) // 2]]
+    return PatchDataset3D(cache_dir, patch_size=list(data.patch_size), **kwargs)[0]
+
 @torch.no_grad()
 def attention_picture(backbone:torch.nn.Module, # the teacher's backbone
                       cfg:DictConfig, # the experiment config
                       cache_dir, # the preprocessing cache
                       path, # the PNG to write
                      ) -> Path:
-    "The teacher's CLS attention over one sample, as a PNG"
-    from matplotlib.figure import Figure                            # not pyplot: a training run leaves the user's backend alone
-    import torch.nn.functional as F
-    data = cfg.data
-    kwargs = dict(modalities=list(data.modalities), restrict=data.restrict, split=data.split)
-    if data.kind == 'slices':
-        dataset = SliceDataset(cache_dir, axis='axial', **kwargs)
-        study_items = [i for i, (study, _, _) in enumerate(dataset.items) if study == 0]
-        sample = dataset[study_items[len(study_items) // 2]]
-    else: sample = PatchDataset3D(cache_dir, patch_size=list(data.patch_size), **kwargs)[0]
+    "The teacher's CLS attention over one sample, drawn by `mri_dino.attention` (the input as training's global crops), as a PNG"
+    sample = picture_sample(cfg, cache_dir)
     size = list(as_size_tuple(cfg.crops.global_crops_size, sample['image'].ndim - 1, 'crops.global_crops_size'))
-    image = F.interpolate(sample['image'][None], size=size, mode='bilinear' if len(size) == 2 else 'trilinear', align_corners=False)
-    intensity = view_recipe(cfg).intensity
-    present = sample['modality_mask'][None].bool()
-    mean = torch.as_tensor(intensity.normalize_mean, dtype=image.dtype).reshape(-1, *[1] * len(size))
-    std = torch.as_tensor(intensity.normalize_std, dtype=image.dtype).reshape(-1, *[1] * len(size))
-    x = ((image - mean) / std) * present.reshape(1, -1, *[1] * len(size))
-    device = next(backbone.parameters()).device
+    augment = OmegaConf.to_container(cfg.augment, resolve=True)
     was_training = backbone.training
     backbone.eval()
-    attention = backbone.get_last_self_attention(x.to(device), present.to(device)).float().cpu()      # (1, heads, T, T)
-    backbone.train(was_training)
-    grid = backbone.patch_grid(x)
-    prefix = backbone.n_prefix_tokens
-    row = attention[0, :, 0, prefix:].mean(0)                                              # over heads
-    n_patches = math.prod(grid)
-    maps = row.reshape(-1, *grid).sum(0)                                                   # over modalities (tokens fusion)
-    shown = sample['image']                                                                # the sample at its own resolution
-    maps = F.interpolate(maps[None, None], size=shown.shape[1:], mode='bilinear' if len(size) == 2 else 'trilinear',
-                         align_corners=False)[0, 0]
-    if len(size) == 3: shown, maps = shown[:, shown.shape[1] // 2], maps[maps.shape[0] // 2]
-    fig = Figure(figsize=(6, 3.2), dpi=100)
-    axes = fig.subplots(1, 2)
-    axes[0].imshow(shown[0], cmap='gray'); axes[0].set_title(f"{sample['study_id']} ({cfg.data.modalities[0]})", fontsize=9)
-    axes[1].imshow(shown[0], cmap='gray'); axes[1].imshow(maps, cmap='inferno', alpha=0.6)
-    axes[1].set_title('teacher CLS attention (last layer)', fontsize=9)
-    for ax in axes: ax.axis('off')
-    fig.tight_layout()
-    return atomic_write(path, lambda file: fig.savefig(file, format='png'))
+    try: maps = attention_maps(backbone, sample['image'], sample['modality_mask'], size, augment['normalize_mean'],
+                               augment['normalize_std'], foreground=None, upsample='linear')
+    finally: backbone.train(was_training)
+    figure = attention_figure(maps, list(cfg.data.modalities), title=f"{sample['study_id']}: teacher CLS attention (last layer)")
+    return save_png(figure, path)
 
 # %% ../nbs/11_train.ipynb #af189712
 class BatchIntensityCallback(Callback):
