@@ -433,7 +433,7 @@ class SegmentationSlices(torch.utils.data.Dataset):
         region = study_region(torch.cat([image, labels[None].float()]), roi, self.axis, self.roi_margin, self.context,
                                'volume' if self.dims == 3 else 'slices')
         image, labels = region[:-1], region[-1].long()
-        if self.dims == 3: images, label_maps = image[None], labels[None]
+        if self.dims == 3: images, label_maps = image[None], labels[None, None]                  # (1, C, d, h, w), (1, 1, d, h, w)
         else:
             images = image.movedim(1 + self.axis, 0)                                    # (S, C, h, w)
             label_maps = labels.movedim(self.axis, 0)[:, None]                          # (S, 1, h, w)
