@@ -19,7 +19,7 @@ from .collapse import CollapseMonitor, effective_rank, feature_spread   # the co
 # the four chapters below, re-exported: `from mri_dino.eval import ...` keeps working
 from .loading import (load_backbone, input_settings)
 from .features import (FEATURE_KINDS, AXES, LABEL_MAPS, normalize_input, fit_image, backbone_features,
-    Features, extract_features, roi_region, StudySlices, lesion_sphere, cache_loader, evaluation_table, fold_split)
+    Features, extract_features, roi_region, StudySlices, cache_loader, evaluation_table, fold_split)
 from .probes import (METRICS, PROBES, classification_metrics, knn_predict, linear_probe_predict, ProbeResult,
     cross_validate_probe, study_labels, probe_features, plot_probe_results, cache_features, probe_cache)
 from .finetune import (MIL_POOLINGS, MIL_LOSSES, finetune_splitter, run_backbone, AttentionMILPooling,
@@ -29,7 +29,7 @@ from .finetune import (MIL_POOLINGS, MIL_LOSSES, finetune_splitter, run_backbone
 
 _all_ = ['CollapseMonitor', 'effective_rank', 'feature_spread', 'load_backbone', 'input_settings', 'FEATURE_KINDS',
     'AXES', 'LABEL_MAPS', 'normalize_input', 'fit_image', 'backbone_features', 'Features', 'extract_features',
-    'roi_region', 'StudySlices', 'lesion_sphere', 'cache_loader', 'evaluation_table', 'fold_split', 'METRICS',
+    'roi_region', 'StudySlices', 'cache_loader', 'evaluation_table', 'fold_split', 'METRICS',
     'PROBES', 'classification_metrics', 'knn_predict', 'linear_probe_predict', 'ProbeResult', 'cross_validate_probe',
     'study_labels', 'probe_features', 'plot_probe_results', 'cache_features', 'probe_cache', 'MIL_POOLINGS',
     'MIL_LOSSES', 'finetune_splitter', 'run_backbone', 'AttentionMILPooling', 'StudyClassifier', 'StudyBags',
@@ -41,7 +41,7 @@ _all_ = ['CollapseMonitor', 'effective_rank', 'feature_spread', 'load_backbone',
 __all__ = ['default_out', 'cli_backbone', 'mri_dino_probe', 'mri_dino_finetune', 'CollapseMonitor', 'effective_rank',
            'feature_spread', 'load_backbone', 'input_settings', 'FEATURE_KINDS', 'AXES', 'LABEL_MAPS',
            'normalize_input', 'fit_image', 'backbone_features', 'Features', 'extract_features', 'roi_region',
-           'StudySlices', 'lesion_sphere', 'cache_loader', 'evaluation_table', 'fold_split', 'METRICS', 'PROBES',
+           'StudySlices', 'cache_loader', 'evaluation_table', 'fold_split', 'METRICS', 'PROBES',
            'classification_metrics', 'knn_predict', 'linear_probe_predict', 'ProbeResult', 'cross_validate_probe',
            'study_labels', 'probe_features', 'plot_probe_results', 'cache_features', 'probe_cache', 'MIL_POOLINGS',
            'MIL_LOSSES', 'finetune_splitter', 'run_backbone', 'AttentionMILPooling', 'StudyClassifier', 'StudyBags',
