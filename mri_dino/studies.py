@@ -214,10 +214,12 @@ def _rows_from_manifest(manifest:Path, modalities, names, findings, rules=(), ex
             path = path if path.is_absolute() else manifest.parent/path
             if path.is_dir() and label_map_name(modality) is None and not any(is_dicom_file(p) for p in path.iterdir()):   # a study folder: look inside
                 series = explained.setdefault(row['study_id'], []) if explained is not None else []
-                chosen, dwi_b, notes = choose_candidates(study_candidates(path, names, rules, series), names, fallback=modality if len(modalities) == 1 else None, series=series)
+                candidates = [c for c in study_candidates(path, names, rules, series) if not _in_label_map(c[0], path)]
+                chosen, dwi_b, notes = choose_candidates(candidates, names, fallback=modality if len(modalities) == 1 else None, series=series)
                 findings.extend(series_findings(row['study_id'], series))
                 findings.extend(finding(row['study_id'], p, note, 'note', 'info') for p, note in notes)
                 row.update({m: str(p) for m, p in chosen.items()}); row['folder'] = str(path)
+                row.update({LABEL_MAP_PREFIX + name: str(file) for name, file in label_map_files(path).items()})
                 if dwi_b is not None: row['dwi_b'] = dwi_b
             else: row[modality] = str(path)
         if 'dwi' in row and 'dwi_b' not in row and (b := dwi_b_value(Path(row['dwi']).name)) is not None: row['dwi_b'] = b
@@ -304,7 +306,8 @@ def find_studies(source, # a root folder (layout detected) or a CSV manifest; `$
     for modality in modalities:
         if modality not in table.columns: table[modality] = None
     if 'dwi_b' in table.columns: table['dwi_b'] = pd.to_numeric(table['dwi_b'], errors='coerce').astype('Int64')
-    label_maps = [c for c in table.columns if label_map_name(c) is not None and c.startswith(LABEL_MAP_PREFIX) and c in {k for r in rows for k in r}]
+    found = {key for row in rows for key in row}
+    label_maps = [c for c in table.columns if c in found and label_map_name(c) is not None]   # label_NAME paths (not a labels CSV's label_ columns)
     table = table.astype({c: object for c in [*modalities, 'roi', *label_maps] if c in table.columns})
     table.index.name = 'study_id'
     folders = {i: f for i, f in table['folder'].items() if isinstance(f, str)} if 'folder' in table.columns else {}
