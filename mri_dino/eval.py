@@ -8,6 +8,7 @@ Docs: https://mri-dino.github.io/mri_dino/eval.html.md"""
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 
 import torch
@@ -15,11 +16,12 @@ from .cli import check_option, choice_option, command, command_errors, device_op
 
 from .vit import arch_name
 from .files import first_line
+from .features import parse_classes   # mri_dino_finetune --classes
 from .collapse import CollapseMonitor, effective_rank, feature_spread   # the collapse monitor (see the learner chapter)
 # the four chapters below, re-exported: `from mri_dino.eval import ...` keeps working
 from .loading import (load_backbone, input_settings)
 from .features import (FEATURE_KINDS, AXES, LABEL_MAPS, normalize_input, fit_image, backbone_features,
-    Features, extract_features, roi_region, StudySlices, lesion_sphere, cache_loader, evaluation_table, fold_split)
+    Features, extract_features, roi_region, StudySlices, cache_loader, evaluation_table, fold_split)
 from .probes import (METRICS, PROBES, classification_metrics, knn_predict, linear_probe_predict, ProbeResult,
     cross_validate_probe, study_labels, probe_features, plot_probe_results, cache_features, probe_cache)
 from .finetune import (MIL_POOLINGS, MIL_LOSSES, finetune_splitter, run_backbone, AttentionMILPooling,
@@ -29,7 +31,7 @@ from .finetune import (MIL_POOLINGS, MIL_LOSSES, finetune_splitter, run_backbone
 
 _all_ = ['CollapseMonitor', 'effective_rank', 'feature_spread', 'load_backbone', 'input_settings', 'FEATURE_KINDS',
     'AXES', 'LABEL_MAPS', 'normalize_input', 'fit_image', 'backbone_features', 'Features', 'extract_features',
-    'roi_region', 'StudySlices', 'lesion_sphere', 'cache_loader', 'evaluation_table', 'fold_split', 'METRICS',
+    'roi_region', 'StudySlices', 'cache_loader', 'evaluation_table', 'fold_split', 'METRICS',
     'PROBES', 'classification_metrics', 'knn_predict', 'linear_probe_predict', 'ProbeResult', 'cross_validate_probe',
     'study_labels', 'probe_features', 'plot_probe_results', 'cache_features', 'probe_cache', 'MIL_POOLINGS',
     'MIL_LOSSES', 'finetune_splitter', 'run_backbone', 'AttentionMILPooling', 'StudyClassifier', 'StudyBags',
@@ -41,7 +43,7 @@ _all_ = ['CollapseMonitor', 'effective_rank', 'feature_spread', 'load_backbone',
 __all__ = ['default_out', 'cli_backbone', 'mri_dino_probe', 'mri_dino_finetune', 'CollapseMonitor', 'effective_rank',
            'feature_spread', 'load_backbone', 'input_settings', 'FEATURE_KINDS', 'AXES', 'LABEL_MAPS',
            'normalize_input', 'fit_image', 'backbone_features', 'Features', 'extract_features', 'roi_region',
-           'StudySlices', 'lesion_sphere', 'cache_loader', 'evaluation_table', 'fold_split', 'METRICS', 'PROBES',
+           'StudySlices', 'cache_loader', 'evaluation_table', 'fold_split', 'METRICS', 'PROBES',
            'classification_metrics', 'knn_predict', 'linear_probe_predict', 'ProbeResult', 'cross_validate_probe',
            'study_labels', 'probe_features', 'plot_probe_results', 'cache_features', 'probe_cache', 'MIL_POOLINGS',
            'MIL_LOSSES', 'finetune_splitter', 'run_backbone', 'AttentionMILPooling', 'StudyClassifier', 'StudyBags',
@@ -118,12 +120,13 @@ def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file 
 
 @command(examples=['mri_dino_finetune runs/vits14 cache/prostate                      # attention-MIL on the lesion label',
                    'mri_dino_finetune runs/vits14 cache/prostate --task segment --label-map roi --valid-folds 1 --test-folds 0',
+                   'mri_dino_finetune runs/vits14 cache/prostate --task segment --label-map zones --classes 1=peripheral_zone,2=transition_zone',
                    'mri_dino_finetune runs/vits14 cache/prostate --label grade --loss ce --unfreeze --epochs 20 --out results/grade'])
 def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone file or DINOv2 weights
                       cache:str, # cache folder (mri_dino_preprocess)
                       task:str='classify', # classify (study label, attention-MIL) or segment (label map)
                       label:str='lesion', # classify: label column
-                      label_map:str='roi', # segment: roi, lesion or roi+lesion
+                      label_map:str='roi', # segment: a label map of the cache (roi, lesion, NAME of a label_NAME column or file) or maps joined by + (roi+lesion)
                       labels:str=None, # labels CSV joined on the study id
                       valid_folds:str='1', # validation folds, comma-separated
                       test_folds:str='', # test folds, comma-separated (never trained on)
@@ -142,11 +145,16 @@ def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone fi
                       out:str=None, # results folder (default: RUN/finetune_<task>)
                       device:str=None, # cpu, cuda, cuda:1, ... (default: CUDA when the machine has it)
                       seed:int=0, # random seed
+                      classes:str=None, # segment: class numbers and names of the label map, e.g. 1=lesion,2=peripheral_zone (default: every class it holds)
                      ):
     "Fine-tune a pretrained backbone on a cache: attention-MIL study classification or segmentation, over the folds"
-    for name, value, choices in (('--task', task, ('classify', 'segment')), ('--label-map', label_map, LABEL_MAPS),
+    for name, value, choices in (('--task', task, ('classify', 'segment')),
                                  ('--loss', loss, MIL_LOSSES), ('--pooling', pooling, MIL_POOLINGS)):
         choice_option(name, value, choices)
+    check_option('--label-map', label_map, all(re.fullmatch(r'[A-Za-z0-9_]+', n.strip()) for n in label_map.split('+')),
+                 'a label map of the cache (roi, lesion, ...) or names joined by +, e.g. roi+lesion')
+    try: classes = parse_classes(classes)
+    except ValueError: check_option('--classes', classes, False, 'NUMBER=NAME pairs, e.g. 1=lesion,2=peripheral_zone')
     for name, value in (('--epochs', epochs), ('--max-slices', max_slices), ('--batch-size', 1 if batch_size is None else batch_size)):
         check_option(name, value, value >= 1, 'a positive int')
     check_option('--lr', lr, lr > 0, 'a positive number')
@@ -155,7 +163,8 @@ def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone fi
     out = Path(out) if out else default_out(run, f'finetune_{task}')
     _, metrics = finetune_cache(backbone, cache, task, label, label_map, evaluation_table(cache, labels), valid_folds, test_folds,
                                 loss, pooling, not unfreeze, epochs, lr, batch_size, size, max_slices,
-                                None if context < 0 else context, out, device, seed)
+                                None if context < 0 else context, out, device, seed, classes=classes)
+    if metrics.get('n_skipped'): print(f"{metrics['n_skipped']} studies skipped: no {label_map!r} label map in the cache")
     for split in ('valid', 'test'):
         if split in metrics: print(f"{split} ({metrics[f'n_{split}']} studies): " + ', '.join(f"{k} {v:.3f}" for k, v in metrics[split].items()))
     print(f"history, metrics and weights in {out}")

@@ -26,7 +26,8 @@ from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, model_input
 # %% auto #0
 __all__ = ['normalize_input', 'FEATURE_KINDS', 'AXES', 'LABEL_MAPS', 'spatial_size', 'fit_image', 'evaluation_image_size',
            'backbone_features', 'Features', 'extract_features', 'slice_range', 'crop_box', 'roi_region', 'study_region',
-           'study_arrays', 'StudySlices', 'lesion_sphere', 'cache_loader', 'evaluation_table', 'fold_split']
+           'study_arrays', 'StudySlices', 'label_map_names', 'parse_classes', 'study_label_map', 'label_map_classes',
+           'cache_loader', 'evaluation_table', 'fold_split']
 
 # %% ../nbs/12b_features.ipynb #b07b1631
 normalize_input = model_input      # its name before the one input recipe moved to mri_dino.model_input
@@ -294,33 +295,72 @@ class StudySlices(torch.utils.data.Dataset):
                     slice_index=slice_index, axis=AXES[self.axis])
 
 # %% ../nbs/12b_features.ipynb #4896793b
-LABEL_MAPS = ('roi', 'lesion', 'roi+lesion')
+LABEL_MAPS = ('roi', 'lesion', 'roi+lesion')   # examples: any label map the cache stores, and maps joined by +
 
-def lesion_sphere(shape:Sequence[int], # (D, H, W) of the grid
-                  affine:np.ndarray, # (4, 4) voxel -> world (mm) of the grid
-                  centre:Sequence[float], # lesion centre, world mm
-                  radius:float, # lesion radius, mm
-                 ) -> np.ndarray: # (D, H, W) bool
-    "Voxels of a grid within `radius` mm of a world point"
-    affine = np.asarray(affine, float)
-    voxels = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing='ij'), -1).reshape(-1, 3)
-    world = voxels @ affine[:3, :3].T + affine[:3, 3]
-    return (np.linalg.norm(world - np.asarray(centre, float), axis=1) <= radius).reshape(shape)
+def label_map_names(label_map:str, # a stored label map ('roi', 'lesion', ...), or several joined by + ('roi+lesion')
+                   ) -> list[str]: # the stored maps it combines
+    "The cached label maps a segmentation target is made of"
+    names = [name.strip() for name in str(label_map).split('+')]
+    if not all(names): raise ValueError(f"label_map {label_map!r}: give a label map's name (roi, lesion, ...) or names joined by +, e.g. roi+lesion")
+    return names
 
-def _number(value) -> float:
-    try: return float(value)
-    except (TypeError, ValueError): return float('nan')
+def parse_classes(classes, # '1=lesion,2=peripheral_zone', or a dict {1: 'lesion', 2: 'peripheral_zone'}, or None
+                 ) -> dict[int, str]|None: # class number -> name
+    "A class-name map: the stored class numbers to segment and their names"
+    if classes is None or classes == '' or classes == {}: return None
+    pairs = classes.items() if isinstance(classes, dict) else [part.split('=', 1) if '=' in part else (part, None) for part in str(classes).split(',')]
+    out = {}
+    for number, name in pairs:
+        try: number = int(str(number).strip())
+        except ValueError: number = None
+        name = str(name).strip() if name is not None else ''
+        if number is None or number < 1 or not name or name == 'None':
+            raise ValueError(f"classes {classes!r}: give NUMBER=NAME pairs of class numbers 1, 2, ... and names, e.g. 1=lesion,2=peripheral_zone")
+        out[number] = name
+    return out
+
+def study_label_map(study, # a `mri_dino.cache.CachedStudy`
+                    label_map:str='roi', # a stored label map, or several joined by + (each one's voxels become class 1, 2, ... in order, the later on top)
+                    classes:dict|None=None, # class number -> name: only these classes, numbered 1, 2, ... in the order of their numbers (others: background)
+                   ) -> np.ndarray|None: # (D, H, W) int64 class indices, or None when the study lacks one of the maps
+    "A cached study's segmentation target"
+    names = label_map_names(label_map)
+    if any(study.roi is None if name == 'roi' else name not in study.label_maps for name in names): return None
+    if len(names) == 1: target = np.asarray(study.label_map(names[0]), np.int64)
+    else:
+        target = np.zeros(study.image.shape[1:], np.int64)
+        for index, name in enumerate(names, 1): target[np.asarray(study.label_map(name)) > 0] = index
+    if not classes: return target
+    lookup = np.zeros(max(int(target.max()), *classes) + 1, np.int64)
+    for index, number in enumerate(sorted(classes), 1): lookup[number] = index
+    return lookup[target]
+
+def label_map_classes(cache_dir:str|Path, # the cache folder
+                      study_ids:Sequence[str], # the studies to look at
+                      label_map:str='roi', # as `study_label_map`
+                     ) -> tuple[list[str], list[int]]: # the studies holding every map of `label_map`, and the class numbers they hold
+    "Which studies can be segmented for a label map, and its classes, from the studies' JSON (no array is read)"
+    from mri_dino.cache import load_cached_study
+    names, available, values = label_map_names(label_map), [], set()
+    for study_id in study_ids:
+        meta = load_cached_study(cache_dir, study_id).meta
+        stored = {**(meta.get('label_maps') or {}), **({'roi': dict(values=[1])} if meta.get('roi_file') else {})}
+        if any(name not in stored for name in names): continue
+        available.append(str(study_id))
+        values |= set(range(1, len(names) + 1)) if len(names) > 1 else set(stored[names[0]]['values'])
+    return available, sorted(values)
 
 def cache_loader(cache_dir:str|Path, # the cache folder (`mri_dino_preprocess`)
-                 label_map:str|None='roi', # 'roi', 'lesion', 'roi+lesion' or None
+                 label_map:str|None='roi', # a stored label map ('roi', 'lesion', any map of the study table's label_NAME columns), maps joined by + ('roi+lesion'), or None
                  modalities:Sequence[str]|None=None, # channels to return, in this order (default: the cache's)
                  max_cached:int=8, # studies kept in memory
-                ) -> Callable[[str], dict]: # study id -> dict(image, modality_mask, roi_box, label_map, spacing, affine, labels)
+                 classes:dict|str|None=None, # class number -> name: segment only these classes (see `study_label_map`)
+                ) -> Callable[[str], dict]: # study id -> dict(image, modality_mask, roi_box, label_map (None without the map), spacing, affine, labels)
     "`load_study` for the evaluation datasets, reading our cache"
     from mri_dino.cache import load_cached_study
     from mri_dino.resample import dequantize
-    if label_map not in LABEL_MAPS + (None,): raise ValueError(f"label_map must be one of {LABEL_MAPS} or None, got {label_map!r}")
-    cache_dir = Path(cache_dir)
+    if label_map is not None: label_map_names(label_map)
+    cache_dir, classes = Path(cache_dir), parse_classes(classes)
     @functools.lru_cache(maxsize=max_cached)
     def load(study_id:str) -> dict:
         study = load_cached_study(cache_dir, study_id)
@@ -330,22 +370,10 @@ def cache_loader(cache_dir:str|Path, # the cache folder (`mri_dino_preprocess`)
             if missing: raise ValueError(f"{study.json_path}: no {missing} in the cache (it has {study.meta['modalities']})")
             channels = [study.meta['modalities'].index(m) for m in modalities]
         image = dequantize(np.asarray(study.image[channels]))
-        shape, labels = image.shape[1:], study.meta.get('labels') or {}
         out = dict(image=image, modality_mask=present[channels], roi_box=study.meta.get('roi_box'), spacing=study.spacing,
-                   affine=study.affine, labels=labels)
+                   affine=study.affine, labels=study.meta.get('labels') or {})
         if label_map is None: return out
-        target = np.zeros(shape, np.int64)
-        if 'roi' in label_map:
-            if study.roi is None: raise ValueError(f"{study.json_path}: no ROI mask in the cache to segment (label_map={label_map!r})")
-            target[np.asarray(study.roi) > 0] = 1
-        if 'lesion' in label_map:
-            centre = [_number(labels.get(f'lesion_{axis}')) for axis in 'xyz']
-            radius = _number(labels.get('lesion_radius'))
-            if all(np.isfinite(centre)) and np.isfinite(radius):
-                target[lesion_sphere(shape, study.affine, centre, radius)] = 2 if label_map == 'roi+lesion' else 1
-            elif str(labels.get('lesion', '0')) not in ('0', '0.0', 'False', 'None'):
-                raise ValueError(f"{study.json_path}: a lesion without lesion_x/y/z and lesion_radius labels cannot be drawn")
-        out['label_map'] = target
+        out['label_map'] = study_label_map(study, label_map, classes)
         return out
     return load
 

@@ -21,8 +21,8 @@ from torch import Tensor, nn
 from .files import atomic_write
 from .loading import input_settings
 from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, model_input
-from .features import (FEATURE_KINDS, cache_loader, evaluation_image_size, evaluation_table, fold_split,
-                               slice_range, spatial_size, study_arrays, study_region)
+from .features import (FEATURE_KINDS, cache_loader, evaluation_image_size, evaluation_table, fold_split, label_map_classes,
+                               parse_classes, slice_range, spatial_size, study_arrays, study_region)
 from .probes import METRICS, classification_metrics, study_labels
 
 # %% auto #0
@@ -30,7 +30,7 @@ __all__ = ['MIL_POOLINGS', 'MIL_LOSSES', 'finetune_splitter', 'run_backbone', 'A
            'StudyBags', 'collate_bags', 'StudyLoss', 'study_metrics', 'ClassificationMetric', 'mil_learner',
            'evaluate_classifier', 'patch_feature_map', 'SegmentationDecoder', 'Segmenter', 'soft_dice_loss',
            'DiceCELoss', 'dice_scores', 'DiceScore', 'SegmentationSlices', 'collate_segmentation',
-           'segmentation_learner', 'finetune_cache']
+           'segmentation_learner', 'segmentation_studies', 'finetune_cache']
 
 # %% ../nbs/12d_finetune.ipynb #c7ca6cdc
 def finetune_splitter(model:nn.Module) -> list[list[nn.Parameter]]:
@@ -434,7 +434,7 @@ class SegmentationSlices(torch.utils.data.Dataset):
         region = study_region(torch.cat([image, labels[None].float()]), roi, self.axis, self.roi_margin, self.context,
                                'volume' if self.dims == 3 else 'slices')
         image, labels = region[:-1], region[-1].long()
-        if self.dims == 3: images, label_maps = image[None], labels[None]
+        if self.dims == 3: images, label_maps = image[None], labels[None, None]                  # (1, C, d, h, w), (1, 1, d, h, w)
         else:
             images = image.movedim(1 + self.axis, 0)                                    # (S, C, h, w)
             label_maps = labels.movedim(self.axis, 0)[:, None]                          # (S, 1, h, w)
@@ -466,12 +466,14 @@ def segmentation_learner(backbone:nn.Module, # pretrained backbone (see `load_ba
                          device:str|torch.device|None=None, # default: CUDA when available
                          cbs:list|None=None, # extra fastai callbacks
                          path:str|Path='.', # where `learn.save` writes (under `models/`)
+                         class_names:Sequence[str]|None=None, # names of classes 1..K-1, for the per-class Dice (`dice_NAME`; default `dice_1`, ...)
                          **kwargs, # Learner arguments (lr, wd, opt_func)
                         ) -> Learner:
     "A fastai Learner for segmentation: backbone + light decoder, Dice + CE loss, Dice metric (per class when K > 2)"
     model = Segmenter(backbone, n_classes, channels, image_skip)
     dls = _dataloaders(train_items, valid_items, batch_size, collate_segmentation, num_workers, device)
-    metrics = [DiceScore(n_classes)] + ([DiceScore(n_classes, c) for c in range(1, n_classes)] if n_classes > 2 else [])
+    names = [None] * n_classes if class_names is None else [None, *(f'dice_{name}' for name in class_names)]
+    metrics = [DiceScore(n_classes)] + ([DiceScore(n_classes, c, names[c]) for c in range(1, n_classes)] if n_classes > 2 else [])
     learn = Learner(dls, model, loss_func=DiceCELoss(dice_weight, ce_weight), splitter=finetune_splitter, train_bn=False,
                     path=path, cbs=cbs, metrics=metrics, **kwargs)
     if freeze: learn.freeze()
@@ -484,11 +486,25 @@ def _folds(value) -> list[str]:
     if value is None: return []
     return [str(v).strip() for v in (value.split(',') if isinstance(value, str) else value) if str(v).strip()]
 
+def segmentation_studies(cache_dir:str|Path, # the cache folder
+                         table:pd.DataFrame, # evaluation table
+                         label_map:str, # as `cache_loader`
+                         classes:dict|None=None, # class number -> name, or None
+                        ) -> tuple[list[str], list[int]]: # the studies that have the label map, its class numbers (at least [1])
+    "The studies a segmentation can use, checked before anything heavy runs"
+    labelled, values = label_map_classes(cache_dir, table.index, label_map)
+    if not labelled:
+        raise ValueError(f"no study of {cache_dir} has the label map {label_map!r}: preprocessing stores the ROI as 'roi' and each "
+                         "label_NAME column of the study table (or label_NAME file of a study folder) as NAME")
+    absent = [f'{number}={name}' for number, name in (classes or {}).items() if number not in values]
+    if absent: raise ValueError(f"classes {', '.join(absent)} occur in no study's {label_map!r} map (its classes: {', '.join(map(str, values)) or 'none'})")
+    return labelled, values or [1]
+
 def finetune_cache(backbone:nn.Module, # from `load_backbone`
                    cache_dir:str|Path, # the cache folder
                    task:str='classify', # 'classify' (study label, attention-MIL) or 'segment' (label map)
                    label:str='lesion', # classify: the label column
-                   label_map:str='roi', # segment: 'roi', 'lesion' or 'roi+lesion'
+                   label_map:str='roi', # segment: a cached label map ('roi', 'lesion', any label_NAME map of the study table) or maps joined by + ('roi+lesion')
                    table:pd.DataFrame|None=None, # evaluation table (default: the cache's index)
                    valid_folds:Sequence|str=(1,), # validation folds
                    test_folds:Sequence|str=(), # test folds (never trained on)
@@ -504,7 +520,8 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
                    out:str|Path|None=None, # where the history, metrics and weights go
                    device:str|torch.device|None=None, # default: CUDA when available
                    seed:int|None=0, # seeds the head's initialisation, the shuffling and the slice draws (None: not seeded)
-                  ) -> tuple[Learner, dict]: # the learner and {'valid': metrics, 'test': metrics}
+                   classes:dict|str|None=None, # segment: class number -> name ({1: 'lesion', 2: 'peripheral_zone'} or '1=lesion,2=peripheral_zone'); default: every class the map holds
+                  ) -> tuple[Learner, dict]: # the learner and {'valid': metrics, 'test': metrics, 'n_skipped': studies without the label map}
     "Fine-tune the backbone on a cache: study classification (MIL) or segmentation, folds from the table"
     if task not in ('classify', 'segment'): raise ValueError(f"task must be 'classify' or 'segment', got {task!r}")
     if seed is not None:
@@ -532,12 +549,16 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
                             batch_size=batch_size or 4, device=device, path=out or '.')
         evaluate = lambda ids: evaluate_classifier(learn, learn.dls.valid.new(bags(ids, False)))
     else:
-        train_ids, valid_ids, test_ids = fold_split(table, valid_folds, test_folds)
-        loader = cache_loader(cache_dir, label_map, settings['modalities'])
+        classes = parse_classes(classes)
+        labelled, values = segmentation_studies(cache_dir, table, label_map, classes)
+        skipped = len(table) - len(labelled)
+        train_ids, valid_ids, test_ids = fold_split(table.loc[labelled], valid_folds, test_folds)
+        loader = cache_loader(cache_dir, label_map, settings['modalities'], classes=classes)
         items = lambda ids: SegmentationSlices(loader, ids, size, dims=dims, context=context, **norm)
-        n_classes = 3 if label_map == 'roi+lesion' else 2
+        n_classes = len(classes) + 1 if classes else max(values) + 1
         learn = segmentation_learner(backbone, items(train_ids), items(valid_ids), n_classes, freeze=freeze,
-                                     batch_size=batch_size or 16, device=device, path=out or '.')
+                                     batch_size=batch_size or 16, device=device, path=out or '.',
+                                     class_names=[classes[c] for c in sorted(classes)] if classes else None)
         def evaluate(ids):
             values = learn.validate(dl=learn.dls.valid.new(items(ids)))
             return dict(zip(['loss'] + [m.name for m in learn.metrics], [float(v) for v in values]))
@@ -549,6 +570,8 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
     learn.fit_one_cycle(epochs, lr_max=lr if freeze else slice(lr / 10, lr), cbs=cbs)
     metrics = dict(task=task, label=label if task == 'classify' else label_map, n_train=len(train_ids), n_valid=len(valid_ids),
                    n_test=len(test_ids), valid=evaluate(valid_ids))
+    if task == 'segment':
+        metrics.update(n_skipped=skipped, classes={i: classes[c] for i, c in enumerate(sorted(classes), 1)} if classes else None)
     if test_ids: metrics['test'] = evaluate(test_ids)
     if out is not None:
         learn.save('finetuned')

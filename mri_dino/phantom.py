@@ -266,7 +266,7 @@ class PhantomImage:
 
 @dataclass
 class PhantomStudy:
-    "A phantom study in memory: its images (`t2w`, `adc`, `dwi_b<b>`, `roi`), its label row and its anatomy"
+    "A phantom study in memory: its images (`t2w`, `adc`, `dwi_b<b>`, `roi`, the lesion mask `label_lesion`), its label row and its anatomy"
     study_id:str
     images:dict
     label:dict
@@ -302,6 +302,8 @@ def make_phantom_study(seed:int=0, # dataset seed
             signal = signals['t2w'] * anatomy_bias(anatomy, centres, bias * anatomy.bias_t2w)
             images['t2w'] = PhantomImage(_int16(_rician(noise_rng, signal, 15 * noise)), affine)
             if roi: images['roi'] = PhantomImage((signals['roi'] >= 0.5).astype(np.uint8), affine)
+            lesion_map = anatomy_tissues(anatomy, centres) == TISSUE_CODES['lesion']          # the lesion's voxels (none without one)
+            images['label_lesion'] = PhantomImage(lesion_map.astype(np.uint8), affine)
         else:
             signals = _average(lambda w: _diffusion_signals(anatomy, w, texture, sorted(dwi_bvalues)), affine, shape, spacing)
             images['adc'] = PhantomImage(_int16(signals['adc'] + noise_rng.normal(0, 40 * noise, shape)), affine)
@@ -321,8 +323,10 @@ def make_phantom_study(seed:int=0, # dataset seed
 
 # %% ../nbs/01_phantom.ipynb #12a49ddf
 LAYOUT_FILES = {
-    'prostate': {'t2w': 'ax_t2wi.nii.gz', 'adc': 'ax_adc.nii.gz', 'dwi': 'ax_dwi_b{b}.nii.gz', 'roi': 'roi_Prostate.nii.gz'},
-    'web': {'t2w': 't2w/volume.nii.gz', 'adc': 'adc/volume.nii.gz', 'dwi': 'dwi/volume.nii.gz', 'roi': 'roi/volume.nii.gz'},
+    'prostate': {'t2w': 'ax_t2wi.nii.gz', 'adc': 'ax_adc.nii.gz', 'dwi': 'ax_dwi_b{b}.nii.gz', 'roi': 'roi_Prostate.nii.gz',
+                 'label_lesion': 'label_lesion.nii.gz'},
+    'web': {'t2w': 't2w/volume.nii.gz', 'adc': 'adc/volume.nii.gz', 'dwi': 'dwi/volume.nii.gz', 'roi': 'roi/volume.nii.gz',
+            'label_lesion': 'label_lesion/volume.nii.gz'},
 }
 
 def save_nifti(image:PhantomImage, # the volume

@@ -21,8 +21,9 @@ from .series import (RULE_FIELDS, SKIPPED_FOLDERS, choose_candidates, is_dicom_f
                              modality_aliases, name_words, study_candidates)
 
 # %% auto #0
-__all__ = ['ID_COLUMNS', 'MAX_NAME_LENGTH', 'RESERVED_NAMES', 'resolve_env', 'id_column', 'read_csv', 'finding', 'study_folders',
-           'series_findings', 'find_studies', 'read_series_rules', 'study_file_name', 'file_name_clashes']
+__all__ = ['ID_COLUMNS', 'LABEL_MAP_PREFIX', 'MAX_NAME_LENGTH', 'RESERVED_NAMES', 'resolve_env', 'label_map_name',
+           'label_map_columns', 'id_column', 'read_csv', 'finding', 'study_folders', 'series_findings',
+           'label_map_files', 'find_studies', 'read_series_rules', 'study_file_name', 'file_name_clashes']
 
 # %% ../nbs/02_studies.ipynb #342ef699
 _ENV = re.compile(r'\$\{(?:oc\.)?env:([A-Za-z_][A-Za-z0-9_]*)(?:[:,]([^}]*))?\}')
@@ -45,6 +46,23 @@ _GENERIC_PATH_COLUMNS = {'path', 'img_path', 'image', 'image_path', 'img', 'file
 _ROI_PATH_COLUMNS = {'seg_path', 'seg', 'mask', 'mask_path', 'roi', 'roi_path', 'label_path', 'segmentation', 'segmentation_path'}
 
 def _key(name:str) -> str: return re.sub(r'[^a-z0-9]', '', str(name).lower())
+
+LABEL_MAP_PREFIX = 'label_'
+_NOT_LABEL_MAPS = {'map', 'path', 'file', 'folder', 'id'}   # label_map, label_path, ...: the ROI's names, not label maps
+
+def label_map_name(name:str, # a column name, a file stem or a folder name
+                  ) -> str|None: # the label map it names (`label_lesion` -> 'lesion'), or None
+    "The label map a study table column or a study folder's file names: `label_NAME`, NAME of letters, digits and _"
+    match = re.fullmatch(r'label_([a-z0-9][a-z0-9_]*)', str(name).strip().lower())
+    return None if match is None or match[1] in _NOT_LABEL_MAPS else match[1]
+
+def label_map_columns(table:pd.DataFrame, # a study table
+                     ) -> list[str]: # its label map columns (`label_NAME` holding paths, not numbers)
+    "The columns of a study table that hold label map files"
+    def paths(column):
+        values = table[column].dropna()
+        return not values.empty and pd.to_numeric(values, errors='coerce').isna().all()
+    return [c for c in table.columns if label_map_name(c) is not None and paths(c)]
 
 def id_column(columns) -> str:
     "The id column among `columns`: the first whose name is a known id name, else the first column"
@@ -115,6 +133,27 @@ def series_findings(study_id, # the study the series belong to
     return [finding(study_id, record['path'], f"series {record['name']!r}: " + (f"{record['modality']}: {record['reason']}" if record['modality'] else record['reason']),
                      'series ignored' if record['reason'].startswith('ignored') else 'series', 'info') for record in series]
 
+def label_map_files(folder, # a study folder
+                   ) -> dict: # label map name -> path (a volume file or a DICOM series folder)
+    "A study folder's label maps by their names: a file `label_NAME.nii.gz` (any volume format), or a folder `label_NAME/` holding a DICOM series or one volume file"
+    found = {}
+    for entry in sorted(Path(folder).iterdir()):
+        name = label_map_name(file_stem(entry.name) if entry.is_file() else entry.name)
+        if name is None: continue
+        if entry.is_file() and is_volume_file(entry): found[name] = entry
+        elif entry.is_dir():
+            inner = sorted(entry.iterdir())
+            volumes = [p for p in inner if is_volume_file(p)]
+            if any(is_dicom_file(p) for p in inner): found[name] = entry
+            elif len(volumes) == 1: found[name] = volumes[0]
+    return found
+
+def _in_label_map(path, folder:Path) -> bool:
+    "Whether a candidate of a study folder is (or lies in) one of its `label_NAME` files or folders"
+    try: first = Path(path).relative_to(folder).parts[0]
+    except (ValueError, IndexError): return False
+    return label_map_name(file_stem(first)) is not None or label_map_name(first) is not None
+
 def _rows_from_folders(root:Path, modalities, names, findings, rules=(), explained:dict|None=None) -> list:
     "One row per study folder of `root` (or per file stem in a modality-first layout, or per timepoint folder)"
     folders = study_folders(root)
@@ -135,13 +174,14 @@ def _rows_from_folders(root:Path, modalities, names, findings, rules=(), explain
             findings.append(finding(study_id, folder, f'duplicate study id: {folder.name} and {seen[_key(study_id)]} differ only in case or punctuation', 'duplicate id'))
         seen[_key(study_id)] = folder.name
         series = explained.setdefault(study_id, []) if explained is not None else []
-        candidates = study_candidates(folder, names, rules, series)
+        candidates = [c for c in study_candidates(folder, names, rules, series) if not _in_label_map(c[0], folder)]
+        label_maps = {LABEL_MAP_PREFIX + name: str(path) for name, path in label_map_files(folder).items()}
         findings.extend(series_findings(study_id, series))
         if not candidates and not any(folder.iterdir()):
             findings.append(finding(study_id, folder, 'study folder is empty', 'empty study folder'))
         chosen, dwi_b, notes = choose_candidates(candidates, names, fallback=modalities[0] if len(modalities) == 1 else None, series=series)
         findings.extend(finding(study_id, path, note, 'note', 'info') for path, note in notes)
-        rows.append(dict(study_id=study_id, folder=str(folder), dwi_b=dwi_b, **extra, **{m: str(p) for m, p in chosen.items()}))
+        rows.append(dict(study_id=study_id, folder=str(folder), dwi_b=dwi_b, **extra, **{m: str(p) for m, p in chosen.items()}, **label_maps))
     return rows
 
 def _path_columns(frame:pd.DataFrame, names:dict, modalities) -> dict:
@@ -155,6 +195,7 @@ def _path_columns(frame:pd.DataFrame, names:dict, modalities) -> dict:
         key = _key(column)
         if key in {_key(c) for c in _GENERIC_PATH_COLUMNS}: mapping[column] = modalities[0]
         elif key in {_key(c) for c in _ROI_PATH_COLUMNS}: mapping[column] = 'roi'
+        elif (label_map := label_map_name(column)) is not None: mapping[column] = LABEL_MAP_PREFIX + label_map
         elif words and (modality := match_modality('_'.join(words), names)[0]) is not None: mapping[column] = modality
     return mapping
 
@@ -171,12 +212,14 @@ def _rows_from_manifest(manifest:Path, modalities, names, findings, rules=(), ex
             if value is None or (isinstance(value, float) and math.isnan(value)): continue
             path = Path(resolve_env(value)).expanduser()
             path = path if path.is_absolute() else manifest.parent/path
-            if path.is_dir() and not any(is_dicom_file(p) for p in path.iterdir()):   # a study folder: look inside
+            if path.is_dir() and label_map_name(modality) is None and not any(is_dicom_file(p) for p in path.iterdir()):   # a study folder: look inside
                 series = explained.setdefault(row['study_id'], []) if explained is not None else []
-                chosen, dwi_b, notes = choose_candidates(study_candidates(path, names, rules, series), names, fallback=modality if len(modalities) == 1 else None, series=series)
+                candidates = [c for c in study_candidates(path, names, rules, series) if not _in_label_map(c[0], path)]
+                chosen, dwi_b, notes = choose_candidates(candidates, names, fallback=modality if len(modalities) == 1 else None, series=series)
                 findings.extend(series_findings(row['study_id'], series))
                 findings.extend(finding(row['study_id'], p, note, 'note', 'info') for p, note in notes)
                 row.update({m: str(p) for m, p in chosen.items()}); row['folder'] = str(path)
+                row.update({LABEL_MAP_PREFIX + name: str(file) for name, file in label_map_files(path).items()})
                 if dwi_b is not None: row['dwi_b'] = dwi_b
             else: row[modality] = str(path)
         if 'dwi' in row and 'dwi_b' not in row and (b := dwi_b_value(Path(row['dwi']).name)) is not None: row['dwi_b'] = b
@@ -263,14 +306,16 @@ def find_studies(source, # a root folder (layout detected) or a CSV manifest; `$
     for modality in modalities:
         if modality not in table.columns: table[modality] = None
     if 'dwi_b' in table.columns: table['dwi_b'] = pd.to_numeric(table['dwi_b'], errors='coerce').astype('Int64')
-    table = table.astype({c: object for c in [*modalities, 'roi'] if c in table.columns})
+    found = {key for row in rows for key in row}
+    label_maps = [c for c in table.columns if c in found and label_map_name(c) is not None]   # label_NAME paths (not a labels CSV's label_ columns)
+    table = table.astype({c: object for c in [*modalities, 'roi', *label_maps] if c in table.columns})
     table.index.name = 'study_id'
     folders = {i: f for i, f in table['folder'].items() if isinstance(f, str)} if 'folder' in table.columns else {}
     for column in table.columns:   # CSV columns of numbers (labels, folds) become numbers
-        if column not in (*modalities, 'roi', 'dwi_b', 'folder'): table[column] = _as_numbers(table[column])
+        if column not in (*modalities, 'roi', 'dwi_b', 'folder', *label_maps): table[column] = _as_numbers(table[column])
     ordered = [*modalities, 'roi', 'dwi_b']
     table = table[ordered + [c for c in table.columns if c not in ordered and c != 'folder']]
-    table.attrs.update(modalities=list(modalities), source=str(source), folders=folders, findings=findings, series=explained)
+    table.attrs.update(modalities=list(modalities), label_maps=[label_map_name(c) for c in label_maps], source=str(source), folders=folders, findings=findings, series=explained)
     return table
 
 # %% ../nbs/02_studies.ipynb #c2cf68da
