@@ -108,7 +108,7 @@ def backbone_prefix(names, # the dotted tensor names of a file (`flat_tensors`)
     "The known key prefix in front of a file's ViT backbone: the one before its `cls_token`"
     names, anchors = list(names), ('cls_token', 'embeddings.cls_token')   # ours and DINOv2's; transformers'
     found = sorted({name[:-len(anchor)] for name in names for anchor in anchors
-                    if name.endswith(anchor) and known_prefix(name[:-len(anchor)])}, key=len)
+                    if name.endswith(anchor) and known_prefix(name[:-len(anchor)])}, key=lambda prefix: (len(prefix), prefix))
     if len(found) > 1: found = [prefix for prefix in found if prefix_role(prefix) == which] or found
     if len(found) == 1: return found[0]
     if found: raise ValueError(f"{source}: holds several backbones ({', '.join(found)}); say which (--which teacher or student)")
