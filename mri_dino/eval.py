@@ -8,9 +8,13 @@ Docs: https://mri-dino.github.io/mri_dino/eval.html.md"""
 from __future__ import annotations
 
 import contextlib
+import inspect
+import typing
 from pathlib import Path
 
 import torch
+from fastcore.meta import delegates
+from .cli import OptionError
 from .cli import check_option, choice_option, command, command_errors, device_option, names_option, size_option
 
 from .vit import arch_name
@@ -38,16 +42,17 @@ _all_ = ['CollapseMonitor', 'effective_rank', 'feature_spread', 'load_backbone',
     'DiceScore', 'SegmentationSlices', 'collate_segmentation', 'segmentation_learner', 'finetune_cache']
 
 # %% auto #0
-__all__ = ['default_out', 'cli_backbone', 'mri_dino_probe', 'mri_dino_finetune', 'CollapseMonitor', 'effective_rank',
-           'feature_spread', 'load_backbone', 'input_settings', 'FEATURE_KINDS', 'AXES', 'LABEL_MAPS',
-           'normalize_input', 'fit_image', 'backbone_features', 'Features', 'extract_features', 'roi_region',
-           'StudySlices', 'lesion_sphere', 'cache_loader', 'evaluation_table', 'fold_split', 'METRICS', 'PROBES',
-           'classification_metrics', 'knn_predict', 'linear_probe_predict', 'ProbeResult', 'cross_validate_probe',
-           'study_labels', 'probe_features', 'plot_probe_results', 'cache_features', 'probe_cache', 'MIL_POOLINGS',
-           'MIL_LOSSES', 'finetune_splitter', 'run_backbone', 'AttentionMILPooling', 'StudyClassifier', 'StudyBags',
-           'collate_bags', 'StudyLoss', 'study_metrics', 'ClassificationMetric', 'mil_learner', 'evaluate_classifier',
-           'patch_feature_map', 'SegmentationDecoder', 'Segmenter', 'soft_dice_loss', 'DiceCELoss', 'dice_scores',
-           'DiceScore', 'SegmentationSlices', 'collate_segmentation', 'segmentation_learner', 'finetune_cache']
+__all__ = ['default_out', 'backbone_options', 'backbone_description', 'with_backbone_options', 'cli_backbone', 'mri_dino_probe',
+           'mri_dino_finetune', 'CollapseMonitor', 'effective_rank', 'feature_spread', 'load_backbone',
+           'input_settings', 'FEATURE_KINDS', 'AXES', 'LABEL_MAPS', 'normalize_input', 'fit_image', 'backbone_features',
+           'Features', 'extract_features', 'roi_region', 'StudySlices', 'lesion_sphere', 'cache_loader',
+           'evaluation_table', 'fold_split', 'METRICS', 'PROBES', 'classification_metrics', 'knn_predict',
+           'linear_probe_predict', 'ProbeResult', 'cross_validate_probe', 'study_labels', 'probe_features',
+           'plot_probe_results', 'cache_features', 'probe_cache', 'MIL_POOLINGS', 'MIL_LOSSES', 'finetune_splitter',
+           'run_backbone', 'AttentionMILPooling', 'StudyClassifier', 'StudyBags', 'collate_bags', 'StudyLoss',
+           'study_metrics', 'ClassificationMetric', 'mil_learner', 'evaluate_classifier', 'patch_feature_map',
+           'SegmentationDecoder', 'Segmenter', 'soft_dice_loss', 'DiceCELoss', 'dice_scores', 'DiceScore',
+           'SegmentationSlices', 'collate_segmentation', 'segmentation_learner', 'finetune_cache']
 
 # %% ../nbs/12_eval.ipynb #a4028e3c
 def default_out(run:str|Path, # a run folder, or a file in one (checkpoint, weights)
@@ -57,23 +62,83 @@ def default_out(run:str|Path, # a run folder, or a file in one (checkpoint, weig
     run = Path(run)
     return (run if run.is_dir() else run.parent) / name
 
-def cli_backbone(run, # RUN as typed: a run folder, checkpoint, backbone file or DINOv2 weights
+def backbone_options(config:str=None, # weights without a description (a plain state dict): a training config (YAML) whose `student` section describes them
+                     arch:str=None, # ... or their size: vit_tiny, vit_small, vit_base, vit_large, vit_giant2
+                     patch_size:str=None, # ... patch size: 14, or D,H,W for a 3D backbone (e.g. 4,16,16)
+                     in_chans:int=None, # ... input channels (default: one per modality of --modalities)
+                     modalities:str=None, # ... the channels' modalities in order, e.g. t2w,adc (the cache channels fed to them)
+                     layerscale:str=None, # ... LayerScale: a value for blocks with it (DINOv2: 1e-5), none for blocks without
+                     num_register_tokens:int=None, # ... register tokens (DINOv2's *_reg models: 4)
+                     fusion:str=None, # ... stack (modalities as channels) or tokens (tokens per modality)
+                     embed_dim:int=None, # ... token width (default: the arch's)
+                     depth:int=None, # ... blocks (default: the arch's)
+                     num_heads:int=None, # ... attention heads (default: the arch's)
+                    ):
+    "The options every evaluation command shares to describe weights that carry no description, named as the `student` config keys"
+
+def backbone_description(config:str|None=None, # --config as typed
+                         **options, # the other `backbone_options` as typed
+                        ) -> dict|None: # a run config (`student`, `data`, ...) for `load_backbone(run_config=...)`; None when nothing is described
+    "The backbone described by `--config` (merged with the defaults, as training merges it) and the flags, which win over it"
+    from mri_dino.train import load_config
+    from omegaconf import OmegaConf
+    unknown = set(options) - set(inspect.signature(backbone_options).parameters)
+    if unknown: raise TypeError(f"backbone_description: unknown options {sorted(unknown)}")
+    given = {name: value for name, value in options.items() if value is not None}
+    if config is None and not given: return None
+    for name in ('in_chans', 'embed_dim', 'depth', 'num_heads'):
+        if name in given: check_option(f"--{name.replace('_', '-')}", given[name], given[name] >= 1, 'a positive int')
+    if 'num_register_tokens' in given: check_option('--num-register-tokens', given['num_register_tokens'], given['num_register_tokens'] >= 0, 'an int, 0 or more')
+    if 'arch' in given:
+        try: arch_name(given['arch'])
+        except ValueError as error: raise OptionError(f"--arch {given['arch']!r}: {first_line(error)}") from None
+    if 'fusion' in given: choice_option('--fusion', given['fusion'], ('stack', 'tokens'))
+    if 'patch_size' in given:
+        given['patch_size'] = size_option(given['patch_size'], '--patch-size')
+        check_option('--patch-size', options['patch_size'], isinstance(given['patch_size'], int) or len(given['patch_size']) in (2, 3), 'one int, or 2 or 3 (D,H,W)')
+    if 'layerscale' in given:
+        text = str(given['layerscale']).lower()
+        try: given['layerscale'] = None if text in ('none', 'null', 'off') else float(text)
+        except ValueError: raise OptionError(f"--layerscale {options['layerscale']!r}: must be a number (e.g. 1e-5) or none") from None
+    described = {'student': {}, 'data': {}} if config is None else OmegaConf.to_container(load_config(config, []), resolve=True)
+    modalities = names_option(given.pop('modalities', None))
+    if modalities:
+        channels = given.get('in_chans', len(modalities))
+        check_option('--modalities', options['modalities'], len(modalities) == channels and len(set(modalities)) == channels,
+                     f"{channels} distinct names, one per input channel (--in-chans)")
+        described['data']['modalities'] = modalities
+        described['student']['in_chans'], described['student']['modalities'] = channels, modalities
+    elif 'in_chans' in given and config is not None:
+        check_option('--in-chans', given['in_chans'], given['in_chans'] == len(described['data']['modalities']),
+                     f"one per modality of the config's data.modalities {described['data']['modalities']} (or give --modalities)")
+    if isinstance(given.get('patch_size'), list) and len(given['patch_size']) == 3: described['student']['spatial_dims'] = 3
+    described['student'].update(given)
+    return described
+
+def with_backbone_options(func):
+    "Decorator: a command's `**backbone` becomes the `backbone_options` on its command line (fastcore's `delegates`, annotations evaluated for argparse)"
+    delegates(backbone_options)(func)
+    hints, signature = typing.get_type_hints(func), inspect.signature(func)
+    func.__signature__ = signature.replace(parameters=[p.replace(annotation=hints.get(name, p.annotation)) for name, p in signature.parameters.items()])
+    return func
+
+def cli_backbone(run, # RUN as typed: a run folder, checkpoint, backbone file, DINOv2 weights or another system's state dict
                  which:str, # teacher or student
-                 arch:str|None, # DINOv2 weights: the architecture
-                 patch_size:int|None, # DINOv2 weights: the patch size
                  device:torch.device, # where the backbone goes
                  cache:str|Path|None=None, # the cache the command reads (checked to exist first), if any
+                 **options, # `backbone_options` as typed: the description of weights that carry none
                 ) -> torch.nn.Module:
     "The backbone an evaluation command works with, after the options every such command shares are checked"
     choice_option('--which', which, ('teacher', 'student'))
-    check_option('--patch-size', patch_size, patch_size is None or patch_size >= 1, 'a positive int')
-    if arch is not None: arch_name(arch)
+    description = backbone_description(**options)
     if cache is not None and not Path(cache).is_dir(): raise FileNotFoundError(f"{cache}: no such cache folder (mri_dino_preprocess writes one)")
-    kwargs = {} if arch is None else dict(arch=arch, **({'patch_size': patch_size} if patch_size else {}))
-    return load_backbone(run, which, device, **kwargs)
+    return load_backbone(run, which, device, run_config=description)
 
 @command(examples=['mri_dino_probe runs/vits14 cache/prostate', 'mri_dino_probe runs/vits14 cache/prostate --label grade --probes knn --k 10 --out results/knn',
-                   '# DINOv2 weights, on the GPU:', 'mri_dino_probe dinov2_vits14_pretrain.pth cache/prostate --arch vit_small --patch-size 14 --device cuda'])
+                   '# DINOv2 weights, on the GPU:', 'mri_dino_probe dinov2_vits14_pretrain.pth cache/prostate --arch vit_small --patch-size 14 --device cuda',
+                   '# another system\'s weights (a plain state dict, e.g. under teacher_backbone.), described by the run\'s config:',
+                   'mri_dino_probe their_teacher.pth cache/prostate --config their_run.yaml'])
+@with_backbone_options
 def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file or DINOv2 weights
                    cache:str, # cache folder (mri_dino_preprocess)
                    label:str='lesion', # label column to probe
@@ -91,10 +156,9 @@ def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file 
                    image_size:str=None, # e.g. 224 or 16,96,96 (D,H,W; default: the run's global crop size)
                    batch_size:int=32, # slices per forward pass
                    which:str='teacher', # teacher or student
-                   arch:str=None, # DINOv2 weights: vit_small, vit_base, ...
-                   patch_size:int=None, # DINOv2 weights: patch size
                    out:str=None, # results folder (default: RUN/eval)
                    device:str=None, # cpu, cuda, cuda:1, ... (default: CUDA when the machine has it)
+                   **backbone, # the description of weights that carry none (`backbone_options`)
                   ):
     "Cross-validated kNN and linear probes of a pretrained backbone's features on a cache's study labels"
     names = names_option(probes) or []
@@ -105,7 +169,7 @@ def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file 
         check_option(name, value, value >= least, f"an int of at least {least}")
     for name, value in (('--temperature', temperature), ('--C', C)): check_option(name, value, value > 0, 'a positive number')
     size, device = size_option(image_size), device_option(device)
-    backbone = cli_backbone(run, which, arch, patch_size, device, cache)
+    backbone = cli_backbone(run, which, device, cache, **backbone)
     out = Path(out) if out else default_out(run, 'eval')
     results = probe_cache(backbone, cache, label, evaluation_table(cache, labels), names, kind, level, out,
                           probe_kwargs={'knn': dict(k=k, temperature=temperature), 'linear': dict(C=C)},
@@ -118,7 +182,10 @@ def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file 
 
 @command(examples=['mri_dino_finetune runs/vits14 cache/prostate                      # attention-MIL on the lesion label',
                    'mri_dino_finetune runs/vits14 cache/prostate --task segment --label-map roi --valid-folds 1 --test-folds 0',
-                   'mri_dino_finetune runs/vits14 cache/prostate --label grade --loss ce --unfreeze --epochs 20 --out results/grade'])
+                   'mri_dino_finetune runs/vits14 cache/prostate --label grade --loss ce --unfreeze --epochs 20 --out results/grade',
+                   '# NeuroVFM weights (student_encoder. in a state dict), a 3D ViT-B with 4,16,16 patches on T1 and FLAIR:',
+                   'mri_dino_finetune neurovfm.pth cache/brain --arch vit_base --patch-size 4,16,16 --modalities t1,flair --layerscale none'])
+@with_backbone_options
 def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone file or DINOv2 weights
                       cache:str, # cache folder (mri_dino_preprocess)
                       task:str='classify', # classify (study label, attention-MIL) or segment (label map)
@@ -137,11 +204,10 @@ def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone fi
                       max_slices:int=16, # classify: slices per study bag
                       context:float=0.25, # crop slices to a square around the ROI enlarged by this fraction (negative: whole slices)
                       which:str='teacher', # teacher or student
-                      arch:str=None, # DINOv2 weights: vit_small, vit_base, ...
-                      patch_size:int=None, # DINOv2 weights: patch size
                       out:str=None, # results folder (default: RUN/finetune_<task>)
                       device:str=None, # cpu, cuda, cuda:1, ... (default: CUDA when the machine has it)
                       seed:int=0, # random seed
+                      **backbone, # the description of weights that carry none (`backbone_options`)
                      ):
     "Fine-tune a pretrained backbone on a cache: attention-MIL study classification or segmentation, over the folds"
     for name, value, choices in (('--task', task, ('classify', 'segment')), ('--label-map', label_map, LABEL_MAPS),
@@ -151,7 +217,7 @@ def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone fi
         check_option(name, value, value >= 1, 'a positive int')
     check_option('--lr', lr, lr > 0, 'a positive number')
     size, device = size_option(image_size), device_option(device)
-    backbone = cli_backbone(run, which, arch, patch_size, device, cache)
+    backbone = cli_backbone(run, which, device, cache, **backbone)
     out = Path(out) if out else default_out(run, f'finetune_{task}')
     _, metrics = finetune_cache(backbone, cache, task, label, label_map, evaluation_table(cache, labels), valid_folds, test_folds,
                                 loss, pooling, not unfreeze, epochs, lr, batch_size, size, max_slices,
