@@ -14,7 +14,8 @@ import argparse, shutil, tempfile, time, warnings
 from pathlib import Path
 import torch
 from mri_dino.phantom import make_phantom_dataset
-from mri_dino.train import load_config, prepare_cache, build_datasets, _collate, build_model
+from mri_dino.config import load_config
+from mri_dino.train import prepare_cache, build_datasets, _collate, build_model
 
 parser = argparse.ArgumentParser()
 parser.add_argument('--batches', type=int, default=6); parser.add_argument('--repeats', type=int, default=3)

@@ -35,7 +35,8 @@ from mri_dino.features import evaluation_table
 from mri_dino.loading import load_backbone
 from mri_dino.phantom import make_phantom_dataset
 from mri_dino.preprocess import preprocess_dataset
-from mri_dino.train import backbone_config, load_config, seed_everything, train
+from mri_dino.train import backbone_config, seed_everything, train
+from mri_dino.config import load_config
 from mri_dino.backbones import build_backbone
 
 

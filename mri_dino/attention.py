@@ -22,6 +22,7 @@ from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, model_input
 from .preprocess import study_file_name
 from .vit import arch_name
 from .files import first_line
+from .loading import with_backbone_options
 from .files import atomic_write
 
 # %% auto #0
@@ -348,7 +349,9 @@ def study_attention_pngs(backbone:nn.Module, # from `load_backbone`
 
 @command(examples=['mri_dino_attention runs/vits14 cache/prostate --study-id patient_001           # PNGs in runs/vits14/attention',
                    'mri_dino_attention runs/vits14/model_0001000.pth cache/prostate/studies/patient_007.json --axis coronal --keep-mass 0.6',
-                   'mri_dino_attention dinov2_vits14_pretrain.pth study.npy --arch vit_small --patch-size 14 --out pictures'])
+                   'mri_dino_attention dinov2_vits14_pretrain.pth study.npy --arch vit_small --patch-size 14 --out pictures',
+                   'mri_dino_attention their_teacher.pth cache/prostate --config their_run.yaml   # another system\'s weights, described'])
+@with_backbone_options
 def mri_dino_attention(run:str, # training output folder, checkpoint, backbone file or DINOv2 weights
                        study:str, # cached study .json, cache folder, or .npy array (C, D, H, W) in [0, 1]
                        out:str=None, # folder for the PNGs (default: RUN/attention)
@@ -359,12 +362,11 @@ def mri_dino_attention(run:str, # training output folder, checkpoint, backbone f
                        image_size:str=None, # e.g. 224 or 16,96,96 (D,H,W; default: the run's global crop size)
                        keep_mass:float=None, # outline the pixels holding this fraction of the attention (DINO: 0.6)
                        context:float=None, # 2D: crop the slice to a square around the ROI enlarged by this fraction (default: whole slice)
-                       arch:str=None, # DINOv2 weights: vit_small, vit_base, ...
-                       patch_size:int=None, # DINOv2 weights: patch size
                        device:str=None, # cpu, cuda, cuda:1, ... (default: CUDA when the machine has it)
+                       **backbone, # the description of weights that carry none (`mri_dino.eval.backbone_options`)
                       ):
     "Write CLS-attention and PCA-feature PNGs of one study for a pretrained backbone"
-    from mri_dino.eval import cli_backbone, default_out
+    from mri_dino.loading import cli_backbone, default_out
     from mri_dino.features import AXES
     choice_option('--axis', axis, AXES)
     check_option('--slice', slice, slice is None or slice >= 0, 'a slice index, 0 or more')
@@ -372,7 +374,7 @@ def mri_dino_attention(run:str, # training output folder, checkpoint, backbone f
     check_option('--context', context, context is None or context >= 0, 'a fraction, 0 or more')
     size, device = size_option(image_size), device_option(device)
     if not Path(study).exists(): raise FileNotFoundError(f"{study}: no such study file or cache folder")
-    backbone = cli_backbone(run, which, arch, patch_size, device)
+    backbone = cli_backbone(run, which, device, **backbone)
     out = Path(out) if out else default_out(run, 'attention')
     for file in study_attention_pngs(backbone, load_study_image(study, study_id), out, axis, slice, size, keep_mass, context=context):
         print(file)

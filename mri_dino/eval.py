@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import re
+import inspect
+import typing
 from pathlib import Path
 
 import torch
+from fastcore.meta import delegates
+from .cli import OptionError
 from .cli import check_option, choice_option, command, command_errors, device_option, names_option, size_option
 
 from .vit import arch_name
@@ -19,7 +23,8 @@ from .files import first_line
 from .features import parse_classes   # mri_dino_finetune --classes
 from .collapse import CollapseMonitor, effective_rank, feature_spread   # the collapse monitor (see the learner chapter)
 # the four chapters below, re-exported: `from mri_dino.eval import ...` keeps working
-from .loading import (load_backbone, input_settings)
+from .loading import (load_backbone, input_settings, default_out, backbone_options, backbone_description,
+    with_backbone_options, cli_backbone)
 from .features import (FEATURE_KINDS, AXES, LABEL_MAPS, normalize_input, fit_image, backbone_features,
     Features, extract_features, roi_region, StudySlices, cache_loader, evaluation_table, fold_split)
 from .probes import (METRICS, PROBES, classification_metrics, knn_predict, linear_probe_predict, ProbeResult,
@@ -40,42 +45,23 @@ _all_ = ['CollapseMonitor', 'effective_rank', 'feature_spread', 'load_backbone',
     'DiceScore', 'SegmentationSlices', 'collate_segmentation', 'segmentation_learner', 'finetune_cache']
 
 # %% auto #0
-__all__ = ['default_out', 'cli_backbone', 'mri_dino_probe', 'mri_dino_finetune', 'CollapseMonitor', 'effective_rank',
-           'feature_spread', 'load_backbone', 'input_settings', 'FEATURE_KINDS', 'AXES', 'LABEL_MAPS',
-           'normalize_input', 'fit_image', 'backbone_features', 'Features', 'extract_features', 'roi_region',
-           'StudySlices', 'cache_loader', 'evaluation_table', 'fold_split', 'METRICS', 'PROBES',
-           'classification_metrics', 'knn_predict', 'linear_probe_predict', 'ProbeResult', 'cross_validate_probe',
-           'study_labels', 'probe_features', 'plot_probe_results', 'cache_features', 'probe_cache', 'MIL_POOLINGS',
-           'MIL_LOSSES', 'finetune_splitter', 'run_backbone', 'AttentionMILPooling', 'StudyClassifier', 'StudyBags',
-           'collate_bags', 'StudyLoss', 'study_metrics', 'ClassificationMetric', 'mil_learner', 'evaluate_classifier',
-           'patch_feature_map', 'SegmentationDecoder', 'Segmenter', 'soft_dice_loss', 'DiceCELoss', 'dice_scores',
-           'DiceScore', 'SegmentationSlices', 'collate_segmentation', 'segmentation_learner', 'finetune_cache']
+__all__ = ['mri_dino_probe', 'mri_dino_finetune', 'CollapseMonitor', 'effective_rank', 'feature_spread', 'load_backbone',
+           'input_settings', 'FEATURE_KINDS', 'AXES', 'LABEL_MAPS', 'normalize_input', 'fit_image', 'backbone_features',
+           'Features', 'extract_features', 'roi_region', 'StudySlices', 'cache_loader', 'evaluation_table',
+           'fold_split', 'METRICS', 'PROBES', 'classification_metrics', 'knn_predict', 'linear_probe_predict',
+           'ProbeResult', 'cross_validate_probe', 'study_labels', 'probe_features', 'plot_probe_results',
+           'cache_features', 'probe_cache', 'MIL_POOLINGS', 'MIL_LOSSES', 'finetune_splitter', 'run_backbone',
+           'AttentionMILPooling', 'StudyClassifier', 'StudyBags', 'collate_bags', 'StudyLoss', 'study_metrics',
+           'ClassificationMetric', 'mil_learner', 'evaluate_classifier', 'patch_feature_map', 'SegmentationDecoder',
+           'Segmenter', 'soft_dice_loss', 'DiceCELoss', 'dice_scores', 'DiceScore', 'SegmentationSlices',
+           'collate_segmentation', 'segmentation_learner', 'finetune_cache']
 
 # %% ../nbs/12_eval.ipynb #a4028e3c
-def default_out(run:str|Path, # a run folder, or a file in one (checkpoint, weights)
-                name:str, # the results' folder name, e.g. 'eval'
-               ) -> Path:
-    "Where an evaluation command writes when `--out` is not given: a folder `name` in the run folder (or beside the weights file)"
-    run = Path(run)
-    return (run if run.is_dir() else run.parent) / name
-
-def cli_backbone(run, # RUN as typed: a run folder, checkpoint, backbone file or DINOv2 weights
-                 which:str, # teacher or student
-                 arch:str|None, # DINOv2 weights: the architecture
-                 patch_size:int|None, # DINOv2 weights: the patch size
-                 device:torch.device, # where the backbone goes
-                 cache:str|Path|None=None, # the cache the command reads (checked to exist first), if any
-                ) -> torch.nn.Module:
-    "The backbone an evaluation command works with, after the options every such command shares are checked"
-    choice_option('--which', which, ('teacher', 'student'))
-    check_option('--patch-size', patch_size, patch_size is None or patch_size >= 1, 'a positive int')
-    if arch is not None: arch_name(arch)
-    if cache is not None and not Path(cache).is_dir(): raise FileNotFoundError(f"{cache}: no such cache folder (mri_dino_preprocess writes one)")
-    kwargs = {} if arch is None else dict(arch=arch, **({'patch_size': patch_size} if patch_size else {}))
-    return load_backbone(run, which, device, **kwargs)
-
 @command(examples=['mri_dino_probe runs/vits14 cache/prostate', 'mri_dino_probe runs/vits14 cache/prostate --label grade --probes knn --k 10 --out results/knn',
-                   '# DINOv2 weights, on the GPU:', 'mri_dino_probe dinov2_vits14_pretrain.pth cache/prostate --arch vit_small --patch-size 14 --device cuda'])
+                   '# DINOv2 weights, on the GPU:', 'mri_dino_probe dinov2_vits14_pretrain.pth cache/prostate --arch vit_small --patch-size 14 --device cuda',
+                   '# another system\'s weights (a plain state dict, e.g. under teacher_backbone.), described by the run\'s config:',
+                   'mri_dino_probe their_teacher.pth cache/prostate --config their_run.yaml'])
+@with_backbone_options
 def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file or DINOv2 weights
                    cache:str, # cache folder (mri_dino_preprocess)
                    label:str='lesion', # label column to probe
@@ -93,10 +79,9 @@ def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file 
                    image_size:str=None, # e.g. 224 or 16,96,96 (D,H,W; default: the run's global crop size)
                    batch_size:int=32, # slices per forward pass
                    which:str='teacher', # teacher or student
-                   arch:str=None, # DINOv2 weights: vit_small, vit_base, ...
-                   patch_size:int=None, # DINOv2 weights: patch size
                    out:str=None, # results folder (default: RUN/eval)
                    device:str=None, # cpu, cuda, cuda:1, ... (default: CUDA when the machine has it)
+                   **backbone, # the description of weights that carry none (`backbone_options`)
                   ):
     "Cross-validated kNN and linear probes of a pretrained backbone's features on a cache's study labels"
     names = names_option(probes) or []
@@ -107,7 +92,7 @@ def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file 
         check_option(name, value, value >= least, f"an int of at least {least}")
     for name, value in (('--temperature', temperature), ('--C', C)): check_option(name, value, value > 0, 'a positive number')
     size, device = size_option(image_size), device_option(device)
-    backbone = cli_backbone(run, which, arch, patch_size, device, cache)
+    backbone = cli_backbone(run, which, device, cache, **backbone)
     out = Path(out) if out else default_out(run, 'eval')
     results = probe_cache(backbone, cache, label, evaluation_table(cache, labels), names, kind, level, out,
                           probe_kwargs={'knn': dict(k=k, temperature=temperature), 'linear': dict(C=C)},
@@ -121,7 +106,10 @@ def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file 
 @command(examples=['mri_dino_finetune runs/vits14 cache/prostate                      # attention-MIL on the lesion label',
                    'mri_dino_finetune runs/vits14 cache/prostate --task segment --label-map roi --valid-folds 1 --test-folds 0',
                    'mri_dino_finetune runs/vits14 cache/prostate --task segment --label-map zones --classes 1=peripheral_zone,2=transition_zone',
-                   'mri_dino_finetune runs/vits14 cache/prostate --label grade --loss ce --unfreeze --epochs 20 --out results/grade'])
+                   'mri_dino_finetune runs/vits14 cache/prostate --label grade --loss ce --unfreeze --epochs 20 --out results/grade',
+                   '# NeuroVFM weights (student_encoder. in a state dict), a 3D ViT-B with 4,16,16 patches on T1 and FLAIR:',
+                   'mri_dino_finetune neurovfm.pth cache/brain --arch vit_base --patch-size 4,16,16 --modalities t1,flair --layerscale none'])
+@with_backbone_options
 def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone file or DINOv2 weights
                       cache:str, # cache folder (mri_dino_preprocess)
                       task:str='classify', # classify (study label, attention-MIL) or segment (label map)
@@ -140,12 +128,11 @@ def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone fi
                       max_slices:int=16, # classify: slices per study bag
                       context:float=0.25, # crop slices to a square around the ROI enlarged by this fraction (negative: whole slices)
                       which:str='teacher', # teacher or student
-                      arch:str=None, # DINOv2 weights: vit_small, vit_base, ...
-                      patch_size:int=None, # DINOv2 weights: patch size
                       out:str=None, # results folder (default: RUN/finetune_<task>)
                       device:str=None, # cpu, cuda, cuda:1, ... (default: CUDA when the machine has it)
                       seed:int=0, # random seed
                       classes:str=None, # segment: class numbers and names of the label map, e.g. 1=lesion,2=peripheral_zone (default: every class it holds)
+                      **backbone, # the description of weights that carry none (`backbone_options`)
                      ):
     "Fine-tune a pretrained backbone on a cache: attention-MIL study classification or segmentation, over the folds"
     for name, value, choices in (('--task', task, ('classify', 'segment')),
@@ -159,7 +146,7 @@ def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone fi
         check_option(name, value, value >= 1, 'a positive int')
     check_option('--lr', lr, lr > 0, 'a positive number')
     size, device = size_option(image_size), device_option(device)
-    backbone = cli_backbone(run, which, arch, patch_size, device, cache)
+    backbone = cli_backbone(run, which, device, cache, **backbone)
     out = Path(out) if out else default_out(run, f'finetune_{task}')
     _, metrics = finetune_cache(backbone, cache, task, label, label_map, evaluation_table(cache, labels), valid_folds, test_folds,
                                 loss, pooling, not unfreeze, epochs, lr, batch_size, size, max_slices,

@@ -7,20 +7,32 @@ Docs: https://mri-dino.github.io/mri_dino/loading.html.md"""
 # %% ../nbs/12a_loading.ipynb #e753a769
 from __future__ import annotations
 
+import inspect
+import typing
+
 import json
 import math
 import re
 from pathlib import Path
 
 import torch
+from fastcore.meta import delegates
+from omegaconf import OmegaConf
 from torch import Tensor, nn
 
+from .cli import OptionError, check_option, choice_option, names_option, size_option
+from .config import load_config
 from .files import first_line, read_yaml
+from .layers import as_size_tuple
+from .vit import arch_name
 from .checkpoints import checkpoint_candidates, verify_checkpoint
 from .model_input import NORMALIZE_MEAN, NORMALIZE_STD
 
 # %% auto #0
-__all__ = ['load_backbone', 'input_settings']
+__all__ = ['BACKBONE_PREFIXES', 'TOLERATED_MISSING', 'BACKBONE_NAMES', 'ADAPTED', 'flat_tensors', 'known_prefix', 'prefix_role',
+           'backbone_prefix', 'backbone_weights', 'weights_image_size', 'fill_geometry', 'weights_misfit',
+           'backbone_summary', 'load_described', 'load_backbone', 'input_settings', 'default_out', 'backbone_options',
+           'backbone_description', 'with_backbone_options', 'cli_backbone']
 
 # %% ../nbs/12a_loading.ipynb #411be1ca
 def _backbone_from_config(config:dict, source, shapes:dict|None=None, strict:bool=True) -> nn.Module:
@@ -53,6 +65,138 @@ def _load_state(backbone:nn.Module, state:dict, source) -> nn.Module:
     except RuntimeError as error: raise ValueError(f"{source}: the weights do not fit the backbone of its config: {first_line(error)}") from None
     return backbone
 
+BACKBONE_PREFIXES = {   # a key prefix in front of a ViT backbone's weights -> whose checkpoints put it there
+    'teacher.': "the teacher of a DINO or DINOv2 checkpoint (DINOv2's `model` entry, DINO's `teacher` entry, read as dotted names)",
+    'student.': "the student of the same checkpoints",
+    'backbone.': "DINO's and DINOv2's backbone-and-head wrapper (`teacher.backbone.`: DINOv2 and the prostate mm-DINOv2 system, ours; 3DMedDINO, built on DINO)",
+    'teacher_backbone.': "student and teacher modules side by side (issue 17; Web-DINO's student/teacher builders)",
+    'student_backbone.': "the same, the student",
+    'student_encoder.': "NeuroVFM (its training guide: `load_backbone.remove_prefix: student_encoder.`)",
+    'teacher_encoder.': "NeuroVFM's EMA teacher encoder",
+    'encoder.': "a model around the ViT: a classifier's or segmenter's encoder (3D DINO downstream's `dino_weights` fine-tuned)",
+    'module.': "DistributedDataParallel (torchrun: 3DMedDINO, 3D DINO downstream, Web-DINO)",
+    '_orig_mod.': "torch.compile",
+    'model.': "a checkpoint's `model` entry; a wrapper's `model` (Web-DINO wraps transformers' Dinov2Model)",
+    'state_dict.': "a Lightning checkpoint's `state_dict` entry (NeuroVFM's .ckpt files)",
+    'dinov2.': "transformers' Dinov2ForImageClassification",
+}
+
+def flat_tensors(state:dict, # a state dict or checkpoint, maybe nested (`{'teacher': {...}, 'epoch': 3}`)
+                 prefix:str='', # put in front of every name
+                ) -> dict: # every tensor by its dotted name (`teacher.backbone.cls_token`); other values left out
+    "A nested checkpoint's tensors under dotted names, so that a wrapper entry reads as one more key prefix"
+    tensors = {}
+    for name, value in state.items():
+        if isinstance(value, Tensor): tensors[f'{prefix}{name}'] = value
+        elif isinstance(value, dict): tensors.update(flat_tensors(value, f'{prefix}{name}.'))
+    return tensors
+
+def known_prefix(prefix:str, # a key prefix, e.g. 'module.backbone.'
+                ) -> bool:
+    "Whether `prefix` is empty or a chain of `BACKBONE_PREFIXES` (`module.backbone.`, `model.teacher.backbone.`)"
+    return not prefix or any(prefix.startswith(part) and known_prefix(prefix[len(part):]) for part in BACKBONE_PREFIXES)
+
+def prefix_role(prefix:str, # a known key prefix
+               ) -> str|None: # 'teacher', 'student' or None
+    "The backbone a prefix names, if it names one"
+    return next((role for role in ('teacher', 'student') if re.search(rf'(^|\.){role}[._]', prefix)), None)
+
+def backbone_prefix(names, # the dotted tensor names of a file (`flat_tensors`)
+                    which:str='teacher', # the backbone to take when the file holds a teacher and a student
+                    source='weights', # the file, for messages
+                   ) -> str: # the prefix in front of the backbone's names ('' for none)
+    "The known key prefix in front of a file's ViT backbone: the one before its `cls_token`"
+    names, anchors = list(names), ('cls_token', 'embeddings.cls_token')   # ours and DINOv2's; transformers'
+    found = sorted({name[:-len(anchor)] for name in names for anchor in anchors
+                    if name.endswith(anchor) and known_prefix(name[:-len(anchor)])}, key=lambda prefix: (len(prefix), prefix))
+    if len(found) > 1: found = [prefix for prefix in found if prefix_role(prefix) == which] or found
+    if len(found) == 1: return found[0]
+    if found: raise ValueError(f"{source}: holds several backbones ({', '.join(found)}); say which (--which teacher or student)")
+    heads = {}
+    for name in names: heads[name.split('.')[0]] = heads.get(name.split('.')[0], 0) + 1
+    seen = ', '.join(f"{head}. ({count})" for head, count in sorted(heads.items(), key=lambda item: -item[1])[:5]) or 'no tensors'
+    raise ValueError(f"{source}: no ViT backbone (a cls_token) under a known key prefix ({' '.join(BACKBONE_PREFIXES)}); its keys start with {seen}")
+
+def backbone_weights(state:dict, # a state dict or checkpoint as read (`read_state_dict`)
+                     which:str='teacher', # the backbone to take when the file holds a teacher and a student
+                     source='weights', # the file, for messages
+                    ) -> dict: # the backbone's tensors under our names
+    "A file's ViT backbone under our names: nested entries read as dotted names, the known prefix removed, transformers' names and FSDP's block chunks translated"
+    from mri_dino.backbones import hf_to_dinov2_state_dict
+    tensors = flat_tensors(state)
+    prefix = backbone_prefix(tensors, which, source)
+    weights = {name[len(prefix):]: value for name, value in tensors.items() if name.startswith(prefix)}
+    if 'embeddings.cls_token' in weights: weights = hf_to_dinov2_state_dict(weights)
+    return {re.sub(r'^blocks\.\d+\.(\d+)\.', r'blocks.\1.', name): value for name, value in weights.items()}
+
+def weights_image_size(weights:dict, # a backbone's tensors (`backbone_weights`)
+                       patch_size, # the patch size: one int or one per axis
+                       spatial_dims:int, # 2 or 3
+                      ) -> list[int]|None: # the input size per axis, or None when the grid is not square (cubic)
+    "The input size a backbone's position table was made for, read from its shape"
+    table = weights.get('pos_embed')
+    if table is None or table.ndim != 3: return None
+    positions = table.shape[1] - 1
+    side = round(positions ** (1 / spatial_dims))
+    if side < 1 or side ** spatial_dims != positions: return None
+    return [side * size for size in as_size_tuple(patch_size, spatial_dims, 'patch_size')]
+
+def fill_geometry(config:dict, # a run config describing weights: `student` (and `data`, `crops`)
+                  weights:dict, # the backbone's tensors
+                 ) -> dict: # the config, with student.spatial_dims and student.img_size added where it is silent
+    "What the weights' shapes say where the description is silent: 2D or 3D (the patch kernel), the input size of the position table"
+    student, data, crops = dict(config.get('student') or {}), config.get('data') or {}, config.get('crops') or {}
+    kernel = weights.get('patch_embed.proj.weight')
+    if 'spatial_dims' not in student and 'kind' not in data and kernel is not None: student['spatial_dims'] = kernel.ndim - 2
+    if 'img_size' not in student and 'global_crops_size' not in crops:
+        size = weights_image_size(weights, student.get('patch_size', 14), student.get('spatial_dims', 3 if data.get('kind') == 'patches' else 2))
+        if size: student['img_size'] = size
+    return {**config, 'student': student}
+
+TOLERATED_MISSING = ('mask_token', 'missing_modality_embed', 'modality_embed')   # start from initialisation (DINOv2's weights have no modality tables)
+BACKBONE_NAMES = ('cls_token', 'pos_embed', 'register_tokens', 'mask_token', 'missing_modality_embed', 'modality_embed', 'patch_embed.', 'blocks.', 'norm.')
+ADAPTED = ('patch_embed.proj.weight', 'patch_embed.proj.bias', 'pos_embed')      # `load_dinov2_weights` adapts these (channels, 2D to 3D, grid)
+
+def weights_misfit(model:nn.Module, # the backbone built from the description
+                   weights:dict, # the backbone's tensors (`backbone_weights`)
+                  ) -> str|None: # the keys that do not fit, in one line; None when they fit
+    "The keys that keep `weights` out of `model`: missing, unexpected and of another shape, counted, a few of each named"
+    target = model.state_dict()
+    missing = [name for name in target if name not in weights and name not in TOLERATED_MISSING]
+    unexpected = [name for name in weights if name not in target and name.startswith(BACKBONE_NAMES)]
+    shaped = [name for name in weights if name in target and name not in ADAPTED and weights[name].shape != target[name].shape]
+    def few(names): return ', '.join(names[:3]) + (', ...' if len(names) > 3 else '')
+    parts = [f"{len(names)} {what} ({few(names)})" for what, names in (('missing', missing), ('unexpected', unexpected)) if names]
+    if shaped: parts.append(f"{len(shaped)} of another shape (" + ', '.join(
+        f"{name} {tuple(weights[name].shape)} for {tuple(target[name].shape)}" for name in shaped[:3]) + (', ...)' if len(shaped) > 3 else ')'))
+    return '; '.join(parts) or None
+
+def backbone_summary(model:nn.Module, # a VisionTransformer
+                    ) -> str:
+    "The description a backbone was built from, in a few words"
+    layerscale = 'LayerScale' if model.config.get('layerscale_init') is not None else 'no LayerScale'
+    return (f"patch {'x'.join(map(str, model.patch_size))}, {model.in_chans} channels, width {model.embed_dim}, depth {len(model.blocks)}, "
+            f"{layerscale}, {model.num_register_tokens} registers, {model.fusion} fusion")
+
+def load_described(weights:dict, # the backbone's tensors (`backbone_weights`)
+                   source, # the file, for messages
+                   config:dict|None=None, # a run config describing them (`student`, `data`, `crops`)
+                   **backbone_kwargs, # or the architecture: `arch` and VisionTransformer arguments
+                  ) -> nn.Module:
+    "A backbone built from a description and filled with weights that carry none; a description that does not fit names the keys, in one line"
+    from mri_dino import backbones, vit
+    if backbone_kwargs:
+        arguments = dict(backbone_kwargs)
+        arch = vit.arch_name(arguments.pop('arch', 'vit_small'))
+        described = fill_geometry(dict(student=arguments), weights)['student']
+        backbone = getattr(vit, arch)(**described)
+    else: backbone = _backbone_from_config(fill_geometry(config, weights), source, _shapes(weights), strict=False)
+    misfit = weights_misfit(backbone, weights)
+    if misfit: raise ValueError(f"{source}: the weights do not fit the backbone described ({backbone_summary(backbone)}): {misfit}; "
+                                "describe them as trained (a run's config, or arch, patch_size, in_chans, layerscale, num_register_tokens, fusion)")
+    backbones.load_dinov2_weights(backbone, weights)
+    return backbone
+
 def _find_in_folder(folder:Path, which:str) -> Path:
     "The file of a training output folder to load the `which` backbone from"
     export = folder / f'{which}_backbone.safetensors'
@@ -79,11 +223,15 @@ def _check_transformers_folder(folder:Path, arguments:dict):
 def load_backbone(path:str|Path, # output folder, checkpoint (.pth), backbone file (.safetensors), DINOv2 state dict or transformers folder
                   which:str='teacher', # 'teacher' or 'student' (training outputs and checkpoints)
                   device:str|torch.device='cpu', # where the backbone goes
-                  **backbone_kwargs, # DINOv2 weights: the architecture (`arch` and VisionTransformer arguments)
+                  run_config:dict|None=None, # weights that carry no description: a run config describing them (`student`, `data`, `crops`)
+                  **backbone_kwargs, # or their architecture: `arch` and VisionTransformer arguments (a transformers folder: what differs from its config.json)
                  ) -> nn.Module: # the backbone in eval mode; `run_config` holds the run's config (or None), `source` the file
-    "A pretrained backbone from our training outputs or from DINOv2 weights, in eval mode"
+    "A pretrained backbone from our training outputs, DINOv2 weights or another system's state dict, in eval mode"
     from mri_dino import backbones, vit
     if which not in ('teacher', 'student'): raise ValueError(f"which must be 'teacher' or 'student', got {which!r}")
+    def carries_own(path):
+        if run_config is not None or backbone_kwargs:
+            raise ValueError(f"{path}: carries its own description of the backbone; describe only weights that carry none (a plain state dict)")
     path = Path(path).expanduser()
     if not path.exists(): raise FileNotFoundError(f"{path}: no such file or folder")
     config = None
@@ -92,6 +240,7 @@ def load_backbone(path:str|Path, # output folder, checkpoint (.pth), backbone fi
         path = _find_in_folder(path, which)
     elif path.is_file() and (path.parent / 'config.yaml').is_file(): config = read_yaml(path.parent / 'config.yaml')
     if path.is_dir():                                                      # a transformers Dinov2 directory
+        if run_config is not None: carries_own(path / 'config.json')
         hf = json.loads((path / 'config.json').read_text(encoding='utf-8'))
         defaults = dict(embed_dim=hf.get('hidden_size'), depth=hf.get('num_hidden_layers'), num_heads=hf.get('num_attention_heads'),
                         patch_size=hf.get('patch_size'), num_register_tokens=hf.get('num_register_tokens', 0),
@@ -103,26 +252,27 @@ def load_backbone(path:str|Path, # output folder, checkpoint (.pth), backbone fi
         backbones.load_dinov2_weights(backbone, path)
     elif path.suffix == '.safetensors':
         shapes, metadata = backbones.read_safetensors_header(path)                 # the header only: checked before anything is built
+        if backbones.CONFIG_METADATA in metadata or metadata.get('config'): carries_own(path)
         if backbones.CONFIG_METADATA in metadata: backbone = backbones.read_backbone(path)
         else:
             config = read_yaml(metadata.get('config', '')) or config
             backbone = _load_state(_backbone_from_config(config, path, shapes), backbones.read_state_dict(path), path)
     else:
         state = backbones.read_state_dict(path)                                   # weights_only: a pickle that would run code is refused
-        if isinstance(state.get('model'), dict) and any(str(k).startswith(f'{which}.backbone.') for k in state['model']):
+        ours = any(key in state for key in ('format', 'checksum', 'config'))      # our training checkpoint (DINOv2's has no config: described)
+        if ours and isinstance(state.get('model'), dict) and any(str(k).startswith(f'{which}.backbone.') for k in state['model']):
+            carries_own(path)
             verify_checkpoint(state, path)                                  # our training checkpoint: its checksum
             config = read_yaml(state.get('config') or '') or config
             prefix = f'{which}.backbone.'
             weights = {k[len(prefix):]: v for k, v in state['model'].items() if k.startswith(prefix)}
             backbone = _load_state(_backbone_from_config(config, path, _shapes(weights)), weights, path)
-        else:                                                              # a plain state dict: DINOv2's, or save_backbone's .pth
+        else:                                                              # a plain state dict: DINOv2's, another system's, or save_backbone's .pth
+            config = run_config if run_config is not None else config              # the caller's description wins over a config.yaml beside the file
             if not backbone_kwargs and config is None:
-                raise ValueError(f"{path}: a plain state dict does not say its architecture; pass it, e.g. arch='vit_small', in_chans=3, patch_size=14")
-            if backbone_kwargs:
-                arch = vit.arch_name(backbone_kwargs.pop('arch', 'vit_small'))
-                backbone = getattr(vit, arch)(**backbone_kwargs)
-            else: backbone = _backbone_from_config(config, path, _shapes(state), strict=False)
-            backbones.load_dinov2_weights(backbone, state)
+                raise ValueError(f"{path}: a plain state dict does not say its architecture; describe it: a run's config (--config RUN_CONFIG.yaml), "
+                                 "or arch, patch_size, in_chans, layerscale, num_register_tokens (--arch vit_small --patch-size 14 ...)")
+            backbone = load_described(backbone_weights(state, which, path), path, None if backbone_kwargs else config, **backbone_kwargs)
     backbone.run_config, backbone.source = config, str(path)
     return backbone.to(device).eval()
 
@@ -135,3 +285,82 @@ def input_settings(backbone:nn.Module, # from `load_backbone`
     recipe.update((key, augment[key]) for key in list(recipe) if key in augment)
     return dict(image_size=crops.get('global_crops_size'), **recipe,
                 modalities=data.get('modalities') or list(getattr(backbone, 'modalities', []) or []) or None)
+
+# %% ../nbs/12a_loading.ipynb #b007a693
+def default_out(run:str|Path, # a run folder, or a file in one (checkpoint, weights)
+                name:str, # the results' folder name, e.g. 'eval'
+               ) -> Path:
+    "Where an evaluation command writes when `--out` is not given: a folder `name` in the run folder (or beside the weights file)"
+    run = Path(run)
+    return (run if run.is_dir() else run.parent) / name
+
+def backbone_options(config:str=None, # weights without a description (a plain state dict): a training config (YAML) whose `student` section describes them
+                     arch:str=None, # ... or their size: vit_tiny, vit_small, vit_base, vit_large, vit_giant2
+                     patch_size:str=None, # ... patch size: 14, or D,H,W for a 3D backbone (e.g. 4,16,16)
+                     in_chans:int=None, # ... input channels (default: one per modality of --modalities)
+                     modalities:str=None, # ... the channels' modalities in order, e.g. t2w,adc (the cache channels fed to them)
+                     layerscale:str=None, # ... LayerScale: a value for blocks with it (DINOv2: 1e-5), none for blocks without
+                     num_register_tokens:int=None, # ... register tokens (DINOv2's *_reg models: 4)
+                     fusion:str=None, # ... stack (modalities as channels) or tokens (tokens per modality)
+                     embed_dim:int=None, # ... token width (default: the arch's)
+                     depth:int=None, # ... blocks (default: the arch's)
+                     num_heads:int=None, # ... attention heads (default: the arch's)
+                    ):
+    "The options every evaluation command shares to describe weights that carry no description, named as the `student` config keys"
+
+def backbone_description(config:str|None=None, # --config as typed
+                         **options, # the other `backbone_options` as typed
+                        ) -> dict|None: # a run config (`student`, `data`, ...) for `load_backbone(run_config=...)`; None when nothing is described
+    "The backbone described by `--config` (merged with the defaults, as training merges it) and the flags, which win over it"
+    unknown = set(options) - set(inspect.signature(backbone_options).parameters)
+    if unknown: raise TypeError(f"backbone_description: unknown options {sorted(unknown)}")
+    given = {name: value for name, value in options.items() if value is not None}
+    if config is None and not given: return None
+    for name in ('in_chans', 'embed_dim', 'depth', 'num_heads'):
+        if name in given: check_option(f"--{name.replace('_', '-')}", given[name], given[name] >= 1, 'a positive int')
+    if 'num_register_tokens' in given: check_option('--num-register-tokens', given['num_register_tokens'], given['num_register_tokens'] >= 0, 'an int, 0 or more')
+    if 'arch' in given:
+        try: arch_name(given['arch'])
+        except ValueError as error: raise OptionError(f"--arch {given['arch']!r}: {first_line(error)}") from None
+    if 'fusion' in given: choice_option('--fusion', given['fusion'], ('stack', 'tokens'))
+    if 'patch_size' in given:
+        given['patch_size'] = size_option(given['patch_size'], '--patch-size')
+        check_option('--patch-size', options['patch_size'], isinstance(given['patch_size'], int) or len(given['patch_size']) in (2, 3), 'one int, or 2 or 3 (D,H,W)')
+    if 'layerscale' in given:
+        text = str(given['layerscale']).lower()
+        try: given['layerscale'] = None if text in ('none', 'null', 'off') else float(text)
+        except ValueError: raise OptionError(f"--layerscale {options['layerscale']!r}: must be a number (e.g. 1e-5) or none") from None
+    described = {'student': {}, 'data': {}} if config is None else OmegaConf.to_container(load_config(config, []), resolve=True)
+    modalities = names_option(given.pop('modalities', None))
+    if modalities:
+        channels = given.get('in_chans', len(modalities))
+        check_option('--modalities', options['modalities'], len(modalities) == channels and len(set(modalities)) == channels,
+                     f"{channels} distinct names, one per input channel (--in-chans)")
+        described['data']['modalities'] = modalities
+        described['student']['in_chans'], described['student']['modalities'] = channels, modalities
+    elif 'in_chans' in given and config is not None:
+        check_option('--in-chans', given['in_chans'], given['in_chans'] == len(described['data']['modalities']),
+                     f"one per modality of the config's data.modalities {described['data']['modalities']} (or give --modalities)")
+    if isinstance(given.get('patch_size'), list) and len(given['patch_size']) == 3: described['student']['spatial_dims'] = 3
+    described['student'].update(given)
+    return described
+
+def with_backbone_options(func):
+    "Decorator: a command's `**backbone` becomes the `backbone_options` on its command line (fastcore's `delegates`, annotations evaluated for argparse)"
+    delegates(backbone_options)(func)
+    hints, signature = typing.get_type_hints(func), inspect.signature(func)
+    func.__signature__ = signature.replace(parameters=[p.replace(annotation=hints.get(name, p.annotation)) for name, p in signature.parameters.items()])
+    return func
+
+def cli_backbone(run, # RUN as typed: a run folder, checkpoint, backbone file, DINOv2 weights or another system's state dict
+                 which:str, # teacher or student
+                 device:torch.device, # where the backbone goes
+                 cache:str|Path|None=None, # the cache the command reads (checked to exist first), if any
+                 **options, # `backbone_options` as typed: the description of weights that carry none
+                ) -> torch.nn.Module:
+    "The backbone an evaluation command works with, after the options every such command shares are checked"
+    choice_option('--which', which, ('teacher', 'student'))
+    description = backbone_description(**options)
+    if cache is not None and not Path(cache).is_dir(): raise FileNotFoundError(f"{cache}: no such cache folder (mri_dino_preprocess writes one)")
+    return load_backbone(run, which, device, run_config=description)
+

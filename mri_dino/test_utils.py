@@ -20,7 +20,7 @@ from .masking import collate_views
 from .vit import VisionTransformer
 from .phantom import make_phantom_dataset
 from .preprocess import preprocess_dataset
-from .train import load_config
+from .config import load_config
 
 # %% auto #0
 __all__ = ['tiny_crops', 'TINY_RUN', 'tiny_vit_args', 'tiny_vit', 'tiny_ssl_vit', 'pattern_samples', 'ViewsOf', 'tiny_collate',

@@ -39,7 +39,8 @@ from fastcore.imports import IN_NOTEBOOK
 from .cli import CommandParser, HelpFormatter, add_debug, command_errors, examples_text
 
 from .augment import MultiViewCrops, augment_batch
-from .config import ConfigError, unknown_key_problem, unknown_keys, validate_config, validate_data
+from .config import (ConfigError, OPEN_SECTIONS, config_dir, find_config, load_config, rewrite_env_syntax, save_config,
+                             validate_config, validate_data)
 from .ct import ct_preprocess_options, ct_views
 from .datasets import PatchDataset3D, SliceDataset
 from .files import DiskFullError, atomic_write, atomic_write_text
@@ -58,104 +59,11 @@ from .backbones import build_backbone
 from .attention import attention_figure, attention_maps, save_png
 
 # %% auto #0
-__all__ = ['OPEN_SECTIONS', 'TRAIN_EXAMPLES', 'mri_dino_train', 'config_dir', 'rewrite_env_syntax', 'find_config', 'load_config',
-           'save_config', 'preprocess_options', 'cache_folders', 'prepare_cache', 'view_recipe', 'build_datasets',
-           'build_dataloaders', 'batch_seed', 'SeededBatchSampler', 'SeededBatchDataset', 'made_batch',
-           'backbone_config', 'build_model', 'picture_sample', 'attention_picture', 'BatchIntensityCallback',
-           'seed_everything', 'train', 'wanted_precision', 'make_accelerator', 'parse_args', 'main',
-           'close_process_group']
-
-# %% ../nbs/11_train.ipynb #cd5c13b2
-OPEN_SECTIONS = ('student', 'crops', 'augment', 'ct.mode_mapping', 'ct.window_table')   # sections (and keys) taking any key
-
-def config_dir() -> Path:
-    "The folder of the shipped configs (`mri_dino/configs`)"
-    import mri_dino
-    return Path(mri_dino.__file__).parent / 'configs'
-
-def _env_resolver(name:str, default=None):
-    "`${env:VAR,default}`: the environment variable, parsed as a YAML scalar (so numbers stay numbers), else the default"
-    value = os.environ.get(name)
-    if value is None:
-        if default is None: raise KeyError(f"environment variable {name} is not set and the config gives no default")
-        value = default
-    if isinstance(value, str):
-        try: parsed = yaml.safe_load(value)
-        except yaml.YAMLError: return value
-        return parsed if isinstance(parsed, (int, float, bool, type(None))) and not isinstance(value, bool) else value
-    return value
-
-def _register_resolvers():
-    register = getattr(OmegaConf, 'register_resolver', None) or OmegaConf.register_new_resolver
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        register('env', _env_resolver, replace=True)
-
-_ENV_COLON = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*):([^}]*)\}")
-
-def rewrite_env_syntax(text:str, # YAML text (a config file or an override)
-                      ) -> str:
-    "`${env:VAR:default}` (the Web-DINO spelling) as `${env:VAR,'default'}`, which OmegaConf's grammar parses"
-    return _ENV_COLON.sub(lambda m: "${env:%s,'%s'}" % (m.group(1), m.group(2).replace("\\", "\\\\").replace("'", "\\'")), text)
-
-def _read_yaml(path:Path) -> DictConfig:
-    "A config file, `${env:VAR:default}` rewritten; errors name the file"
-    try: text = Path(path).read_text(encoding='utf-8')
-    except OSError as e: raise FileNotFoundError(f"config file {path}: {e.strerror}") from None
-    try: cfg = OmegaConf.create(rewrite_env_syntax(text) or '{}')
-    except Exception as e: raise ValueError(f"config file {path}: not valid YAML ({e})") from None
-    if not isinstance(cfg, DictConfig): raise ValueError(f"config file {path}: the top level must be a mapping of sections")
-    return cfg
-
-def find_config(name:str|Path, # a path, or a shipped config's name with or without `.yaml`
-               ) -> Path:
-    "A config by path, or by the name of a shipped config (`prostate_vits14`, `prostate_vits14.yaml`)"
-    path = Path(name)
-    if path.exists(): return path
-    shipped = config_dir() / (path.name if path.suffix in ('.yaml', '.yml') else f'{path.name}.yaml')
-    if shipped.exists(): return shipped
-    known = sorted(p.stem for p in config_dir().glob('*.yaml'))
-    raise FileNotFoundError(f"config {name}: no such file, and no shipped config of that name ({', '.join(known)})")
-
-def load_config(config:str|Path|None=None, # a YAML file (or the name of a shipped config); None: the default alone
-                overrides:Sequence[str]=(), # `key.sub=value` strings
-               ) -> DictConfig: # the merged, resolved config
-    "The default config, then the file, then the overrides; `${env:...}` resolved; unknown keys and wrong values (`mri_dino.config`) are errors"
-    _register_resolvers()
-    base = _read_yaml(config_dir() / 'default.yaml')
-    layers = [('the default config', base)]
-    if config is not None:
-        path = find_config(config)
-        if path.resolve() != (config_dir() / 'default.yaml').resolve(): layers.append((str(path), _read_yaml(path)))
-    bad = [o for o in overrides if '=' not in o or o.startswith('=')]
-    if bad: raise ValueError(f"overrides must look like key.sub=value, got {bad}")
-    try: layers.append(('the command line', OmegaConf.from_dotlist([rewrite_env_syntax(o) for o in overrides])))
-    except Exception as e: raise ValueError(f"command-line overrides {list(overrides)}: {e}") from None
-    default = OmegaConf.to_container(base, resolve=True)              # what every key's type is checked against
-    OmegaConf.set_struct(base, True)
-    for section in OPEN_SECTIONS:
-        node = OmegaConf.select(base, section)
-        if isinstance(node, DictConfig): OmegaConf.set_struct(node, False)
-    cfg = base
-    for source, layer in layers[1:]:
-        try: cfg = OmegaConf.merge(cfg, layer)
-        except Exception as e:                                      # every unknown key of the layer, each with a suggestion
-            unknown = unknown_keys(OmegaConf.to_container(layer), default, OPEN_SECTIONS) or [getattr(e, 'full_key', None)]
-            raise ConfigError([unknown_key_problem(key, source, default) for key in unknown]) from None
-    try: OmegaConf.resolve(cfg)
-    except Exception as e: raise ValueError(f"config: {e}") from None
-    OmegaConf.set_struct(cfg, False)
-    validate_config(cfg, default)                                    # types, ranges, choices: every problem at once (mri_dino.config)
-    return cfg
-
-def save_config(cfg:DictConfig, # the config to write
-                path, # the YAML file
-               ) -> str: # the YAML text
-    "Write the resolved config as YAML (atomically); returns the text"
-    text = OmegaConf.to_yaml(cfg, resolve=True)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(path), text)
-    return text
+__all__ = ['TRAIN_EXAMPLES', 'mri_dino_train', 'preprocess_options', 'cache_folders', 'prepare_cache', 'view_recipe',
+           'build_datasets', 'build_dataloaders', 'batch_seed', 'SeededBatchSampler', 'SeededBatchDataset',
+           'made_batch', 'backbone_config', 'build_model', 'picture_sample', 'attention_picture',
+           'BatchIntensityCallback', 'seed_everything', 'train', 'wanted_precision', 'make_accelerator', 'parse_args',
+           'main', 'close_process_group']
 
 # %% ../nbs/11_train.ipynb #1a7da604
 def _is_main(accelerator) -> bool: return accelerator is None or accelerator.is_main_process

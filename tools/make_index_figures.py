@@ -115,7 +115,8 @@ def loss_figure(metrics_csv:Path, smooth:int=10):
 def make_figures(run:Path, out:Path) -> list[Path]:
     import matplotlib
     matplotlib.use('Agg')
-    from mri_dino.train import load_config, prepare_cache
+    from mri_dino.config import load_config
+    from mri_dino.train import prepare_cache
     cfg = load_config(run / 'config.yaml')
     cache_dir = prepare_cache(cfg)
     sample = middle_slice(cfg, cache_dir)
