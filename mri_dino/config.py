@@ -27,7 +27,7 @@ from .datasets import AXES, DATA_KINDS, RESTRICTS
 from .jepa import JEPA_LOSSES, OBJECTIVES
 from .phantom import LAYOUT_FILES
 from .samplers import series_table
-from .studies import find_studies
+from .studies import find_studies, label_map_name
 from .losses import CENTERINGS
 from .schedules import SCALING_RULES
 from .vit import FUSIONS, VIT_SIZES, arch_name
@@ -291,7 +291,7 @@ def unknown_keys(layer:Mapping, # one layer of a config (a file's, the command l
 
 
 # %% ../nbs/11a_config.ipynb #3e4e040c
-PHANTOM_MODALITIES = tuple(m for m in LAYOUT_FILES['prostate'] if m != 'roi')   # what the built-in phantom studies hold
+PHANTOM_MODALITIES = tuple(m for m in LAYOUT_FILES['prostate'] if m != 'roi' and label_map_name(m) is None)   # what the built-in phantom studies hold (not their ROI and label maps)
 
 def study_problems(table, # a study table (`mri_dino.studies.find_studies`)
                    modalities:Sequence[str], # `data.modalities`

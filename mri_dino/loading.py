@@ -149,7 +149,10 @@ def fill_geometry(config:dict, # a run config describing weights: `student` (and
     kernel = weights.get('patch_embed.proj.weight')
     if 'spatial_dims' not in student and 'kind' not in data and kernel is not None: student['spatial_dims'] = kernel.ndim - 2
     if 'img_size' not in student and 'global_crops_size' not in crops:
-        size = weights_image_size(weights, student.get('patch_size', 14), student.get('spatial_dims', 3 if data.get('kind') == 'patches' else 2))
+        patch = student['patch_size'] if 'patch_size' in student else None              # silent: the patch kernel's own size
+        if patch is None and kernel is not None: patch = list(kernel.shape[2:]) if kernel.ndim == 5 else int(kernel.shape[-1])
+        dims = student['spatial_dims'] if 'spatial_dims' in student else (3 if data.get('kind') == 'patches' else 2)
+        size = None if patch is None else weights_image_size(weights, patch, dims)
         if size: student['img_size'] = size
     return {**config, 'student': student}
 
