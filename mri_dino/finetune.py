@@ -503,6 +503,8 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
                    out:str|Path|None=None, # where the history, metrics and weights go
                    device:str|torch.device|None=None, # default: CUDA when available
                    seed:int|None=0, # seeds the head's initialisation, the shuffling and the slice draws (None: not seeded)
+                   fold_column:str='fold', # the folds' column (`valid_folds`, `test_folds` pick among its values)
+                   split_column:str|None=None, # a train/val/test column instead of folds
                   ) -> tuple[Learner, dict]: # the learner and {'valid': metrics, 'test': metrics}
     "Fine-tune the backbone on a cache: study classification (MIL) or segmentation, folds from the table"
     if task not in ('classify', 'segment'): raise ValueError(f"task must be 'classify' or 'segment', got {task!r}")
@@ -517,9 +519,9 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
     norm = dict(normalize_mean=settings['normalize_mean'], normalize_std=settings['normalize_std'])
     valid_folds, test_folds = _folds(valid_folds), _folds(test_folds)
     if task == 'classify':
-        targets, classes = study_labels(table, label)
+        targets, classes = study_labels(table, label, fold_column, split_column)     # studies without the label: skipped
         labelled = table.loc[targets.index]
-        train_ids, valid_ids, test_ids = fold_split(labelled.assign(fold=targets['fold']), valid_folds, test_folds)
+        train_ids, valid_ids, test_ids = fold_split(labelled, valid_folds, test_folds, fold_column, split_column)
         if loss == 'bce' and len(classes) != 2: raise ValueError(f"loss 'bce' needs a two-class label; {label!r} has {classes}: use loss='ce'")
         n_outputs = 1 if loss == 'bce' else len(classes)
         value = (lambda t: float(t)) if loss == 'bce' else (lambda t: int(t))
@@ -531,7 +533,7 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
                             batch_size=batch_size or 4, device=device, path=out or '.')
         evaluate = lambda ids: evaluate_classifier(learn, learn.dls.valid.new(bags(ids, False)))
     else:
-        train_ids, valid_ids, test_ids = fold_split(table, valid_folds, test_folds)
+        train_ids, valid_ids, test_ids = fold_split(table, valid_folds, test_folds, fold_column, split_column)
         loader = cache_loader(cache_dir, label_map, settings['modalities'])
         items = lambda ids: SegmentationSlices(loader, ids, size, dims=dims, context=context, **norm)
         n_classes = 3 if label_map == 'roi+lesion' else 2
@@ -547,7 +549,7 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
         cbs = [CSVLogger(fname=str(Path(out).resolve() / 'history.csv'))]
     learn.fit_one_cycle(epochs, lr_max=lr if freeze else slice(lr / 10, lr), cbs=cbs)
     metrics = dict(task=task, label=label if task == 'classify' else label_map, n_train=len(train_ids), n_valid=len(valid_ids),
-                   n_test=len(test_ids), valid=evaluate(valid_ids))
+                   n_test=len(test_ids), n_skipped=len(table) - len(train_ids) - len(valid_ids) - len(test_ids), valid=evaluate(valid_ids))
     if test_ids: metrics['test'] = evaluate(test_ids)
     if out is not None:
         learn.save('finetuned')
