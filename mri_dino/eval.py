@@ -86,12 +86,14 @@ def task_table(run, # RUN as typed
                valid_folds:Sequence=(), # --valid-folds (fine-tuning)
                test_folds:Sequence=(), # --test-folds (fine-tuning)
                check_folds:bool=False, # also check that the validation and test folds exist (fine-tuning)
+               two_classes:bool=False, # each label must have two classes (fine-tuning with `--loss bce`)
               ) -> pd.DataFrame|None: # the evaluation table; None when RUN or CACHE is not there (`cli_backbone` says which)
     "The study table of an evaluation command, its labels, folds or split and patients checked before any model is loaded"
     if not Path(run).exists() or not Path(cache).is_dir(): return None
     table = evaluation_table(cache, labels)
     for name in label_names:
-        targets, _ = study_labels(table, name, folds, split)
+        targets, classes = study_labels(table, name, folds, split)
+        if two_classes and len(classes) != 2: raise ValueError(f"--loss bce needs a two-class label; {name!r} has {len(classes)} classes: use --loss ce")
         if check_folds: fold_split(table.loc[targets.index], valid_folds, test_folds, folds, split)
     if check_folds and not label_names: fold_split(table, valid_folds, test_folds, folds, split)
     if not label_names: study_groups(table, folds, split)
@@ -191,7 +193,8 @@ def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone fi
     check_option('--label', label, bool(label_names), 'one or more label columns, comma-separated')
     valid_names, test_names = names_option(valid_folds) or [], names_option(test_folds) or []
     size, device = size_option(image_size), device_option(device)
-    table = task_table(run, cache, labels, label_names if task == 'classify' else [], folds, split, valid_names, test_names, check_folds=True)
+    table = task_table(run, cache, labels, label_names if task == 'classify' else [], folds, split, valid_names, test_names, check_folds=True,
+                       two_classes=loss == 'bce')
     backbone = cli_backbone(run, which, arch, patch_size, device, cache)   # after the table's check: nothing heavy before
     out = Path(out) if out else default_out(run, f'finetune_{task}')
     for name in (label_names if task == 'classify' else [label_map]):

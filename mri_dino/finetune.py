@@ -512,17 +512,18 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
         from fastai.torch_core import set_seed
         set_seed(seed, reproducible=True)
     table = evaluation_table(cache_dir) if table is None else table
+    valid_folds, test_folds = _folds(valid_folds), _folds(test_folds)
+    if task == 'classify':                                                  # the folds and labels first, before any model work
+        targets, classes = study_labels(table, label, fold_column, split_column)     # studies without the label: skipped
+        train_ids, valid_ids, test_ids = fold_split(table.loc[targets.index], valid_folds, test_folds, fold_column, split_column)
+        if loss == 'bce' and len(classes) != 2: raise ValueError(f"loss 'bce' needs a two-class label; {label!r} has {classes}: use loss='ce'")
+    else: train_ids, valid_ids, test_ids = fold_split(table, valid_folds, test_folds, fold_column, split_column)
     settings = input_settings(backbone)
     dims = getattr(backbone, 'spatial_dims', 2)
     size = evaluation_image_size(backbone, image_size)
     if size is None: raise ValueError("pass image_size: neither the run's config nor the backbone gives one")
     norm = dict(normalize_mean=settings['normalize_mean'], normalize_std=settings['normalize_std'])
-    valid_folds, test_folds = _folds(valid_folds), _folds(test_folds)
     if task == 'classify':
-        targets, classes = study_labels(table, label, fold_column, split_column)     # studies without the label: skipped
-        labelled = table.loc[targets.index]
-        train_ids, valid_ids, test_ids = fold_split(labelled, valid_folds, test_folds, fold_column, split_column)
-        if loss == 'bce' and len(classes) != 2: raise ValueError(f"loss 'bce' needs a two-class label; {label!r} has {classes}: use loss='ce'")
         n_outputs = 1 if loss == 'bce' else len(classes)
         value = (lambda t: float(t)) if loss == 'bce' else (lambda t: int(t))
         loader = cache_loader(cache_dir, None, settings['modalities'])
@@ -533,7 +534,6 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
                             batch_size=batch_size or 4, device=device, path=out or '.')
         evaluate = lambda ids: evaluate_classifier(learn, learn.dls.valid.new(bags(ids, False)))
     else:
-        train_ids, valid_ids, test_ids = fold_split(table, valid_folds, test_folds, fold_column, split_column)
         loader = cache_loader(cache_dir, label_map, settings['modalities'])
         items = lambda ids: SegmentationSlices(loader, ids, size, dims=dims, context=context, **norm)
         n_classes = 3 if label_map == 'roi+lesion' else 2
