@@ -31,7 +31,7 @@ from .losses import all_reduce_, is_distributed
 # %% auto #0
 __all__ = ['NAN_POLICIES', 'TeacherEMACallback', 'GradientClipCallback', 'NonFiniteLossError', 'NonFiniteGuard',
            'AccelerateCallback', 'keep_whole_rows', 'append_row', 'MetricsLogger', 'weights_digest', 'gather_objects',
-           'RunSummaryCallback']
+           'training_studies', 'RunSummaryCallback']
 
 # %% ../nbs/10b_callbacks.ipynb #193eacda
 class TeacherEMACallback(Callback):
@@ -315,6 +315,13 @@ def gather_objects(obj) -> list:
     dist.all_gather_object(gathered, obj)
     return gathered
 
+def training_studies(loader, # a `DataLoader`, its dataset wrapped any number of times (each wrapper's `.dataset`)
+                    ) -> list[str]|None: # sorted study ids; None: no dataset along the way lists them
+    "The studies a loader's cache dataset draws from (`study_ids`)"
+    dataset = getattr(loader, 'dataset', None)
+    while dataset is not None and not hasattr(dataset, 'study_ids'): dataset = getattr(dataset, 'dataset', None)
+    return None if dataset is None else sorted(map(str, dataset.study_ids))
+
 class RunSummaryCallback(Callback):
     "`run_summary.json`: per process, the steps trained, samples seen and the teacher's weight digest"
     order, run_valid = 30, False
@@ -333,4 +340,5 @@ class RunSummaryCallback(Callback):
         everyone = gather_objects(mine)
         if accelerator is None or accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.output_dir / 'run_summary.json', json.dumps(dict(processes=everyone), indent=1))
+            summary = dict(processes=everyone, train_studies=training_studies(self.learn.dls.train))
+            atomic_write_text(self.output_dir / 'run_summary.json', json.dumps(summary, indent=1))

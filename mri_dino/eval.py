@@ -12,6 +12,9 @@ import re
 import inspect
 import typing
 from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
 
 import torch
 from fastcore.meta import delegates
@@ -21,6 +24,8 @@ from .cli import check_option, choice_option, command, command_errors, device_op
 from .vit import arch_name
 from .files import first_line
 from .features import parse_classes   # mri_dino_finetune --classes
+from .preprocess import study_file_name
+from .features import study_groups
 from .collapse import CollapseMonitor, effective_rank, feature_spread   # the collapse monitor (see the learner chapter)
 # the four chapters below, re-exported: `from mri_dino.eval import ...` keeps working
 from .loading import (load_backbone, input_settings, default_out, backbone_options, backbone_description,
@@ -45,27 +50,52 @@ _all_ = ['CollapseMonitor', 'effective_rank', 'feature_spread', 'load_backbone',
     'DiceScore', 'SegmentationSlices', 'collate_segmentation', 'segmentation_learner', 'finetune_cache']
 
 # %% auto #0
-__all__ = ['mri_dino_probe', 'mri_dino_finetune', 'CollapseMonitor', 'effective_rank', 'feature_spread', 'load_backbone',
-           'input_settings', 'FEATURE_KINDS', 'AXES', 'LABEL_MAPS', 'normalize_input', 'fit_image', 'backbone_features',
-           'Features', 'extract_features', 'roi_region', 'StudySlices', 'cache_loader', 'evaluation_table',
-           'fold_split', 'METRICS', 'PROBES', 'classification_metrics', 'knn_predict', 'linear_probe_predict',
-           'ProbeResult', 'cross_validate_probe', 'study_labels', 'probe_features', 'plot_probe_results',
-           'cache_features', 'probe_cache', 'MIL_POOLINGS', 'MIL_LOSSES', 'finetune_splitter', 'run_backbone',
-           'AttentionMILPooling', 'StudyClassifier', 'StudyBags', 'collate_bags', 'StudyLoss', 'study_metrics',
-           'ClassificationMetric', 'mil_learner', 'evaluate_classifier', 'patch_feature_map', 'SegmentationDecoder',
-           'Segmenter', 'soft_dice_loss', 'DiceCELoss', 'dice_scores', 'DiceScore', 'SegmentationSlices',
-           'collate_segmentation', 'segmentation_learner', 'finetune_cache']
+__all__ = ['task_table', 'mri_dino_probe', 'mri_dino_finetune', 'CollapseMonitor', 'effective_rank', 'feature_spread',
+           'load_backbone', 'input_settings', 'FEATURE_KINDS', 'AXES', 'LABEL_MAPS', 'normalize_input', 'fit_image',
+           'backbone_features', 'Features', 'extract_features', 'roi_region', 'StudySlices', 'cache_loader',
+           'evaluation_table', 'fold_split', 'METRICS', 'PROBES', 'classification_metrics', 'knn_predict',
+           'linear_probe_predict', 'ProbeResult', 'cross_validate_probe', 'study_labels', 'probe_features',
+           'plot_probe_results', 'cache_features', 'probe_cache', 'MIL_POOLINGS', 'MIL_LOSSES', 'finetune_splitter',
+           'run_backbone', 'AttentionMILPooling', 'StudyClassifier', 'StudyBags', 'collate_bags', 'StudyLoss',
+           'study_metrics', 'ClassificationMetric', 'mil_learner', 'evaluate_classifier', 'patch_feature_map',
+           'SegmentationDecoder', 'Segmenter', 'soft_dice_loss', 'DiceCELoss', 'dice_scores', 'DiceScore',
+           'SegmentationSlices', 'collate_segmentation', 'segmentation_learner', 'finetune_cache']
 
 # %% ../nbs/12_eval.ipynb #a4028e3c
+def task_table(run, # RUN as typed
+               cache, # CACHE as typed
+               labels:str|None, # --labels: a labels CSV, or None
+               label_names:Sequence[str], # the label columns of the task (none for segmentation)
+               folds:str, # --folds: the folds' column
+               split:str|None, # --split: a train/val/test column instead
+               valid_folds:Sequence=(), # --valid-folds (fine-tuning)
+               test_folds:Sequence=(), # --test-folds (fine-tuning)
+               check_folds:bool=False, # also check that the validation and test folds exist (fine-tuning)
+               two_classes:bool=False, # each label must have two classes (fine-tuning with `--loss bce`)
+              ) -> pd.DataFrame|None: # the evaluation table; None when RUN or CACHE is not there (`cli_backbone` says which)
+    "The study table of an evaluation command, its labels, folds or split and patients checked before any model is loaded"
+    if not Path(run).exists() or not Path(cache).is_dir(): return None
+    table = evaluation_table(cache, labels)
+    for name in label_names:
+        targets, classes = study_labels(table, name, folds, split)
+        if two_classes and len(classes) != 2: raise ValueError(f"--loss bce needs a two-class label; {name!r} has {len(classes)} classes: use --loss ce")
+        if check_folds: fold_split(table.loc[targets.index], valid_folds, test_folds, folds, split)
+    if check_folds and not label_names: fold_split(table, valid_folds, test_folds, folds, split)
+    if not label_names: study_groups(table, folds, split)
+    return table
+
 @command(examples=['mri_dino_probe runs/vits14 cache/prostate', 'mri_dino_probe runs/vits14 cache/prostate --label grade --probes knn --k 10 --out results/knn',
+                   'mri_dino_probe runs/vits14 cache/prostate --label lesion,grade --split split --labels labels.csv   # fit on train, score on test',
                    '# DINOv2 weights, on the GPU:', 'mri_dino_probe dinov2_vits14_pretrain.pth cache/prostate --arch vit_small --patch-size 14 --device cuda',
                    '# another system\'s weights (a plain state dict, e.g. under teacher_backbone.), described by the run\'s config:',
                    'mri_dino_probe their_teacher.pth cache/prostate --config their_run.yaml'])
 @with_backbone_options
 def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file or DINOv2 weights
                    cache:str, # cache folder (mri_dino_preprocess)
-                   label:str='lesion', # label column to probe
+                   label:str='lesion', # label column(s) to probe, comma-separated
                    labels:str=None, # labels CSV joined on the study id (default: the cache's label columns)
+                   folds:str='fold', # the column whose values are the folds (each held out in turn)
+                   split:str=None, # or a column of train/val/test values: fit on train, score on test
                    probes:str='knn,linear', # comma-separated: knn, linear
                    kind:str='cls', # features: cls, patch or cls+patch
                    level:str='study', # study (mean features per study) or slice (predictions averaged per study)
@@ -91,31 +121,40 @@ def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file 
     for name, value, least in (('--k', k, 1), ('--stride', stride, 1), ('--roi-margin', roi_margin, 0), ('--batch-size', batch_size, 1)):
         check_option(name, value, value >= least, f"an int of at least {least}")
     for name, value in (('--temperature', temperature), ('--C', C)): check_option(name, value, value > 0, 'a positive number')
+    label_names = names_option(label) or []
+    check_option('--label', label, bool(label_names), 'one or more label columns, comma-separated')
     size, device = size_option(image_size), device_option(device)
+    table = task_table(run, cache, labels, label_names, folds, split)            # before the backbone is loaded
     backbone = cli_backbone(run, which, device, cache, **backbone)
     out = Path(out) if out else default_out(run, 'eval')
-    results = probe_cache(backbone, cache, label, evaluation_table(cache, labels), names, kind, level, out,
-                          probe_kwargs={'knn': dict(k=k, temperature=temperature), 'linear': dict(C=C)},
+    results = probe_cache(backbone, cache, label_names, table, names, kind, level, out,
+                          probe_kwargs={'knn': dict(k=k, temperature=temperature), 'linear': dict(C=C)}, fold_column=folds, split_column=split,
                           axis=axis, stride=stride, roi_margin=roi_margin, context=None if context < 0 else context,
                           image_size=size, batch_size=batch_size)
-    for name, result in results.items():
-        pooled = result.metrics.loc['pooled']
-        print(f"{name:>6} {label}: {result.summary()} | pooled " + ', '.join(f"{m} {pooled[m]:.3f}" for m in METRICS))
+    for label, per_probe in results.items():
+        for name, result in per_probe.items():
+            pooled = result.metrics.loc['pooled']
+            print(f"{name:>6} {label}: {result.summary()} | pooled " + ', '.join(f"{m} {pooled[m]:.3f}" for m in METRICS))
+        skipped = result.metrics.attrs['n_skipped']
+        if skipped: print(f"{label}: {skipped} studies without the label or a {'split' if split else 'fold'} value skipped")
     print(f"features and per-fold results in {out}")
 
 @command(examples=['mri_dino_finetune runs/vits14 cache/prostate                      # attention-MIL on the lesion label',
                    'mri_dino_finetune runs/vits14 cache/prostate --task segment --label-map roi --valid-folds 1 --test-folds 0',
                    'mri_dino_finetune runs/vits14 cache/prostate --task segment --label-map zones --classes 1=peripheral_zone,2=transition_zone',
                    'mri_dino_finetune runs/vits14 cache/prostate --label grade --loss ce --unfreeze --epochs 20 --out results/grade',
+                   'mri_dino_finetune runs/vits14 cache/prostate --label lesion,significant --folds site --valid-folds b --test-folds c',
                    '# NeuroVFM weights (student_encoder. in a state dict), a 3D ViT-B with 4,16,16 patches on T1 and FLAIR:',
                    'mri_dino_finetune neurovfm.pth cache/brain --arch vit_base --patch-size 4,16,16 --modalities t1,flair --layerscale none'])
 @with_backbone_options
 def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone file or DINOv2 weights
                       cache:str, # cache folder (mri_dino_preprocess)
                       task:str='classify', # classify (study label, attention-MIL) or segment (label map)
-                      label:str='lesion', # classify: label column
+                      label:str='lesion', # classify: label column(s), comma-separated (several: one results folder each)
                       label_map:str='roi', # segment: a label map of the cache (roi, lesion, NAME of a label_NAME column or file) or maps joined by + (roi+lesion)
                       labels:str=None, # labels CSV joined on the study id
+                      folds:str='fold', # the column whose values are the folds
+                      split:str=None, # or a column of train/val/test values (then no --valid-folds/--test-folds)
                       valid_folds:str='1', # validation folds, comma-separated
                       test_folds:str='', # test folds, comma-separated (never trained on)
                       loss:str='bce', # classify: bce or ce
@@ -145,13 +184,22 @@ def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone fi
     for name, value in (('--epochs', epochs), ('--max-slices', max_slices), ('--batch-size', 1 if batch_size is None else batch_size)):
         check_option(name, value, value >= 1, 'a positive int')
     check_option('--lr', lr, lr > 0, 'a positive number')
+    label_names = names_option(label) or []
+    check_option('--label', label, bool(label_names), 'one or more label columns, comma-separated')
+    valid_names, test_names = names_option(valid_folds) or [], names_option(test_folds) or []
     size, device = size_option(image_size), device_option(device)
-    backbone = cli_backbone(run, which, device, cache, **backbone)
+    table = task_table(run, cache, labels, label_names if task == 'classify' else [], folds, split, valid_names, test_names, check_folds=True,
+                       two_classes=loss == 'bce')
+    backbone = cli_backbone(run, which, device, cache, **backbone)   # after the table's check: nothing heavy before
     out = Path(out) if out else default_out(run, f'finetune_{task}')
-    _, metrics = finetune_cache(backbone, cache, task, label, label_map, evaluation_table(cache, labels), valid_folds, test_folds,
-                                loss, pooling, not unfreeze, epochs, lr, batch_size, size, max_slices,
-                                None if context < 0 else context, out, device, seed, classes=classes)
-    if metrics.get('n_skipped'): print(f"{metrics['n_skipped']} studies skipped: no {label_map!r} label map in the cache")
-    for split in ('valid', 'test'):
-        if split in metrics: print(f"{split} ({metrics[f'n_{split}']} studies): " + ', '.join(f"{k} {v:.3f}" for k, v in metrics[split].items()))
-    print(f"history, metrics and weights in {out}")
+    for name in (label_names if task == 'classify' else [label_map]):
+        folder = out / study_file_name(name) if task == 'classify' and len(label_names) > 1 else out
+        _, metrics = finetune_cache(backbone, cache, task, name, label_map, table, valid_names, test_names,
+                                    loss, pooling, not unfreeze, epochs, lr, batch_size, size, max_slices,
+                                    None if context < 0 else context, folder, device, seed, classes=classes, fold_column=folds, split_column=split)
+        for part in ('valid', 'test'):
+            if part in metrics: print(f"{name} {part} ({metrics[f'n_{part}']} studies): " + ', '.join(f"{k} {v:.3f}" for k, v in metrics[part].items()))
+        if metrics['n_skipped']:
+            without = f'no {label_map!r} label map in the cache' if task == 'segment' else f"without the label or a {'split' if split else 'fold'} value"
+            print(f"{name}: {metrics['n_skipped']} studies skipped: {without}")
+        print(f"history, metrics and weights in {folder}")

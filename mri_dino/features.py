@@ -24,10 +24,11 @@ from .loading import input_settings
 from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, model_input
 
 # %% auto #0
-__all__ = ['normalize_input', 'FEATURE_KINDS', 'AXES', 'LABEL_MAPS', 'spatial_size', 'fit_image', 'evaluation_image_size',
-           'backbone_features', 'Features', 'extract_features', 'slice_range', 'crop_box', 'roi_region', 'study_region',
-           'study_arrays', 'StudySlices', 'label_map_names', 'parse_classes', 'study_label_map', 'label_map_classes',
-           'cache_loader', 'evaluation_table', 'fold_split']
+__all__ = ['normalize_input', 'FEATURE_KINDS', 'AXES', 'LABEL_MAPS', 'SPLIT_VALUES', 'PATIENT_COLUMNS', 'spatial_size',
+           'fit_image', 'evaluation_image_size', 'backbone_features', 'Features', 'extract_features', 'slice_range',
+           'crop_box', 'roi_region', 'study_region', 'study_arrays', 'StudySlices', 'label_map_names', 'parse_classes',
+           'study_label_map', 'label_map_classes', 'cache_loader', 'evaluation_table', 'study_groups', 'patient_column',
+           'check_patients', 'fold_split']
 
 # %% ../nbs/12b_features.ipynb #b07b1631
 normalize_input = model_input      # its name before the one input recipe moved to mri_dino.model_input
@@ -398,18 +399,65 @@ def evaluation_table(cache_dir:str|Path, # the cache folder
     if len(unknown) == len(labels): raise ValueError(f"none of the labelled studies is in the cache {cache_dir} (e.g. {unknown[0]!r})")
     return table.drop(columns=[c for c in labels.columns if c in table.columns]).join(labels, how='left')
 
-def fold_split(table:pd.DataFrame, # evaluation table with a fold column
-               valid_folds:Sequence, # folds for validation
+SPLIT_VALUES = ('train', 'val', 'test')
+PATIENT_COLUMNS = ('patient', 'patient_id')
+
+def _values(column:pd.Series) -> str: return ', '.join(sorted(map(str, pd.unique(column.dropna()))))
+
+def study_groups(table:pd.DataFrame, # study table, index study_id
+                 fold_column:str|None='fold', # a column whose values are the folds
+                 split_column:str|None=None, # or a column of train/val/test values (wins over `fold_column`)
+                ) -> pd.Series: # each study's fold or split as text, index study_id; studies without one left out
+    "The folds (or train/val/test split) of a table's studies, checked: the column is there, holds two values or more (a split: only train, val, test)"
+    column = split_column or fold_column
+    if column not in table.columns:
+        raise ValueError(f"column {column!r} is not in the study table (columns: {', '.join(map(str, table.columns))})")
+    present = table[column].dropna()
+    groups = present.astype(str).str.replace(r'\.0$', '', regex=True) if present.dtype.kind == 'f' else present.astype(str)
+    if split_column:
+        unknown = sorted(set(groups) - set(SPLIT_VALUES))
+        if unknown: raise ValueError(f"column {column!r} holds {', '.join(unknown)}: a split's values are {', '.join(SPLIT_VALUES)} (it has: {_values(groups)})")
+        if 'train' not in set(groups): raise ValueError(f"column {column!r} has no 'train' studies (it has: {_values(groups)})")
+    if groups.nunique() < 2:
+        raise ValueError(f"column {column!r} has {'one value' if len(groups) else 'no values'} ({_values(groups)}) in {len(table)} studies: "
+                         f"{'a split' if split_column else 'folds'} need two or more")
+    groups.index = groups.index.astype(str)
+    return groups
+
+def patient_column(table:pd.DataFrame) -> str|None:
+    "The table's patient column (`patient` or `patient_id`), or None"
+    return next((c for c in PATIENT_COLUMNS if c in table.columns), None)
+
+def check_patients(table:pd.DataFrame, # study table, index study_id, maybe with a patient column
+                   groups:pd.Series, # each study's fold or split (index study_id), e.g. from `study_groups`
+                   column:str, # the folds' or split's column (for the message)
+                  ):
+    "Refuse a patient whose studies are on both sides: in two folds, or two of train/val/test"
+    patients = patient_column(table)
+    if patients is None: return
+    frame = pd.DataFrame(dict(patient=table.loc[groups.index, patients].to_numpy(), group=groups.to_numpy())).dropna()
+    shared = frame.groupby('patient')['group'].nunique()
+    shared = sorted(map(str, shared.index[shared > 1]))
+    if shared: raise ValueError(f"patients {', '.join(shared[:10])}{' ...' if len(shared) > 10 else ''} have studies in several values of "
+                                f"{column!r}: give each patient's studies one value (the {patients!r} column)")
+
+def fold_split(table:pd.DataFrame, # evaluation table with a fold (or split) column
+               valid_folds:Sequence=(), # folds for validation
                test_folds:Sequence=(), # folds left out entirely (for a final test)
                fold_column:str='fold', # the folds' column
+               split_column:str|None=None, # a train/val/test column instead of folds (`valid_folds` and `test_folds` unused)
               ) -> tuple[list[str], list[str], list[str]]: # (train, valid, test) study ids
-    "Study ids of the training, validation and test folds (training: every other fold)"
-    if fold_column not in table.columns: raise ValueError(f"the study table has no {fold_column!r} column (columns: {list(table.columns)})")
-    folds = table[fold_column].astype(str)
-    valid, test = {str(f) for f in valid_folds}, {str(f) for f in test_folds}
-    missing = (valid | test) - set(folds)
-    if missing: raise ValueError(f"folds {sorted(missing)} do not occur in the table (folds: {sorted(set(folds))})")
-    ids = lambda mask: [str(s) for s in table.index[mask]]
-    train = ids(~folds.isin(valid | test) & table[fold_column].notna())
-    if not train: raise ValueError("no study left for training")
-    return train, ids(folds.isin(valid)), ids(folds.isin(test))
+    "Study ids of the training, validation and test folds (training: every other fold), or of a split's train, val and test; no patient on two sides"
+    groups = study_groups(table, fold_column, split_column)
+    column = split_column or fold_column
+    ids = lambda mask: [str(s) for s in groups.index[mask]]
+    if split_column:
+        train, valid, test = (ids(groups == value) for value in SPLIT_VALUES)
+    else:
+        valid, test = {str(f) for f in valid_folds}, {str(f) for f in test_folds}
+        missing = (valid | test) - set(groups)
+        if missing: raise ValueError(f"folds {', '.join(sorted(missing))} do not occur in column {column!r} (folds: {_values(groups)})")
+        train, valid, test = ids(~groups.isin(valid | test)), ids(groups.isin(valid)), ids(groups.isin(test))
+    if not train: raise ValueError(f"no study left for training in column {column!r} (it has: {_values(groups)})")
+    check_patients(table, groups, column)
+    return train, valid, test

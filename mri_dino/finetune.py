@@ -521,24 +521,30 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
                    device:str|torch.device|None=None, # default: CUDA when available
                    seed:int|None=0, # seeds the head's initialisation, the shuffling and the slice draws (None: not seeded)
                    classes:dict|str|None=None, # segment: class number -> name ({1: 'lesion', 2: 'peripheral_zone'} or '1=lesion,2=peripheral_zone'); default: every class the map holds
-                  ) -> tuple[Learner, dict]: # the learner and {'valid': metrics, 'test': metrics, 'n_skipped': studies without the label map}
+                   fold_column:str='fold', # the folds' column (`valid_folds`, `test_folds` pick among its values)
+                   split_column:str|None=None, # a train/val/test column instead of folds
+                  ) -> tuple[Learner, dict]: # the learner and {'valid': metrics, 'test': metrics, 'n_skipped': studies left out (no label, label map or fold)}
     "Fine-tune the backbone on a cache: study classification (MIL) or segmentation, folds from the table"
     if task not in ('classify', 'segment'): raise ValueError(f"task must be 'classify' or 'segment', got {task!r}")
     if seed is not None:
         from fastai.torch_core import set_seed
         set_seed(seed, reproducible=True)
     table = evaluation_table(cache_dir) if table is None else table
+    valid_folds, test_folds = _folds(valid_folds), _folds(test_folds)
+    if task == 'classify':                                                  # the folds and labels first, before any model work
+        targets, classes = study_labels(table, label, fold_column, split_column)     # studies without the label: skipped
+        train_ids, valid_ids, test_ids = fold_split(table.loc[targets.index], valid_folds, test_folds, fold_column, split_column)
+        if loss == 'bce' and len(classes) != 2: raise ValueError(f"loss 'bce' needs a two-class label; {label!r} has {classes}: use loss='ce'")
+    else:
+        classes = parse_classes(classes)
+        labelled, values = segmentation_studies(cache_dir, table, label_map, classes)  # studies without the map: skipped
+        train_ids, valid_ids, test_ids = fold_split(table.loc[labelled], valid_folds, test_folds, fold_column, split_column)
     settings = input_settings(backbone)
     dims = getattr(backbone, 'spatial_dims', 2)
     size = evaluation_image_size(backbone, image_size)
     if size is None: raise ValueError("pass image_size: neither the run's config nor the backbone gives one")
     norm = dict(normalize_mean=settings['normalize_mean'], normalize_std=settings['normalize_std'])
-    valid_folds, test_folds = _folds(valid_folds), _folds(test_folds)
     if task == 'classify':
-        targets, classes = study_labels(table, label)
-        labelled = table.loc[targets.index]
-        train_ids, valid_ids, test_ids = fold_split(labelled.assign(fold=targets['fold']), valid_folds, test_folds)
-        if loss == 'bce' and len(classes) != 2: raise ValueError(f"loss 'bce' needs a two-class label; {label!r} has {classes}: use loss='ce'")
         n_outputs = 1 if loss == 'bce' else len(classes)
         value = (lambda t: float(t)) if loss == 'bce' else (lambda t: int(t))
         loader = cache_loader(cache_dir, None, settings['modalities'])
@@ -549,10 +555,6 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
                             batch_size=batch_size or 4, device=device, path=out or '.')
         evaluate = lambda ids: evaluate_classifier(learn, learn.dls.valid.new(bags(ids, False)))
     else:
-        classes = parse_classes(classes)
-        labelled, values = segmentation_studies(cache_dir, table, label_map, classes)
-        skipped = len(table) - len(labelled)
-        train_ids, valid_ids, test_ids = fold_split(table.loc[labelled], valid_folds, test_folds)
         loader = cache_loader(cache_dir, label_map, settings['modalities'], classes=classes)
         items = lambda ids: SegmentationSlices(loader, ids, size, dims=dims, context=context, **norm)
         n_classes = len(classes) + 1 if classes else max(values) + 1
@@ -569,9 +571,8 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
         cbs = [CSVLogger(fname=str(Path(out).resolve() / 'history.csv'))]
     learn.fit_one_cycle(epochs, lr_max=lr if freeze else slice(lr / 10, lr), cbs=cbs)
     metrics = dict(task=task, label=label if task == 'classify' else label_map, n_train=len(train_ids), n_valid=len(valid_ids),
-                   n_test=len(test_ids), valid=evaluate(valid_ids))
-    if task == 'segment':
-        metrics.update(n_skipped=skipped, classes={i: classes[c] for i, c in enumerate(sorted(classes), 1)} if classes else None)
+                   n_test=len(test_ids), n_skipped=len(table) - len(train_ids) - len(valid_ids) - len(test_ids), valid=evaluate(valid_ids))
+    if task == 'segment': metrics['classes'] = {i: classes[c] for i, c in enumerate(sorted(classes), 1)} if classes else None
     if test_ids: metrics['test'] = evaluate(test_ids)
     if out is not None:
         learn.save('finetuned')

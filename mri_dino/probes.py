@@ -22,11 +22,12 @@ from .files import atomic_write, write_csv
 from .preprocess import study_file_name
 from .loading import input_settings
 from .features import AXES, Features, StudySlices, cache_loader, evaluation_image_size, evaluation_table, extract_features
+from .features import check_patients, study_groups
 
 # %% auto #0
 __all__ = ['METRICS', 'PROBES', 'classification_metrics', 'knn_predict', 'linear_probe_predict', 'ProbeResult',
-           'cross_validate_probe', 'study_labels', 'probe_features', 'plot_probe_results', 'cache_features',
-           'probe_cache']
+           'cross_validate_probe', 'study_labels', 'held_out_split', 'probe_features', 'plot_probe_results',
+           'cache_features', 'probe_cache', 'write_probe_results']
 
 # %% ../nbs/12c_probes.ipynb #a5f8395c
 METRICS = ('accuracy', 'balanced_accuracy', 'auc', 'f1', 'mcc')
@@ -191,17 +192,27 @@ def cross_validate_probe(features:np.ndarray, # (N, D) one row per slice, patch 
 def study_labels(table:pd.DataFrame, # study table: index study_id (or a `study_id` column), the label column and `fold`
                  label:str, # label column, e.g. 'lesion' or 'grade'
                  fold_column:str='fold', # the folds' column
+                 split_column:str|None=None, # a train/val/test column instead of folds (its values become `fold`)
                 ) -> tuple[pd.DataFrame, list]: # (frame indexed by study_id with `target` 0..K-1 and `fold`, class values in target order)
-    "Integer targets and folds of the labelled studies of a table"
-    frame = table.set_index('study_id') if 'study_id' in table.columns else table
-    for column in (label, fold_column):
-        if column not in frame.columns: raise ValueError(f"study table has no column {column!r} (columns: {list(frame.columns)})")
-    frame = frame[[label, fold_column]].dropna()
+    "Integer targets and folds of the labelled studies of a table (studies without the label or a fold left out: `attrs['n_skipped']`); no patient in two folds"
+    studies = table.set_index('study_id') if 'study_id' in table.columns else table
+    if label not in studies.columns: raise ValueError(f"study table has no column {label!r} (columns: {', '.join(map(str, studies.columns))})")
+    study_groups(studies, fold_column, split_column)                        # the column is there, with two values or more
+    frame = studies.assign(_fold=studies[split_column or fold_column])[[label, '_fold']].dropna()
     classes = sorted(pd.unique(frame[label]), key=lambda v: (str(type(v)), v))
     if len(classes) < 2: raise ValueError(f"label {label!r} has fewer than two classes in the table: {classes}")
-    out = pd.DataFrame(dict(target=frame[label].map({c: i for i, c in enumerate(classes)}).astype(int), fold=frame[fold_column]))
+    out = pd.DataFrame(dict(target=frame[label].map({c: i for i, c in enumerate(classes)}).astype(int), fold=frame['_fold']))
     out.index = out.index.astype(str)
+    check_patients(studies, out['fold'], split_column or fold_column)
+    out.attrs['n_skipped'] = len(studies) - len(out)
     return out, classes
+
+def held_out_split(targets:pd.DataFrame, # from `study_labels` with a split: `fold` is train, val or test
+                  ) -> tuple[pd.DataFrame, str]: # the rows a probe uses (train and the held-out value), the held-out value
+    "A split as one probe fold: fit on train, score on test (on val when there is no test)"
+    held_out = 'test' if (targets['fold'] == 'test').any() else 'val'
+    if not (targets['fold'] == held_out).any(): raise ValueError("the split has no labelled val or test studies to score the probe on")
+    return targets[targets['fold'].isin(['train', held_out])], held_out
 
 def probe_features(features:Features, # slice or study features
                    table:pd.DataFrame, # study table with the label column and folds
@@ -210,19 +221,24 @@ def probe_features(features:Features, # slice or study features
                    kind:str='cls', # 'cls', 'patch' or 'cls+patch'
                    level:str='study', # 'study': probe per-study mean features; 'slice': probe rows, average predictions per study
                    fold_column:str='fold', # the folds' column
+                   split_column:str|None=None, # a train/val/test column instead: fit on train, score on test (val without test)
                    **probe_kwargs, # passed to the probe
                   ) -> ProbeResult:
     "Cross-validate a probe of `features` on a label of the study table, over its folds"
     if level not in ('study', 'slice'): raise ValueError(f"level must be 'study' or 'slice', got {level!r}")
-    targets, classes = study_labels(table, label, fold_column)
+    targets, classes = study_labels(table, label, fold_column, split_column)
+    n_skipped = targets.attrs['n_skipped']                                    # studies without the label or a fold
+    if split_column: targets, held_out = held_out_split(targets)
+    else: held_out = None
     if level == 'study': features = features.by_study()
     keep = np.isin(features.study_ids, targets.index)
     if not keep.any(): raise ValueError(f"none of the features' study ids is labelled in the table (e.g. {features.study_ids[0]!r})")
     ids = features.study_ids[keep]
     result = cross_validate_probe(features.get(kind)[keep], targets.loc[ids, 'target'].to_numpy(), targets.loc[ids, 'fold'].to_numpy(),
-                                  probe, groups=ids, **probe_kwargs)
+                                  probe, groups=ids, test_folds=None if held_out is None else [held_out], **probe_kwargs)
     result.metrics.attrs.update(label=label, classes=classes, probe=probe if isinstance(probe, str) else getattr(probe, '__name__', 'probe'),
-                                kind=kind, level=level, n_unlabelled=int((~np.isin(pd.unique(features.study_ids), targets.index)).sum()))
+                                kind=kind, level=level, n_unlabelled=int((~np.isin(pd.unique(features.study_ids), targets.index)).sum()),
+                                n_skipped=n_skipped)
     return result
 
 # %% ../nbs/12c_probes.ipynb #4972fa69
@@ -267,7 +283,7 @@ def cache_features(backbone:nn.Module, # from `load_backbone`
 
 def probe_cache(backbone:nn.Module, # from `load_backbone`
                 cache_dir:str|Path, # the cache folder
-                label:str='lesion', # label column
+                label:str|Sequence[str]='lesion', # label column, or several (then the results per label)
                 table:pd.DataFrame|None=None, # evaluation table (default: the cache's index)
                 probes:Sequence[str]=('knn', 'linear'), # which probes
                 kind:str='cls', # 'cls', 'patch' or 'cls+patch'
@@ -275,19 +291,32 @@ def probe_cache(backbone:nn.Module, # from `load_backbone`
                 out:str|Path|None=None, # folder for features and results (None: nothing written)
                 features:Features|None=None, # features already extracted (skips extraction)
                 probe_kwargs:dict|None=None, # per probe: {'knn': dict(k=20, temperature=0.07), 'linear': dict(C=1.0)}
+                fold_column:str='fold', # the folds' column (each fold held out in turn)
+                split_column:str|None=None, # a train/val/test column instead: fit on train, score on test
                 **feature_kwargs, # `cache_features` arguments (axis, stride, margin, image_size, batch_size, device)
-               ) -> dict[str, ProbeResult]:
-    "Features of a cache, then each probe cross-validated over the folds of `label`"
+               ) -> dict[str, ProbeResult]|dict[str, dict[str, ProbeResult]]: # probe -> result; several labels: label -> probe -> result
+    "Features of a cache, then each probe cross-validated over the folds (or split) of each label; the folds are checked before any feature is extracted"
     table = evaluation_table(cache_dir) if table is None else table
+    labels = [label] if isinstance(label, str) else list(label)
+    for name in labels: study_labels(table, name, fold_column, split_column)   # a wrong column fails here, before the features
     if features is None: features = cache_features(backbone, cache_dir, list(table.index), **feature_kwargs)
-    results = {name: probe_features(features, table, label, name, kind, level, **(probe_kwargs or {}).get(name, {})) for name in probes}
-    if out is not None:
-        out = Path(out)
-        features.save(out / 'features_slices'); features.by_study().save(out / 'features_studies')
-        for name, result in results.items():
+    results = {name: {probe: probe_features(features, table, name, probe, kind, level, fold_column, split_column, **(probe_kwargs or {}).get(probe, {}))
+                      for probe in probes} for name in labels}
+    if out is not None: write_probe_results(features, results, out)
+    return results[label] if isinstance(label, str) else results
+
+def write_probe_results(features:Features, # the features probed
+                        results:dict[str, dict[str, ProbeResult]], # label -> probe -> result
+                        out:str|Path, # the results folder
+                       ):
+    "Features (per slice and per study), then per label and probe its metrics and out-of-fold predictions"
+    out = Path(out)
+    features.save(out / 'features_slices'); features.by_study().save(out / 'features_studies')
+    for label, per_probe in results.items():
+        for name, result in per_probe.items():
             stem = f'probe_{study_file_name(label)}_{name}'              # a label column's name may hold any character
             write_csv(result.metrics.rename_axis('fold'), out / f'{stem}.csv')
             predictions = pd.DataFrame(result.probabilities, columns=[f'p_{c}' for c in result.metrics.attrs['classes']])
             predictions.insert(0, 'fold', result.folds); predictions.insert(0, 'label', result.labels); predictions.insert(0, 'study_id', result.ids)
             write_csv(predictions, out / f'{stem}_predictions.csv', index=False)
-    return results
+

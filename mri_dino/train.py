@@ -51,6 +51,7 @@ from .ssl_model import SSLModel
 from .masking import collate_views
 from .phantom import make_phantom_dataset
 from .cache import CacheInUse, CacheSettingsError, read_index
+from .studies import find_studies
 from .preprocess import preprocess_dataset
 from .samplers import series_table, study_sampler
 from .jepa import build_ssl_model, resolve_ema_beta
@@ -60,8 +61,8 @@ from .attention import attention_figure, attention_maps, save_png
 
 # %% auto #0
 __all__ = ['TRAIN_EXAMPLES', 'mri_dino_train', 'preprocess_options', 'cache_folders', 'prepare_cache', 'view_recipe',
-           'build_datasets', 'build_dataloaders', 'batch_seed', 'SeededBatchSampler', 'SeededBatchDataset',
-           'made_batch', 'backbone_config', 'build_model', 'picture_sample', 'attention_picture',
+           'listed_studies', 'build_datasets', 'build_dataloaders', 'batch_seed', 'SeededBatchSampler',
+           'SeededBatchDataset', 'made_batch', 'backbone_config', 'build_model', 'picture_sample', 'attention_picture',
            'BatchIntensityCallback', 'seed_everything', 'train', 'wanted_precision', 'make_accelerator', 'parse_args',
            'main', 'close_process_group']
 
@@ -100,7 +101,7 @@ def prepare_cache(cfg:DictConfig, # the experiment config (section `data`)
                   accelerator=None, # only its main process writes; the others wait
                   progress:bool=False, # preprocessing progress on stderr
                  ) -> Path: # the cache folder
-    "Write the phantom studies when `data.root` is null, then bring the preprocessing cache up to date"
+    "Write the phantom studies when `data.root` is null, then bring the preprocessing cache up to date (`data.csv`: its studies)"
     data = cfg.data
     source, cache_dir = cache_folders(cfg)
     if _is_main(accelerator) and data.root is None and not (source / 'labels.csv').exists():
@@ -122,20 +123,31 @@ def view_recipe(cfg:DictConfig, # the experiment config (sections `crops`, `augm
     try: return MultiViewCrops(**keys)
     except TypeError as e: raise ValueError(f"crops/augment: {e} (see mri_dino.augment.MultiViewCrops)") from None
 
+def listed_studies(cfg:DictConfig, # the experiment config (section `data`)
+                  ) -> list[str]|None: # study ids; None: no `data.csv` (every cached study)
+    "The studies `data.csv` names, as preprocessing found them (a cache may hold more: other runs' studies)"
+    data = cfg.data
+    if data.csv is None or data.series: return None
+    source, _ = cache_folders(cfg)
+    return [str(s) for s in find_studies(source, list(data.modalities), csv=data.csv).index]
+
 def build_datasets(cfg:DictConfig, # the experiment config
                    cache_dir, # the preprocessing cache
                   ) -> tuple: # training dataset, validation dataset or None
-    "Slices or patches of the cache, each sample made into views"
+    "Slices or patches of the cache, each sample made into views; training draws only from the studies `data.csv` names"
     data, recipe = cfg.data, view_recipe(cfg)
-    recipe = ct_views(recipe, cfg, read_index(cache_dir))                 # CT in HU: a window drawn per view
+    index = read_index(cache_dir)
+    recipe = ct_views(recipe, cfg, index)                                 # CT in HU: a window drawn per view
     common = dict(modalities=list(data.modalities), restrict=data.restrict, margin=data.margin, transform=recipe)
-    def make(split):
-        if data.kind == 'slices': return SliceDataset(cache_dir, axis=data.axis, stride=data.stride, split=split, **common)
+    listed = listed_studies(cfg)
+    training = index if listed is None else index[index.index.isin(listed)]   # the cache may hold every study: the CSV's alone
+    def make(studies, split):
+        if data.kind == 'slices': return SliceDataset(studies, axis=data.axis, stride=data.stride, split=split, **common)
         if data.kind == 'patches':
-            return PatchDataset3D(cache_dir, patch_size=list(data.patch_size),
+            return PatchDataset3D(studies, patch_size=list(data.patch_size),
                                   patch_mm=None if data.patch_mm is None else list(data.patch_mm), split=split, **common)
         raise ValueError(f"data.kind must be 'slices' or 'patches', got {data.kind!r}")
-    return make(data.split), (make(data.val_split) if data.val_split else None)
+    return make(training, data.split), (make(index, data.val_split) if data.val_split else None)
 
 def _collate(cfg:DictConfig) -> partial:
     ibot = cfg.ibot
