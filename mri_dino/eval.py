@@ -199,7 +199,6 @@ def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone fi
                                     None if context < 0 else context, folder, device, seed, classes=classes, fold_column=folds, split_column=split)
         for part in ('valid', 'test'):
             if part in metrics: print(f"{name} {part} ({metrics[f'n_{part}']} studies): " + ', '.join(f"{k} {v:.3f}" for k, v in metrics[part].items()))
-        if metrics['n_skipped']:
-            without = f'no {label_map!r} label map in the cache' if task == 'segment' else f"without the label or a {'split' if split else 'fold'} value"
-            print(f"{name}: {metrics['n_skipped']} studies skipped: {without}")
+        if metrics['n_skipped'] and task == 'segment': print(f"{metrics['n_skipped']} studies skipped: no {label_map!r} label map in the cache, or no {'split' if split else 'fold'} value")
+        elif metrics['n_skipped']: print(f"{name}: {metrics['n_skipped']} studies without the label or a {'split' if split else 'fold'} value skipped")
         print(f"history, metrics and weights in {folder}")
