@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from .files import atomic_write, write_csv
 from .preprocess import study_file_name
-from .loading import input_settings
+from .loading import input_settings, run_input_recipe
 from .features import AXES, Features, StudySlices, cache_loader, evaluation_image_size, evaluation_table, extract_features
 
 # %% auto #0
@@ -263,7 +263,8 @@ def cache_features(backbone:nn.Module, # from `load_backbone`
     if axis not in AXES: raise ValueError(f"axis must be one of {AXES}, got {axis!r}")
     dataset = StudySlices(cache_loader(cache_dir, None, settings['modalities']), ids, axis=AXES.index(axis), roi_margin=roi_margin,
                           stride=stride, dims=getattr(backbone, 'spatial_dims', 2), context=context)
-    return extract_features(backbone, dataset, batch_size, size, settings['normalize_mean'], settings['normalize_std'], device)
+    return extract_features(backbone, dataset, batch_size, size, settings['normalize_mean'], settings['normalize_std'], device,
+                            recipe=run_input_recipe(backbone))                     # CT studies through the run's window
 
 def probe_cache(backbone:nn.Module, # from `load_backbone`
                 cache_dir:str|Path, # the cache folder
