@@ -1,4 +1,4 @@
-"""How a cached image (intensities in [0, 1], modalities as channels) becomes what the backbone sees: normalised per channel, missing modalities exactly 0. One function for training, evaluation, attention maps and the explorer.
+"""How a cached image (intensities in [0, 1], modalities as channels) becomes what the backbone sees: CT studies kept in HU through the run's window, normalised per channel, missing modalities exactly 0; the run's input recipe, written at the start of training. One function for training, evaluation, attention maps and the explorer.
 
 Docs: https://mri-dino.github.io/mri_dino/model_input.html.md"""
 
