@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from .cli import check_option, choice_option, command, device_option, size_option
 from .features import fit_image
-from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, model_input
+from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, input_recipe, model_input, recipe_input
 from .preprocess import study_file_name
 from .vit import arch_name
 from .files import first_line
@@ -146,6 +146,8 @@ def attention_maps(backbone:nn.Module, # backbone with the `mri_dino.vit` interf
                    foreground:str|Tensor|None='image', # PCA foreground: 'image' (bright patches), 'pca', None (all) or a (*grid) mask
                    foreground_threshold:float=0.1, # with 'image': patch mean intensity threshold
                    upsample:str='nearest', # how maps reach the image: 'nearest' (patches visible) or 'linear'
+                   recipe:dict|None=None, # the run's input recipe (`mri_dino.loading.run_input_recipe`); wins over normalize_mean/std
+                   kind:str|None=None, # the study's kind: 'ct' goes through the recipe's CT window
                   ) -> dict: # image, modality_mask, attention (heads, M, *size), attention_grid, pca (*size, 3), grid
     "CLS attention per head and PCA colours of one image, upsampled to the (resized) image"
     image = torch.as_tensor(np.asarray(image) if not isinstance(image, Tensor) else image).float()
@@ -154,7 +156,9 @@ def attention_maps(backbone:nn.Module, # backbone with the `mri_dino.vit` interf
     device = next(backbone.parameters()).device
     resized = fit_image(image[None], backbone.patch_size, image_size).clamp(0, 1).to(device)
     mask = mask[None].to(device)
-    x = model_input(resized, mask, normalize_mean, normalize_std)
+    recipe = recipe if recipe is not None else dict(input_recipe(), normalize_mean=normalize_mean, normalize_std=normalize_std)
+    resized = recipe_input(resized, torch.ones_like(mask), dict(recipe, normalize_mean=0.0, normalize_std=1.0), kind)   # as the network sees it, before normalisation
+    x = model_input(resized, mask, recipe['normalize_mean'], recipe['normalize_std'])                  # `recipe_input`, in two steps
     grid = _grid(backbone, x)
     attention = cls_attention(backbone, x, mask)[0]                                      # (heads, M, *grid)
     tokens = backbone.forward_features(x, modality_mask=mask)['x_norm_patchtokens']
@@ -308,7 +312,8 @@ def load_study_image(study:str|Path, # a cached study .json, a cache folder, or 
     elif study.suffix == '.json' and study.is_file(): cached = CachedStudy(study)
     else: raise ValueError(f"{study}: not a cached study (.json), a cache folder or a .npy array")
     return dict(image=dequantize(np.asarray(cached.image)), modality_mask=cached.present, roi_box=cached.meta.get('roi_box'),
-                modalities=cached.meta.get('modalities'), spacing=cached.spacing, study_id=cached.study_id)
+                modalities=cached.meta.get('modalities'), spacing=cached.spacing, study_id=cached.study_id,
+                kind=(cached.meta.get('labels') or {}).get('kind'))
 
 def _centre(roi_box, shape) -> list[int]:
     if roi_box is None: return [s // 2 for s in shape]
@@ -326,12 +331,12 @@ def study_attention_pngs(backbone:nn.Module, # from `load_backbone`
                          context:float|None=None, # 2D: crop the slice to a square around the ROI enlarged by this fraction (None: whole)
                         ) -> list[Path]:
     "Attention and PCA PNGs of one study: a slice for 2D backbones, the ROI volume on three planes for 3D ones"
-    from mri_dino.loading import input_settings
+    from mri_dino.loading import input_settings, run_input_recipe
     from mri_dino.features import crop_box, AXES, roi_region
     settings = input_settings(backbone)
     image, mask = torch.as_tensor(study['image']), torch.as_tensor(np.asarray(study['modality_mask'])).bool()
     size = image_size if image_size is not None else settings['image_size']
-    norm = dict(normalize_mean=settings['normalize_mean'], normalize_std=settings['normalize_std'])
+    norm = dict(recipe=run_input_recipe(backbone), kind=study.get('kind'))                          # CT through the run's window
     modalities = study.get('modalities') or settings['modalities']
     prefix = str(study.get('study_id') or 'study')
     if getattr(backbone, 'spatial_dims', 2) == 3:

@@ -29,6 +29,8 @@ from fastcore.docments import docments
 
 from .files import plain_value
 from .augment import MultiViewCrops, IntensityAugment, augment_batch, crop_size_problems, INTENSITY_AUGS
+from .ct import CTWindowViews, ct_windows
+from .model_input import is_ct
 from .masking import collate_views
 from .views import study_arrays, centre_slice, show_study, views_of_sample, show_views, augmentation_parameters
 
@@ -248,8 +250,9 @@ class CropExplorer(widgets.VBox):
                  channels:str='composite', # starting display: 'composite' or 'each'
                  names:Sequence[str]|None=None, # modality names for the picture (None: the sample's or the dataset's `modalities`, else 'channel i')
                  dpi:int=72, # resolution of the redrawn figure
+                 ct:Mapping|None=None, # the run config's `ct` section: a sample of `kind` 'ct' kept in HU gets its `windows` drawn per view, as in training
                 ):
-        self.source, self.names, self.dpi = source, names, dpi
+        self.source, self.names, self.dpi, self.ct = source, names, dpi, dict(ct or {})
         self.is_dataset = not isinstance(source, Mapping)
         if (not self.is_dataset and 'image' not in source) or \
            (self.is_dataset and not (hasattr(source, '__len__') and hasattr(source, '__getitem__') and len(source) > 0)):
@@ -362,6 +365,15 @@ def recipe(self:CropExplorer) -> MultiViewCrops:
     settings = self.settings()
     return MultiViewCrops(**settings['crops'], **settings['augment'])
 
+@patch
+def windowed(self:CropExplorer,
+             recipe:MultiViewCrops, # the crops of the chosen settings
+            ): # `recipe`, or `CTWindowViews` around it for a CT sample kept in HU (the config's `ct` section, as `mri_dino.ct.ct_views` in training)
+    "The views training would draw of the sample on show: CT windows drawn per view for a sample of `kind` 'ct'"
+    ct = self.ct
+    if ct.get('ct_window', 'hu') != 'hu' or not ct.get('windows') or not bool(is_ct(self.sample.get('kind'), 1)[0]): return recipe
+    return CTWindowViews(recipe, list(ct['windows']), ct.get('ct_window_probs'), window_table=ct_windows(ct.get('window_table')), per=ct.get('per', 'view'))
+
 def crop_cautions(crops:Mapping, # a `crops` section: `global_crops_size`, `local_crops_size`, `local_crops_number`
                  ) -> list[str]: # one message per setting that trains but makes little sense; empty when none
     "Crop settings training accepts but that defeat the multi-crop idea: local crops not smaller than the global ones"
@@ -383,7 +395,7 @@ def redraw(self:CropExplorer):
         settings, recipe, sample = self.settings(), self.recipe(), self.sample
         warnings, cautions = crop_size_problems(settings['crops'], self.patch_size), crop_cautions(settings['crops'])
         generator = torch.Generator().manual_seed(int(self.controls['seed'].value))
-        views = recipe(sample, generator=generator)
+        views = self.windowed(recipe)(sample, generator=generator)
         batch = collate_views([views], patch_size=self.patch_size, generator=generator, **settings['ibot'])
         if recipe.batch_intensity: batch = augment_batch(batch, recipe, generator)
         figure = show_views(batch, 0, self.controls['channels'].value, recipe, self.names or sample.get('modalities') or getattr(self.source, 'modalities', None), self.patch_size)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from .files import atomic_write
 from .loading import input_settings
-from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, model_input
+from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, input_recipe, model_input, recipe_input
 
 # %% auto #0
 __all__ = ['normalize_input', 'FEATURE_KINDS', 'AXES', 'LABEL_MAPS', 'SPLIT_VALUES', 'PATIENT_COLUMNS', 'spatial_size',
@@ -139,6 +139,7 @@ class Features:
 
 # %% ../nbs/12b_features.ipynb #fd2a142d
 _SAMPLE_TENSORS = ('image', 'modality_mask', 'roi_box', 'mask', 'label_map')
+_NOT_IN_TABLE = _SAMPLE_TENSORS + ('kind',)   # the study's kind is read by the input recipe, not kept per row
 
 def _plain(value):
     "A value that fits a table cell (str, number, bool), or None"
@@ -146,19 +147,20 @@ def _plain(value):
     if isinstance(value, np.generic): value = value.item()
     return value if isinstance(value, (str, int, float, bool)) else None
 
-def _collate_samples(samples, patch_size, image_size, normalize_mean, normalize_std):
-    "Resize, stack and normalise samples; keep their plain values as table rows"
+def _collate_samples(samples, patch_size, image_size, normalize_mean, normalize_std, recipe=None):
+    "Resize and stack samples, then make them model input by the run's recipe; keep their plain values as table rows"
     images, masks, rows = [], [], []
     for sample in samples:
         image = torch.as_tensor(sample['image']).float()
         mask = sample.get('modality_mask')
         mask = torch.ones(image.shape[0], dtype=torch.bool) if mask is None else torch.as_tensor(mask).bool()
         images.append(fit_image(image[None], patch_size, image_size)[0]); masks.append(mask)
-        rows.append({k: _plain(v) for k, v in sample.items() if k not in _SAMPLE_TENSORS and _plain(v) is not None})
+        rows.append({k: _plain(v) for k, v in sample.items() if k not in _NOT_IN_TABLE and _plain(v) is not None})
     shapes = {tuple(i.shape) for i in images}
     if len(shapes) > 1: raise ValueError(f"samples of different sizes {sorted(shapes)}: pass image_size so that they are resized to one")
     masks = torch.stack(masks)
-    return model_input(torch.stack(images), masks, normalize_mean, normalize_std), masks, rows
+    recipe = recipe if recipe is not None else dict(input_recipe(), normalize_mean=normalize_mean, normalize_std=normalize_std)
+    return recipe_input(torch.stack(images), masks, recipe, [sample.get('kind') for sample in samples]), masks, rows
 
 def extract_features(backbone:nn.Module, # backbone with the `mri_dino.vit` interface (the teacher's, by default)
                      dataset, # a map-style dataset (or list) of samples: dicts with `image` (C, *spatial) in [0, 1], `modality_mask`, `study_id`
@@ -169,12 +171,13 @@ def extract_features(backbone:nn.Module, # backbone with the `mri_dino.vit` inte
                      device:str|torch.device|None=None, # default: where the backbone's parameters are
                      num_workers:int=0, # DataLoader workers
                      progress:bool=False, # show a progress bar
+                     recipe:dict|None=None, # the run's input recipe (`mri_dino.loading.run_input_recipe`), wins over normalize_mean/std: samples of `kind` 'ct' go through its CT window
                     ) -> Features: # one row per sample, in dataset order
     "Encode every sample of `dataset` with `backbone`: CLS and mean patch token, with the samples' ids"
     device = torch.device(device) if device is not None else next(backbone.parameters()).device
     patch_size = getattr(backbone, 'patch_size')
     collate = functools.partial(_collate_samples, patch_size=patch_size, image_size=image_size,
-                                normalize_mean=normalize_mean, normalize_std=normalize_std)   # picklable for worker processes
+                                normalize_mean=normalize_mean, normalize_std=normalize_std, recipe=recipe)   # picklable for worker processes
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
     if progress:
         from fastprogress.fastprogress import progress_bar
@@ -291,9 +294,9 @@ class StudySlices(torch.utils.data.Dataset):
         study = self.load_study(study_id)
         image, mask = study_arrays(study_id, study)
         image = study_region(image, study.get('roi_box'), self.axis, self.roi_margin, self.context, 'volume' if self.dims == 3 else 'plane')
-        if self.dims == 3: return dict(image=image, modality_mask=mask, roi_box=None, study_id=study_id)
+        if self.dims == 3: return dict(image=image, modality_mask=mask, roi_box=None, study_id=study_id, kind=study.get('kind'))
         return dict(image=image.select(1 + self.axis, slice_index), modality_mask=mask, roi_box=None, study_id=study_id,
-                    slice_index=slice_index, axis=AXES[self.axis])
+                    slice_index=slice_index, axis=AXES[self.axis], kind=study.get('kind'))
 
 # %% ../nbs/12b_features.ipynb #4896793b
 LABEL_MAPS = ('roi', 'lesion', 'roi+lesion')   # examples: any label map the cache stores, and maps joined by +
@@ -372,7 +375,7 @@ def cache_loader(cache_dir:str|Path, # the cache folder (`mri_dino_preprocess`)
             channels = [study.meta['modalities'].index(m) for m in modalities]
         image = dequantize(np.asarray(study.image[channels]))
         out = dict(image=image, modality_mask=present[channels], roi_box=study.meta.get('roi_box'), spacing=study.spacing,
-                   affine=study.affine, labels=study.meta.get('labels') or {})
+                   affine=study.affine, labels=study.meta.get('labels') or {}, kind=(study.meta.get('labels') or {}).get('kind'))
         if label_map is None: return out
         out['label_map'] = study_label_map(study, label_map, classes)
         return out

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .files import atomic_write
-from .loading import input_settings
-from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, model_input
+from .loading import input_settings, run_input_recipe
+from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, input_recipe, recipe_input
 from .features import (FEATURE_KINDS, cache_loader, evaluation_image_size, evaluation_table, fold_split, label_map_classes,
                                parse_classes, slice_range, spatial_size, study_arrays, study_region)
 from .probes import METRICS, classification_metrics, study_labels
@@ -143,6 +143,7 @@ class StudyBags(torch.utils.data.Dataset):
                  normalize_mean:float|Sequence[float]=NORMALIZE_MEAN, # as in training
                  normalize_std:float|Sequence[float]=NORMALIZE_STD, # as in training
                  context:float|None=None, # crop in-plane to a square around the ROI enlarged by this fraction (None: whole slices)
+                 recipe:dict|None=None, # the run's input recipe (`mri_dino.loading.run_input_recipe`), wins over normalize_mean/std (CT through its window)
                 ):
         if len(study_ids) != len(targets): raise ValueError(f"StudyBags: {len(study_ids)} studies but {len(targets)} targets")
         self.context = context
@@ -150,6 +151,7 @@ class StudyBags(torch.utils.data.Dataset):
         self.load_study, self.study_ids, self.targets = load_study, [str(s) for s in study_ids], list(targets)
         self.image_size, self.axis, self.max_slices, self.roi_margin = image_size, axis, max_slices, roi_margin
         self.dims, self.training, self.normalize_mean, self.normalize_std = dims, training, normalize_mean, normalize_std
+        self.recipe = recipe if recipe is not None else dict(input_recipe(), normalize_mean=normalize_mean, normalize_std=normalize_std)
 
     def __len__(self): return len(self.study_ids)
 
@@ -173,7 +175,7 @@ class StudyBags(torch.utils.data.Dataset):
             bag = image.index_select(1 + self.axis, torch.as_tensor(indices)).movedim(1 + self.axis, 0)   # (S, C, h, w)
             size = spatial_size(self.image_size, 2)
         bag = F.interpolate(bag, size=size, mode='bilinear' if self.dims == 2 else 'trilinear', align_corners=False)
-        bag = model_input(bag, mask[None].expand(len(bag), -1), self.normalize_mean, self.normalize_std)
+        bag = recipe_input(bag, mask[None].expand(len(bag), -1), self.recipe, study.get('kind'))
         return bag, mask, torch.as_tensor(self.targets[index])
 
 def collate_bags(items:Sequence[tuple]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -415,11 +417,13 @@ class SegmentationSlices(torch.utils.data.Dataset):
                  normalize_mean:float|Sequence[float]=NORMALIZE_MEAN, # as in training
                  normalize_std:float|Sequence[float]=NORMALIZE_STD, # as in training
                  context:float|None=None, # crop in-plane to a square around the ROI enlarged by this fraction (None: whole slices)
+                 recipe:dict|None=None, # the run's input recipe (`mri_dino.loading.run_input_recipe`), wins over normalize_mean/std (CT through its window)
                 ):
         if dims not in (2, 3): raise ValueError(f"SegmentationSlices: dims must be 2 or 3, got {dims!r}")
         self.context = context
         self.image_size, self.axis, self.roi_margin, self.dims, self.label_key = image_size, axis, roi_margin, dims, label_key
         self.normalize_mean, self.normalize_std = normalize_mean, normalize_std
+        self.recipe = recipe if recipe is not None else dict(input_recipe(), normalize_mean=normalize_mean, normalize_std=normalize_std)
         self.items = []   # (image, mask, label_map) tensors, resized
         for study_id in study_ids: self.items += self._study_items(str(study_id), load_study(str(study_id)))
 
@@ -440,8 +444,8 @@ class SegmentationSlices(torch.utils.data.Dataset):
             label_maps = labels.movedim(self.axis, 0)[:, None]                          # (S, 1, h, w)
         size = spatial_size(self.image_size, self.dims)
         mode = 'bilinear' if self.dims == 2 else 'trilinear'
-        images = model_input(F.interpolate(images, size=size, mode=mode, align_corners=False),
-                                 mask[None].expand(len(images), -1), self.normalize_mean, self.normalize_std)
+        images = recipe_input(F.interpolate(images, size=size, mode=mode, align_corners=False),
+                              mask[None].expand(len(images), -1), self.recipe, study.get('kind'))
         label_maps = F.interpolate(label_maps.float(), size=size, mode='nearest-exact').long()[:, 0]
         return [(i, mask, l) for i, l in zip(images, label_maps)]
 
@@ -543,7 +547,7 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
     dims = getattr(backbone, 'spatial_dims', 2)
     size = evaluation_image_size(backbone, image_size)
     if size is None: raise ValueError("pass image_size: neither the run's config nor the backbone gives one")
-    norm = dict(normalize_mean=settings['normalize_mean'], normalize_std=settings['normalize_std'])
+    norm = dict(recipe=run_input_recipe(backbone))                                   # the run's input recipe (CT through its window)
     if task == 'classify':
         n_outputs = 1 if loss == 'bce' else len(classes)
         value = (lambda t: float(t)) if loss == 'bce' else (lambda t: int(t))

@@ -26,13 +26,13 @@ from .files import first_line, read_yaml
 from .layers import as_size_tuple
 from .vit import arch_name
 from .checkpoints import checkpoint_candidates, verify_checkpoint
-from .model_input import NORMALIZE_MEAN, NORMALIZE_STD
+from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, input_recipe, read_input_recipe
 
 # %% auto #0
 __all__ = ['BACKBONE_PREFIXES', 'TOLERATED_MISSING', 'BACKBONE_NAMES', 'ADAPTED', 'flat_tensors', 'known_prefix', 'prefix_role',
            'backbone_prefix', 'backbone_weights', 'weights_image_size', 'fill_geometry', 'weights_misfit',
-           'backbone_summary', 'load_described', 'load_backbone', 'input_settings', 'default_out', 'backbone_options',
-           'backbone_description', 'with_backbone_options', 'cli_backbone']
+           'backbone_summary', 'load_described', 'load_backbone', 'input_settings', 'run_input_recipe', 'default_out',
+           'backbone_options', 'backbone_description', 'with_backbone_options', 'cli_backbone']
 
 # %% ../nbs/12a_loading.ipynb #411be1ca
 def _backbone_from_config(config:dict, source, shapes:dict|None=None, strict:bool=True) -> nn.Module:
@@ -288,6 +288,17 @@ def input_settings(backbone:nn.Module, # from `load_backbone`
     recipe.update((key, augment[key]) for key in list(recipe) if key in augment)
     return dict(image_size=crops.get('global_crops_size'), **recipe,
                 modalities=data.get('modalities') or list(getattr(backbone, 'modalities', []) or []) or None)
+
+# %% ../nbs/12a_loading.ipynb #fdcc1bca
+def run_input_recipe(backbone:nn.Module, # from `load_backbone`
+                    ) -> dict: # the recipe (`mri_dino.model_input.input_recipe`)
+    "How the backbone's run made model input: its `input_recipe.json`, else derived from its config, else the defaults with the backbone's modalities"
+    source = getattr(backbone, 'source', None)
+    recipe = read_input_recipe(source) if source is not None and Path(source).exists() else None
+    if recipe is not None: return recipe
+    recipe = input_recipe(getattr(backbone, 'run_config', None))
+    if recipe['modalities'] is None: recipe['modalities'] = list(getattr(backbone, 'modalities', []) or []) or None
+    return recipe
 
 # %% ../nbs/12a_loading.ipynb #b007a693
 def default_out(run:str|Path, # a run folder, or a file in one (checkpoint, weights)

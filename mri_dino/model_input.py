@@ -1,4 +1,4 @@
-"""How a cached image (intensities in [0, 1], modalities as channels) becomes what the backbone sees: normalised per channel, missing modalities exactly 0. One function for training, evaluation, attention maps and the explorer.
+"""How a cached image (intensities in [0, 1], modalities as channels) becomes what the backbone sees: CT studies kept in HU through the run's window, normalised per channel, missing modalities exactly 0; the run's input recipe, written at the start of training. One function for training, evaluation, attention maps and the explorer.
 
 Docs: https://mri-dino.github.io/mri_dino/model_input.html.md"""
 
@@ -7,14 +7,21 @@ Docs: https://mri-dino.github.io/mri_dino/model_input.html.md"""
 # %% ../nbs/04b_model_input.ipynb #b100fe42
 from __future__ import annotations
 
-from typing import Sequence
+import json
+from pathlib import Path
+from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor
 
+from .ct import HU_RANGE, ct_windows, normalize_kind, window_bounds, window_encoded
+from .files import atomic_write_text
+
+
 # %% auto #0
-__all__ = ['NORMALIZE_MEAN', 'NORMALIZE_STD', 'per_channel', 'check_normalization', 'model_input', 'input_intensities',
-           'input_units']
+__all__ = ['NORMALIZE_MEAN', 'NORMALIZE_STD', 'RECIPE_FILE', 'per_channel', 'check_normalization', 'model_input',
+           'input_intensities', 'input_units', 'evaluation_window', 'input_recipe', 'write_input_recipe',
+           'read_input_recipe', 'is_ct', 'recipe_input']
 
 # %% ../nbs/04b_model_input.ipynb #bdc51bfc
 NORMALIZE_MEAN = 0.5     # subtracted from the [0, 1] intensities (augment.normalize_mean in configs/default.yaml)
@@ -78,3 +85,101 @@ def input_units(value:float, # an intensity in [0, 1], e.g. a foreground thresho
     check_normalization(normalize_mean, normalize_std)
     mean, std = torch.as_tensor(normalize_mean, dtype=torch.float32), torch.as_tensor(normalize_std, dtype=torch.float32)
     return (torch.as_tensor(float(value)) - mean) / std
+
+# %% ../nbs/04b_model_input.ipynb #25c65c6f
+RECIPE_FILE = 'input_recipe.json'   # beside a run's config.yaml
+
+def evaluation_window(windows:Sequence[str], # the windows a view draws from (`ct.windows`)
+                      probs:Sequence[float]|None=None, # their probabilities (`ct.ct_window_probs`; None: equal)
+                     ) -> str|None: # the window name, None without windows
+    "The window a deterministic view of a CT study kept in HU shows: the most probable of `windows`, the first of equals"
+    if not len(windows): return None
+    probs = [1.0] * len(windows) if probs is None else [float(p) for p in probs]
+    if len(probs) != len(windows): raise ValueError(f"ct_window_probs {probs} must be one number per window {list(windows)}")
+    return list(windows)[max(range(len(windows)), key=lambda i: (probs[i], -i))]
+
+def _plain_config(config) -> dict:
+    "A run config (OmegaConf or dict, or None) as plain dicts"
+    if config is None: return {}
+    if hasattr(config, '_metadata'):
+        from omegaconf import OmegaConf
+        return OmegaConf.to_container(config, resolve=True)
+    return dict(config)
+
+def _one_per_channel(value, channels:int, name:str) -> list:
+    "The setting as a list of `channels` Python floats, as written (no float32 rounding)"
+    per_channel(value, channels, name)                                         # checks the count
+    values = [float(v) for v in value] if isinstance(value, (list, tuple)) else [float(value)]
+    return values * channels if len(values) == 1 else values
+
+def input_recipe(config=None, # a run config (merged OmegaConf or the dict of its config.yaml): `data.modalities`, `augment`, `ct`; None: the defaults
+                ) -> dict: # the recipe, plain JSON values (see `RECIPE_FILE`)
+    "How a run turns each cached study into model input: channels, normalisation per channel, missing modalities, CT windows"
+    config = _plain_config(config)
+    augment, data, ct = config.get('augment') or {}, config.get('data') or {}, config.get('ct') or {}
+    modalities = list(data['modalities']) if data.get('modalities') else None
+    mean, std = augment.get('normalize_mean', NORMALIZE_MEAN), augment.get('normalize_std', NORMALIZE_STD)
+    check_normalization(mean, std)
+    if modalities:
+        mean, std = (_one_per_channel(v, len(modalities), name) for v, name in ((mean, 'normalize_mean'), (std, 'normalize_std')))
+    cache, windows = ct.get('ct_window', 'hu'), list(ct.get('windows') or [])
+    probs = None if ct.get('ct_window_probs') is None else [float(p) for p in ct['ct_window_probs']]
+    table = ct_windows(ct.get('window_table'))
+    drawn = cache == 'hu' and bool(windows)                                # windows drawn per view only over HU kept in the cache
+    return dict(modalities=modalities, normalize_mean=mean, normalize_std=std,
+                missing_modalities='zero',   # an absent channel is exactly 0 after normalisation; the modality mask goes to the backbone
+                ct=dict(studies="the cache index's kind column: ct",
+                        cache=cache,          # what the cache holds for CT: 'hu' (encoded by hu_range), a window name or 'auto' (windowed at preprocessing)
+                        hu_range=list(HU_RANGE),
+                        windows=windows if drawn else [], window_probs=probs if drawn else None, per=ct.get('per', 'view'),
+                        window_table={name: list(table[name]) for name in windows} if drawn else {},
+                        evaluation_window=evaluation_window(windows, probs) if drawn else None))
+
+# %% ../nbs/04b_model_input.ipynb #702a5a03
+def write_input_recipe(folder:str|Path, # the run folder
+                       recipe:Mapping, # from `input_recipe`
+                      ) -> Path: # the file written
+    "Write a run's input recipe as `RECIPE_FILE` in `folder`, atomically"
+    path = Path(folder) / RECIPE_FILE
+    atomic_write_text(path, json.dumps(dict(recipe), indent=1) + '\n')
+    return path
+
+def read_input_recipe(folder:str|Path, # a run folder (or a file in one)
+                     ) -> dict|None: # the recipe, None where the folder has none
+    "A run's input recipe as training wrote it"
+    folder = Path(folder)
+    path = (folder if folder.is_dir() else folder.parent) / RECIPE_FILE
+    if not path.is_file(): return None
+    try: recipe = json.loads(path.read_text(encoding='utf-8'))
+    except ValueError as error: raise ValueError(f"{path}: not a JSON input recipe ({error}); delete it to derive the recipe from config.yaml") from None
+    missing = [key for key in ('normalize_mean', 'normalize_std', 'ct') if key not in recipe]
+    if missing: raise ValueError(f"{path}: the input recipe lacks {missing}; delete it to derive the recipe from config.yaml")
+    return recipe
+
+# %% ../nbs/04b_model_input.ipynb #13a1f551
+def is_ct(kinds, # one kind per sample ('ct', 'mri', 'CT', None, NaN ...), or one for all
+          batch:int, # B, the number of samples
+         ) -> Tensor: # (B,) bool
+    "Which samples of a batch are CT studies"
+    if kinds is None or isinstance(kinds, str): kinds = [kinds] * batch
+    kinds = list(kinds)
+    if len(kinds) != batch: raise ValueError(f"kinds: {len(kinds)} given for a batch of {batch}")
+    return torch.tensor([isinstance(k, str) and normalize_kind(k) == 'ct' for k in kinds], dtype=torch.bool)
+
+def recipe_input(image:Tensor, # (B, C, *spatial) cached intensities in [0, 1] (CT kept in HU: encoded by the recipe's hu_range)
+                 modality_mask:Tensor, # (B, C) bool, True where the modality is present
+                 recipe:Mapping|None=None, # from `input_recipe` / `read_input_recipe`; None: `input_recipe()`
+                 kinds=None, # each sample's study kind ('ct', 'mri', None), or one for all; None: MRI
+                ) -> Tensor: # (B, C, *spatial) float32 model input
+    "Model input as the run made it: CT studies kept in HU through the recipe's evaluation window, then `model_input`"
+    recipe = input_recipe() if recipe is None else recipe
+    ct = recipe.get('ct') or {}
+    window = ct.get('evaluation_window')
+    if window is not None:
+        rows = is_ct(kinds, len(image)).to(image.device)
+        if rows.any():
+            table = {name: tuple(value) for name, value in (ct.get('window_table') or {}).items()} or None
+            window_bounds(window, table)                                                # an unknown window: one line
+            image = image.float().clone()
+            image[rows] = window_encoded(image[rows], window, table, ct.get('hu_range', HU_RANGE))
+    return model_input(image, modality_mask, recipe['normalize_mean'], recipe['normalize_std'])

@@ -20,9 +20,10 @@ from torch import Tensor, nn
 
 from .files import atomic_write, write_csv
 from .preprocess import study_file_name
-from .loading import input_settings
+from .loading import input_settings, run_input_recipe
 from .features import AXES, Features, StudySlices, cache_loader, evaluation_image_size, evaluation_table, extract_features
 from .features import check_patients, study_groups
+
 
 # %% auto #0
 __all__ = ['METRICS', 'PROBES', 'classification_metrics', 'knn_predict', 'linear_probe_predict', 'ProbeResult',
@@ -279,7 +280,8 @@ def cache_features(backbone:nn.Module, # from `load_backbone`
     if axis not in AXES: raise ValueError(f"axis must be one of {AXES}, got {axis!r}")
     dataset = StudySlices(cache_loader(cache_dir, None, settings['modalities']), ids, axis=AXES.index(axis), roi_margin=roi_margin,
                           stride=stride, dims=getattr(backbone, 'spatial_dims', 2), context=context)
-    return extract_features(backbone, dataset, batch_size, size, settings['normalize_mean'], settings['normalize_std'], device)
+    return extract_features(backbone, dataset, batch_size, size, settings['normalize_mean'], settings['normalize_std'], device,
+                            recipe=run_input_recipe(backbone))                     # CT studies through the run's window
 
 def probe_cache(backbone:nn.Module, # from `load_backbone`
                 cache_dir:str|Path, # the cache folder

@@ -42,6 +42,7 @@ from .augment import MultiViewCrops, augment_batch
 from .config import (ConfigError, OPEN_SECTIONS, config_dir, find_config, load_config, rewrite_env_syntax, save_config,
                              validate_config, validate_data)
 from .ct import ct_preprocess_options, ct_views
+from .model_input import input_recipe, write_input_recipe
 from .datasets import PatchDataset3D, SliceDataset
 from .files import DiskFullError, atomic_write, atomic_write_text
 from .collapse import CollapseMonitor
@@ -254,11 +255,12 @@ def attention_picture(backbone:torch.nn.Module, # the teacher's backbone
     "The teacher's CLS attention over one sample, drawn by `mri_dino.attention` (the input as training's global crops), as a PNG"
     sample = picture_sample(cfg, cache_dir)
     size = list(as_size_tuple(cfg.crops.global_crops_size, sample['image'].ndim - 1, 'crops.global_crops_size'))
-    augment = OmegaConf.to_container(cfg.augment, resolve=True)
+    index = read_index(cache_dir)
+    kind = index['kind'].get(str(sample['study_id'])) if 'kind' in index.columns else None   # CT: through the run's window
     was_training = backbone.training
     backbone.eval()
-    try: maps = attention_maps(backbone, sample['image'], sample['modality_mask'], size, augment['normalize_mean'],
-                               augment['normalize_std'], foreground=None, upsample='linear')
+    try: maps = attention_maps(backbone, sample['image'], sample['modality_mask'], size, foreground=None, upsample='linear',
+                               recipe=input_recipe(cfg), kind=kind)
     finally: backbone.train(was_training)
     figure = attention_figure(maps, list(cfg.data.modalities), title=f"{sample['study_id']}: teacher CLS attention (last layer)")
     return save_png(figure, path)
@@ -290,6 +292,7 @@ def train(cfg:DictConfig, # the resolved experiment config
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         config_text = save_config(cfg, output_dir / 'config.yaml')
+        write_input_recipe(output_dir, input_recipe(cfg))                   # how each study becomes model input, read back by evaluation
     else: config_text = OmegaConf.to_yaml(cfg, resolve=True)
     seed = int(cfg.train.seed)
     seed_everything(seed)
