@@ -30,7 +30,7 @@ from fastcore.docments import docments
 from .files import plain_value
 from .augment import MultiViewCrops, IntensityAugment, augment_batch, crop_size_problems, INTENSITY_AUGS
 from .ct import CTWindowViews, ct_windows
-from .model_input import is_ct
+from .model_input import is_ct, with_default_section
 from .masking import collate_views
 from .views import study_arrays, centre_slice, show_study, views_of_sample, show_views, augmentation_parameters
 
@@ -370,9 +370,9 @@ def windowed(self:CropExplorer,
              recipe:MultiViewCrops, # the crops of the chosen settings
             ): # `recipe`, or `CTWindowViews` around it for a CT sample kept in HU (the config's `ct` section, as `mri_dino.ct.ct_views` in training)
     "The views training would draw of the sample on show: CT windows drawn per view for a sample of `kind` 'ct'"
-    ct = self.ct
-    if ct.get('ct_window', 'hu') != 'hu' or not ct.get('windows') or not bool(is_ct(self.sample.get('kind'), 1)[0]): return recipe
-    return CTWindowViews(recipe, list(ct['windows']), ct.get('ct_window_probs'), window_table=ct_windows(ct.get('window_table')), per=ct.get('per', 'view'))
+    ct = with_default_section({'ct': self.ct}, 'ct')                     # a partial `ct` section: the rest from default.yaml
+    if ct['ct_window'] != 'hu' or not ct['windows'] or not bool(is_ct(self.sample.get('kind'), 1)[0]): return recipe
+    return CTWindowViews(recipe, list(ct['windows']), ct['ct_window_probs'], window_table=ct_windows(ct['window_table'] or None), per=ct['per'])
 
 def crop_cautions(crops:Mapping, # a `crops` section: `global_crops_size`, `local_crops_size`, `local_crops_number`
                  ) -> list[str]: # one message per setting that trains but makes little sense; empty when none

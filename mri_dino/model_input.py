@@ -15,13 +15,13 @@ import torch
 from torch import Tensor
 
 from .ct import HU_RANGE, ct_windows, normalize_kind, window_bounds, window_encoded
-from .files import atomic_write_text
+from .files import atomic_write_text, read_yaml
 
 
 # %% auto #0
 __all__ = ['NORMALIZE_MEAN', 'NORMALIZE_STD', 'RECIPE_FILE', 'per_channel', 'check_normalization', 'model_input',
-           'input_intensities', 'input_units', 'evaluation_window', 'input_recipe', 'write_input_recipe',
-           'read_input_recipe', 'is_ct', 'recipe_input']
+           'input_intensities', 'input_units', 'evaluation_window', 'with_default_section', 'input_recipe',
+           'write_input_recipe', 'read_input_recipe', 'is_ct', 'recipe_input']
 
 # %% ../nbs/04b_model_input.ipynb #bdc51bfc
 NORMALIZE_MEAN = 0.5     # subtracted from the [0, 1] intensities (augment.normalize_mean in configs/default.yaml)
@@ -112,26 +112,35 @@ def _one_per_channel(value, channels:int, name:str) -> list:
     values = [float(v) for v in value] if isinstance(value, (list, tuple)) else [float(value)]
     return values * channels if len(values) == 1 else values
 
+def with_default_section(config:Mapping, # a run config, whole or partial (plain values)
+                         section:str, # e.g. 'augment'
+                        ) -> dict: # the section's keys: the config's, over the shipped default.yaml's
+    "A section of a run config laid over the one source of defaults (`mri_dino/configs/default.yaml`): what an older or partial config leaves out"
+    import mri_dino
+    defaults = read_yaml(Path(mri_dino.__file__).parent / 'configs' / 'default.yaml')
+    return {**defaults[section], **(config.get(section) or {})}
+
 def input_recipe(config=None, # a run config (merged OmegaConf or the dict of its config.yaml): `data.modalities`, `augment`, `ct`; None: the defaults
                 ) -> dict: # the recipe, plain JSON values (see `RECIPE_FILE`)
     "How a run turns each cached study into model input: channels, normalisation per channel, missing modalities, CT windows"
     config = _plain_config(config)
-    augment, data, ct = config.get('augment') or {}, config.get('data') or {}, config.get('ct') or {}
+    data = config.get('data') or {}                                            # channels: only what the run says
+    augment, ct = (with_default_section(config, name) for name in ('augment', 'ct'))
     modalities = list(data['modalities']) if data.get('modalities') else None
-    mean, std = augment.get('normalize_mean', NORMALIZE_MEAN), augment.get('normalize_std', NORMALIZE_STD)
+    mean, std = augment['normalize_mean'], augment['normalize_std']
     check_normalization(mean, std)
     if modalities:
         mean, std = (_one_per_channel(v, len(modalities), name) for v, name in ((mean, 'normalize_mean'), (std, 'normalize_std')))
-    cache, windows = ct.get('ct_window', 'hu'), list(ct.get('windows') or [])
-    probs = None if ct.get('ct_window_probs') is None else [float(p) for p in ct['ct_window_probs']]
-    table = ct_windows(ct.get('window_table'))
+    cache, windows = ct['ct_window'], list(ct['windows'] or [])
+    probs = None if ct['ct_window_probs'] is None else [float(p) for p in ct['ct_window_probs']]
+    table = ct_windows(ct['window_table'] or None)
     drawn = cache == 'hu' and bool(windows)                                # windows drawn per view only over HU kept in the cache
     return dict(modalities=modalities, normalize_mean=mean, normalize_std=std,
                 missing_modalities='zero',   # an absent channel is exactly 0 after normalisation; the modality mask goes to the backbone
                 ct=dict(studies="the cache index's kind column: ct",
                         cache=cache,          # what the cache holds for CT: 'hu' (encoded by hu_range), a window name or 'auto' (windowed at preprocessing)
                         hu_range=list(HU_RANGE),
-                        windows=windows if drawn else [], window_probs=probs if drawn else None, per=ct.get('per', 'view'),
+                        windows=windows if drawn else [], window_probs=probs if drawn else None, per=ct['per'],
                         window_table={name: list(table[name]) for name in windows} if drawn else {},
                         evaluation_window=evaluation_window(windows, probs) if drawn else None))
 
