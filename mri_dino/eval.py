@@ -132,6 +132,8 @@ def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone fi
                       device:str=None, # cpu, cuda, cuda:1, ... (default: CUDA when the machine has it)
                       seed:int=0, # random seed
                       classes:str=None, # segment: class numbers and names of the label map, e.g. 1=lesion,2=peripheral_zone (default: every class it holds)
+                      train_studies:int=None, # train on this many of the training folds' studies (a fixed subset drawn with --seed, stratified by label for classify; default: all)
+                      train_fraction:float=None, # or on this fraction of them, in (0, 1]
                       **backbone, # the description of weights that carry none (`backbone_options`)
                      ):
     "Fine-tune a pretrained backbone on a cache: attention-MIL study classification or segmentation, over the folds"
@@ -145,12 +147,17 @@ def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone fi
     for name, value in (('--epochs', epochs), ('--max-slices', max_slices), ('--batch-size', 1 if batch_size is None else batch_size)):
         check_option(name, value, value >= 1, 'a positive int')
     check_option('--lr', lr, lr > 0, 'a positive number')
+    if train_studies is not None: check_option('--train-studies', train_studies, train_studies >= 1, 'a positive int')
+    if train_fraction is not None: check_option('--train-fraction', train_fraction, 0 < train_fraction <= 1, 'a fraction in (0, 1]')
+    check_option('--train-fraction', train_fraction, train_studies is None or train_fraction is None, 'given alone: --train-studies is given too')
     size, device = size_option(image_size), device_option(device)
     backbone = cli_backbone(run, which, device, cache, **backbone)
     out = Path(out) if out else default_out(run, f'finetune_{task}')
     _, metrics = finetune_cache(backbone, cache, task, label, label_map, evaluation_table(cache, labels), valid_folds, test_folds,
                                 loss, pooling, not unfreeze, epochs, lr, batch_size, size, max_slices,
-                                None if context < 0 else context, out, device, seed, classes=classes)
+                                None if context < 0 else context, out, device, seed, classes=classes,
+                                train_studies=train_studies, train_fraction=train_fraction)
+    if 'n_train_available' in metrics: print(f"trained on {metrics['n_train']} of the {metrics['n_train_available']} training studies")
     if metrics.get('n_skipped'): print(f"{metrics['n_skipped']} studies skipped: no {label_map!r} label map in the cache")
     for split in ('valid', 'test'):
         if split in metrics: print(f"{split} ({metrics[f'n_{split}']} studies): " + ', '.join(f"{k} {v:.3f}" for k, v in metrics[split].items()))
