@@ -128,7 +128,7 @@ def main(args):
                             'difference': [f"{p - r:+.3f}" for p, r in zip(side['mean', 'pretrained'], side['mean', 'random'])]},
                            index=side.index).reset_index()
     print(f"\nlesion (isointense, textured) on {len(table)} labelled phantom studies ({len(tables['segment'])} with a lesion), "
-          f"{len(folds)}-fold CV: validation metric, mean ± sd over the folds; {'unfrozen' if args.unfreeze else 'frozen'} backbone; "
+          f"folds {', '.join(map(str, folds))} of {table.fold.nunique()} as validation in turn: validation metric, mean ± sd over the folds; {'unfrozen' if args.unfreeze else 'frozen'} backbone; "
           f"studies = labelled training studies, used = what the folds had")
     print(summary.to_string(index=False), flush=True)
     (out / 'summary.json').write_text(json.dumps(dict(args=vars(args), rows=rows), indent=1))
