@@ -171,6 +171,8 @@ def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone fi
                       device:str=None, # cpu, cuda, cuda:1, ... (default: CUDA when the machine has it)
                       seed:int=0, # random seed
                       classes:str=None, # segment: class numbers and names of the label map, e.g. 1=lesion,2=peripheral_zone (default: every class it holds)
+                      train_studies:int=None, # train on this many of the training folds' studies (a fixed subset drawn with --seed, stratified by label for classify; default: all)
+                      train_fraction:float=None, # or on this fraction of them, in (0, 1]
                       **backbone, # the description of weights that carry none (`backbone_options`)
                      ):
     "Fine-tune a pretrained backbone on a cache: attention-MIL study classification or segmentation, over the folds"
@@ -187,6 +189,9 @@ def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone fi
     label_names = names_option(label) or []
     check_option('--label', label, bool(label_names), 'one or more label columns, comma-separated')
     valid_names, test_names = names_option(valid_folds) or [], names_option(test_folds) or []
+    if train_studies is not None: check_option('--train-studies', train_studies, train_studies >= 1, 'a positive int')
+    if train_fraction is not None: check_option('--train-fraction', train_fraction, 0 < train_fraction <= 1, 'a fraction in (0, 1]')
+    check_option('--train-fraction', train_fraction, train_studies is None or train_fraction is None, 'given alone: --train-studies is given too')
     size, device = size_option(image_size), device_option(device)
     table = task_table(run, cache, labels, label_names if task == 'classify' else [], folds, split, valid_names, test_names, check_folds=True,
                        two_classes=loss == 'bce')
@@ -196,9 +201,12 @@ def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone fi
         folder = out / study_file_name(name) if task == 'classify' and len(label_names) > 1 else out
         _, metrics = finetune_cache(backbone, cache, task, name, label_map, table, valid_names, test_names,
                                     loss, pooling, not unfreeze, epochs, lr, batch_size, size, max_slices,
-                                    None if context < 0 else context, folder, device, seed, classes=classes, fold_column=folds, split_column=split)
+                                    None if context < 0 else context, folder, device, seed, classes=classes, fold_column=folds, split_column=split,
+                                    train_studies=train_studies, train_fraction=train_fraction)
+        if 'n_train_available' in metrics: print(f"{name}: trained on {metrics['n_train']} of the {metrics['n_train_available']} training studies")
         for part in ('valid', 'test'):
             if part in metrics: print(f"{name} {part} ({metrics[f'n_{part}']} studies): " + ', '.join(f"{k} {v:.3f}" for k, v in metrics[part].items()))
         if metrics['n_skipped'] and task == 'segment': print(f"{metrics['n_skipped']} studies skipped: no {label_map!r} label map in the cache, or no {'split' if split else 'fold'} value")
         elif metrics['n_skipped']: print(f"{name}: {metrics['n_skipped']} studies without the label or a {'split' if split else 'fold'} value skipped")
         print(f"history, metrics and weights in {folder}")
+

@@ -30,7 +30,7 @@ __all__ = ['MIL_POOLINGS', 'MIL_LOSSES', 'finetune_splitter', 'run_backbone', 'A
            'StudyBags', 'collate_bags', 'StudyLoss', 'study_metrics', 'ClassificationMetric', 'mil_learner',
            'evaluate_classifier', 'patch_feature_map', 'SegmentationDecoder', 'Segmenter', 'soft_dice_loss',
            'DiceCELoss', 'dice_scores', 'DiceScore', 'SegmentationSlices', 'collate_segmentation',
-           'segmentation_learner', 'segmentation_studies', 'finetune_cache']
+           'segmentation_learner', 'training_subset', 'segmentation_studies', 'finetune_cache']
 
 # %% ../nbs/12d_finetune.ipynb #c7ca6cdc
 def finetune_splitter(model:nn.Module) -> list[list[nn.Parameter]]:
@@ -490,6 +490,31 @@ def _folds(value) -> list[str]:
     if value is None: return []
     return [str(v).strip() for v in (value.split(',') if isinstance(value, str) else value) if str(v).strip()]
 
+def training_subset(study_ids:Sequence[str], # the training studies (of the training folds)
+                    count:int|None=None, # keep this many studies
+                    fraction:float|None=None, # or this fraction of them, in (0, 1] (rounded to the nearest count)
+                    labels:Sequence|None=None, # one class per study: the subset keeps each class's share, and every class once where `count` allows
+                    seed:int=0, # the draw's seed: the same seed, studies and labels give the same subset
+                   ) -> list[str]: # the kept study ids, in the order given
+    "A fixed, seeded subset of the training studies, stratified by label; smaller subsets of one seed lie inside larger ones"
+    ids = [str(i) for i in study_ids]
+    if count is not None and fraction is not None: raise ValueError("give train_studies or train_fraction, not both")
+    if count is None and fraction is None: return ids
+    if fraction is not None:
+        if not 0 < fraction <= 1: raise ValueError(f"train_fraction must be in (0, 1], got {fraction!r}")
+        count = int(round(fraction * len(ids)))
+    if count < 1: raise ValueError(f"the training subset would be empty: {fraction if fraction is not None else count} of {len(ids)} training studies keeps none; ask for at least one study")
+    if count > len(ids): raise ValueError(f"train_studies {count}: only {len(ids)} training studies (the folds not held out for validation or test)")
+    classes = np.zeros(len(ids), int) if labels is None else pd.factorize(pd.Series(list(labels), dtype=object).astype(str))[0]
+    if len(classes) != len(ids): raise ValueError(f"training_subset: {len(classes)} labels for {len(ids)} studies")
+    rng = np.random.default_rng(seed)
+    key, tie = np.zeros(len(ids)), rng.permutation(len(ids))
+    for c in np.unique(classes):              # rank within the class over the class's size: 0 for each class's first study
+        members = np.flatnonzero(classes == c)
+        key[rng.permutation(members)] = np.arange(len(members)) / len(members)
+    kept = set(np.lexsort((tie, key))[:count].tolist())
+    return [i for n, i in enumerate(ids) if n in kept]
+
 def segmentation_studies(cache_dir:str|Path, # the cache folder
                          table:pd.DataFrame, # evaluation table
                          label_map:str, # as `cache_loader`
@@ -527,6 +552,8 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
                    classes:dict|str|None=None, # segment: class number -> name ({1: 'lesion', 2: 'peripheral_zone'} or '1=lesion,2=peripheral_zone'); default: every class the map holds
                    fold_column:str='fold', # the folds' column (`valid_folds`, `test_folds` pick among its values)
                    split_column:str|None=None, # a train/val/test column instead of folds
+                   train_studies:int|None=None, # train on this many of the training studies (a fixed subset drawn with `seed`, stratified by label for classify); None: all
+                   train_fraction:float|None=None, # or on this fraction of them, in (0, 1]
                   ) -> tuple[Learner, dict]: # the learner and {'valid': metrics, 'test': metrics, 'n_skipped': studies left out (no label, label map or fold)}
     "Fine-tune the backbone on a cache: study classification (MIL) or segmentation, folds from the table"
     if task not in ('classify', 'segment'): raise ValueError(f"task must be 'classify' or 'segment', got {task!r}")
@@ -543,6 +570,8 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
         classes = parse_classes(classes)
         labelled, values = segmentation_studies(cache_dir, table, label_map, classes)  # studies without the map: skipped
         train_ids, valid_ids, test_ids = fold_split(table.loc[labelled], valid_folds, test_folds, fold_column, split_column)
+    available = len(train_ids)                                              # a subset of them, when asked (validation, test untouched)
+    train_ids = training_subset(train_ids, train_studies, train_fraction, targets.loc[train_ids, 'target'].tolist() if task == 'classify' else None, seed or 0)
     settings = input_settings(backbone)
     dims = getattr(backbone, 'spatial_dims', 2)
     size = evaluation_image_size(backbone, image_size)
@@ -575,8 +604,9 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
         cbs = [CSVLogger(fname=str(Path(out).resolve() / 'history.csv'))]
     learn.fit_one_cycle(epochs, lr_max=lr if freeze else slice(lr / 10, lr), cbs=cbs)
     metrics = dict(task=task, label=label if task == 'classify' else label_map, n_train=len(train_ids), n_valid=len(valid_ids),
-                   n_test=len(test_ids), n_skipped=len(table) - len(train_ids) - len(valid_ids) - len(test_ids), valid=evaluate(valid_ids))
+                   n_test=len(test_ids), n_skipped=len(table) - available - len(valid_ids) - len(test_ids), valid=evaluate(valid_ids))
     if task == 'segment': metrics['classes'] = {i: classes[c] for i, c in enumerate(sorted(classes), 1)} if classes else None
+    if len(train_ids) < available: metrics['n_train_available'] = available
     if test_ids: metrics['test'] = evaluate(test_ids)
     if out is not None:
         learn.save('finetuned')
