@@ -1,4 +1,4 @@
-"""The backbone with a small head as fastai Learners, frozen or not: attention-MIL study classification from a bag of slices, and segmentation with a light convolutional decoder.
+"""The backbone with a small head as fastai Learners, frozen or not: attention-MIL study classification from a bag of slices, and segmentation with a light convolutional decoder (its pieces: [segmentation](12d_segmentation.ipynb)); `finetune_cache` runs either on a cache.
 
 Docs: https://mri-dino.github.io/mri_dino/finetune.html.md"""
 
@@ -24,35 +24,13 @@ from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, input_recipe, recipe_inp
 from .features import (FEATURE_KINDS, cache_loader, evaluation_image_size, evaluation_table, fold_split, label_map_classes,
                                parse_classes, slice_range, spatial_size, study_arrays, study_region)
 from .probes import METRICS, classification_metrics, study_labels
+from .segmentation import (finetune_splitter, run_backbone, fastai_dataloaders, patch_feature_map, SegmentationDecoder, Segmenter,
+                                   soft_dice_loss, DiceCELoss, dice_scores, DiceScore, SegmentationSlices, collate_segmentation, segmentation_learner)
 
 # %% auto #0
-__all__ = ['MIL_POOLINGS', 'MIL_LOSSES', 'finetune_splitter', 'run_backbone', 'AttentionMILPooling', 'StudyClassifier',
-           'StudyBags', 'collate_bags', 'StudyLoss', 'study_metrics', 'ClassificationMetric', 'mil_learner',
-           'evaluate_classifier', 'patch_feature_map', 'SegmentationDecoder', 'Segmenter', 'soft_dice_loss',
-           'DiceCELoss', 'dice_scores', 'DiceScore', 'SegmentationSlices', 'collate_segmentation',
-           'segmentation_learner', 'training_subset', 'segmentation_studies', 'finetune_cache']
-
-# %% ../nbs/12d_finetune.ipynb #c7ca6cdc
-def finetune_splitter(model:nn.Module) -> list[list[nn.Parameter]]:
-    "Two parameter groups for fastai: the backbone's, then everything else (the head)"
-    backbone = [p for p in model.backbone.parameters()]
-    ids = {id(p) for p in backbone}
-    return [backbone, [p for p in model.parameters() if id(p) not in ids]]
-
-def _backbone_frozen(backbone:nn.Module) -> bool:
-    return not any(p.requires_grad for p in backbone.parameters())
-
-def run_backbone(backbone:nn.Module, # backbone with `forward_features`
-                 x:Tensor, # (B, C, *spatial) model input
-                 modality_mask:Tensor|None=None, # (B, C) bool
-                ) -> dict:
-    "`forward_features`, in eval mode without gradients when the backbone is frozen (no parameter requires a gradient)"
-    if not _backbone_frozen(backbone): return backbone.forward_features(x, modality_mask=modality_mask)
-    was_training = backbone.training
-    backbone.eval()
-    try:
-        with torch.no_grad(): return backbone.forward_features(x, modality_mask=modality_mask)
-    finally: backbone.train(was_training)
+__all__ = ['MIL_POOLINGS', 'MIL_LOSSES', 'AttentionMILPooling', 'StudyClassifier', 'StudyBags', 'collate_bags', 'StudyLoss',
+           'study_metrics', 'ClassificationMetric', 'mil_learner', 'evaluate_classifier', 'training_subset',
+           'segmentation_studies', 'finetune_cache']
 
 # %% ../nbs/12d_finetune.ipynb #88e77c52
 class AttentionMILPooling(nn.Module):
@@ -250,13 +228,6 @@ class ClassificationMetric(Metric):
     @property
     def name(self): return self.metric
 
-def _dataloaders(train_dataset, valid_dataset, batch_size, collate, num_workers, device):
-    "fastai DataLoaders over map-style datasets with our collate function"
-    device = torch.device(device) if device is not None else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    make = lambda dataset, shuffle: FastaiDataLoader(dataset, bs=batch_size, shuffle=shuffle, drop_last=False,
-                                                     num_workers=num_workers, create_batch=collate)
-    return DataLoaders(make(train_dataset, True), make(valid_dataset, False), device=device)
-
 def mil_learner(backbone:nn.Module, # pretrained backbone (see `load_backbone`)
                 train_bags:StudyBags, # training bags (`training=True` draws random slice subsets)
                 valid_bags:StudyBags, # validation bags
@@ -275,7 +246,7 @@ def mil_learner(backbone:nn.Module, # pretrained backbone (see `load_backbone`)
     "A fastai Learner for study-level classification: backbone + attention-MIL + linear classifier"
     model_keys = ('hidden_dim', 'dropout')
     model = StudyClassifier(backbone, n_outputs, pooling, feature, **{k: kwargs.pop(k) for k in model_keys if k in kwargs})
-    dls = _dataloaders(train_bags, valid_bags, batch_size, collate_bags, num_workers, device)
+    dls = fastai_dataloaders(train_bags, valid_bags, batch_size, collate_bags, num_workers, device)
     learn = Learner(dls, model, loss_func=StudyLoss(loss), splitter=finetune_splitter, train_bn=False, path=path, cbs=cbs,
                     metrics=[ClassificationMetric(m, loss) for m in METRICS], **kwargs)
     if freeze: learn.freeze()
@@ -288,201 +259,6 @@ def evaluate_classifier(learn:Learner, # a learner from `mil_learner`
     "The five metrics of the learner's predictions on `dl`"
     probabilities, targets = learn.get_preds(dl=dl)
     return study_metrics(probabilities, targets, learn.loss_func.kind)
-
-# %% ../nbs/12d_finetune.ipynb #6cc04d80
-def patch_feature_map(tokens:Tensor, # (B, N, D) patch tokens
-                      grid:Sequence[int], # patches per spatial axis, prod(grid) = N
-                     ) -> Tensor: # (B, D, *grid)
-    "Patch tokens laid out on their grid as a channels-first feature map"
-    if tokens.shape[1] != math.prod(grid): raise ValueError(f"{tokens.shape[1]} patch tokens do not fill a grid {tuple(grid)}")
-    return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], *grid)
-
-class SegmentationDecoder(nn.Module):
-    "Light convolutional decoder: patch-token map -> progressive upsampling -> image skip -> class logits (2D or 3D)"
-    def __init__(self,
-                 embed_dim:int, # backbone token width D
-                 n_classes:int, # output classes (background included)
-                 dims:int=2, # 2 or 3 spatial dimensions
-                 channels:Sequence[int]=(128, 64, 32), # widths of the stages; each stage after the first upsamples x2
-                 skip_channels:int=0, # input-image channels concatenated at full resolution (0: no skip)
-                ):
-        super().__init__()
-        conv = nn.Conv2d if dims == 2 else nn.Conv3d
-        self.dims, self.mode = dims, 'bilinear' if dims == 2 else 'trilinear'
-        def block(cin, cout): return nn.Sequential(conv(cin, cout, 3, padding=1), nn.GroupNorm(min(8, cout), cout), nn.GELU())
-        self.project = nn.Sequential(conv(embed_dim, channels[0], 1), nn.GroupNorm(min(8, channels[0]), channels[0]), nn.GELU())
-        self.stages = nn.ModuleList([block(cin, cout) for cin, cout in zip(channels[:-1], channels[1:])])
-        self.head = nn.Sequential(block(channels[-1] + skip_channels, channels[-1]), conv(channels[-1], n_classes, 1))
-
-    def forward(self, feature_map:Tensor, # (B, D, *grid)
-                size:Sequence[int], # output spatial size
-                image:Tensor|None=None, # (B, skip_channels, *size) full-resolution skip
-               ) -> Tensor: # (B, n_classes, *size) logits
-        x = self.project(feature_map)
-        for stage in self.stages: x = stage(F.interpolate(x, scale_factor=2, mode=self.mode, align_corners=False))
-        x = F.interpolate(x, size=tuple(size), mode=self.mode, align_corners=False)
-        if image is not None: x = torch.cat([x, image.to(x.dtype)], 1)
-        return self.head(x)
-
-class Segmenter(nn.Module):
-    "Backbone + `SegmentationDecoder`: `(image, modality_mask)` -> per-pixel class logits"
-    def __init__(self,
-                 backbone:nn.Module, # backbone with the `mri_dino.vit` interface
-                 n_classes:int, # output classes (background included)
-                 channels:Sequence[int]=(128, 64, 32), # decoder stage widths
-                 image_skip:bool=True, # concatenate the input image before the last convolutions
-                ):
-        super().__init__()
-        self.backbone = backbone
-        self.dims = getattr(backbone, 'spatial_dims', getattr(backbone, 'dims', 2))
-        self.decoder = SegmentationDecoder(backbone.embed_dim, n_classes, self.dims, channels,
-                                           skip_channels=backbone.in_chans if image_skip else 0)
-        self.image_skip = image_skip
-
-    def forward(self, image:Tensor, # (B, C, *spatial) normalised input, a multiple of the patch size
-                modality_mask:Tensor, # (B, C) bool
-               ) -> Tensor: # (B, n_classes, *spatial)
-        out = run_backbone(self.backbone, image, modality_mask.bool())
-        grid = tuple(s // p for s, p in zip(image.shape[2:], spatial_size(self.backbone.patch_size, self.dims)))
-        return self.decoder(patch_feature_map(out['x_norm_patchtokens'], grid), image.shape[2:], image if self.image_skip else None)
-
-# %% ../nbs/12d_finetune.ipynb #79c4d4f3
-def soft_dice_loss(logits:Tensor, # (B, K, *spatial)
-                   target:Tensor, # (B, *spatial) class indices
-                   include_background:bool=False, # count class 0 in the mean
-                   smooth:float=1e-5, # added to numerator and denominator
-                  ) -> Tensor: # scalar: 1 - mean soft Dice over the classes
-    "1 - soft Dice of the softmax probabilities, summed over the batch and space, averaged over classes"
-    probabilities = logits.float().softmax(1)
-    one_hot = F.one_hot(target.long(), logits.shape[1]).movedim(-1, 1).float()
-    axes = [0] + list(range(2, logits.ndim))
-    intersection, total = (probabilities * one_hot).sum(axes), (probabilities + one_hot).sum(axes)
-    dice = (2 * intersection + smooth) / (total + smooth)
-    return 1 - (dice if include_background else dice[1:]).mean()
-
-class DiceCELoss(nn.Module):
-    "Soft Dice + cross-entropy for segmentation logits (B, K, *spatial) and class-index targets (B, *spatial)"
-    def __init__(self, dice_weight:float=1.0, ce_weight:float=1.0, include_background:bool=False):
-        super().__init__()
-        self.dice_weight, self.ce_weight, self.include_background = dice_weight, ce_weight, include_background
-    def forward(self, logits:Tensor, target:Tensor) -> Tensor:
-        loss = self.dice_weight * soft_dice_loss(logits, target, self.include_background)
-        return loss + self.ce_weight * F.cross_entropy(logits.float(), target.long()) if self.ce_weight else loss
-    def activation(self, logits:Tensor) -> Tensor: return logits.softmax(1)
-    def decodes(self, probabilities:Tensor) -> Tensor: return probabilities.argmax(1)
-
-def dice_scores(prediction:Tensor, # (B, *spatial) class indices
-                target:Tensor, # (B, *spatial) class indices
-                n_classes:int, # K
-               ) -> Tensor: # (K - 1,) Dice per foreground class; nan where a class is in neither
-    "Hard Dice per foreground class over everything given"
-    scores = []
-    for c in range(1, n_classes):
-        p, t = prediction == c, target == c
-        total = p.sum() + t.sum()
-        scores.append((2 * (p & t).sum() / total).float() if total else torch.tensor(float('nan')))
-    return torch.stack(scores)
-
-class DiceScore(Metric):
-    "Dice of the argmax prediction over the whole validation set, per foreground class, then averaged (or one class)"
-    def __init__(self, n_classes:int, class_index:int|None=None, name:str|None=None):
-        self.n_classes, self.class_index, self._name = n_classes, class_index, name
-    def reset(self): self.intersection = self.total = 0
-    def accumulate(self, learn):
-        prediction, target = learn.pred.argmax(1), learn.yb[0]
-        classes = torch.arange(1, self.n_classes, device=prediction.device).view(-1, *[1] * prediction.ndim)
-        p, t = prediction[None] == classes, target[None] == classes                      # (K - 1, B, *spatial)
-        self.intersection = self.intersection + (p & t).flatten(1).sum(1).cpu()
-        self.total = self.total + (p.flatten(1).sum(1) + t.flatten(1).sum(1)).cpu()
-    @property
-    def value(self):
-        if isinstance(self.total, int): return None
-        dice = 2 * self.intersection.float() / self.total.float()          # nan where a class never occurs
-        if self.class_index is not None: return dice[self.class_index - 1].item()
-        return dice[self.total > 0].mean().item() if (self.total > 0).any() else float('nan')
-    @property
-    def name(self): return self._name or ('dice' if self.class_index is None else f'dice_{self.class_index}')
-
-# %% ../nbs/12d_finetune.ipynb #dd8b039e
-class SegmentationSlices(torch.utils.data.Dataset):
-    "Items (image (C, *size) normalised, modality_mask (C,), label_map (*size) long) from studies with label maps"
-    def __init__(self,
-                 load_study:Callable[[str], dict], # study id -> dict(image (C, D, H, W), modality_mask, roi_box, label_map (D, H, W))
-                 study_ids:Sequence[str], # the studies
-                 image_size:int|Sequence[int]=64, # item size fed to the backbone, multiples of the patch size
-                 axis:int=0, # slicing axis of (D, H, W)
-                 roi_margin:int|None=2, # keep slices within the ROI plus this margin (None: every slice)
-                 dims:int=2, # 2: slices; 3: one volume per study
-                 label_key:str='label_map', # which key of the study dict holds the label map
-                 normalize_mean:float|Sequence[float]=NORMALIZE_MEAN, # as in training
-                 normalize_std:float|Sequence[float]=NORMALIZE_STD, # as in training
-                 context:float|None=None, # crop in-plane to a square around the ROI enlarged by this fraction (None: whole slices)
-                 recipe:dict|None=None, # the run's input recipe (`mri_dino.loading.run_input_recipe`), wins over normalize_mean/std (CT through its window)
-                ):
-        if dims not in (2, 3): raise ValueError(f"SegmentationSlices: dims must be 2 or 3, got {dims!r}")
-        self.context = context
-        self.image_size, self.axis, self.roi_margin, self.dims, self.label_key = image_size, axis, roi_margin, dims, label_key
-        self.normalize_mean, self.normalize_std = normalize_mean, normalize_std
-        self.recipe = recipe if recipe is not None else dict(input_recipe(), normalize_mean=normalize_mean, normalize_std=normalize_std)
-        self.items = []   # (image, mask, label_map) tensors, resized
-        for study_id in study_ids: self.items += self._study_items(str(study_id), load_study(str(study_id)))
-
-    def _study_items(self, study_id, study):
-        if self.label_key not in study or study[self.label_key] is None: raise ValueError(f"study {study_id}: no {self.label_key!r} to segment")
-        image, mask = study_arrays(study_id, study)
-        labels = torch.as_tensor(np.asarray(study[self.label_key])).long()
-        if tuple(labels.shape) != tuple(image.shape[1:]):
-            raise ValueError(f"study {study_id}: {self.label_key} {list(labels.shape)} does not match the image {list(image.shape[1:])}")
-        roi = study.get('roi_box') if self.roi_margin is not None else None
-        # the label map rides along as one more channel, so that it is cut exactly as the image
-        region = study_region(torch.cat([image, labels[None].float()]), roi, self.axis, self.roi_margin, self.context,
-                               'volume' if self.dims == 3 else 'slices')
-        image, labels = region[:-1], region[-1].long()
-        if self.dims == 3: images, label_maps = image[None], labels[None, None]                  # (1, C, d, h, w), (1, 1, d, h, w)
-        else:
-            images = image.movedim(1 + self.axis, 0)                                    # (S, C, h, w)
-            label_maps = labels.movedim(self.axis, 0)[:, None]                          # (S, 1, h, w)
-        size = spatial_size(self.image_size, self.dims)
-        mode = 'bilinear' if self.dims == 2 else 'trilinear'
-        images = recipe_input(F.interpolate(images, size=size, mode=mode, align_corners=False),
-                              mask[None].expand(len(images), -1), self.recipe, study.get('kind'))
-        label_maps = F.interpolate(label_maps.float(), size=size, mode='nearest-exact').long()[:, 0]
-        return [(i, mask, l) for i, l in zip(images, label_maps)]
-
-    def __len__(self): return len(self.items)
-    def __getitem__(self, index:int): return self.items[index]
-
-def collate_segmentation(items:Sequence[tuple]) -> tuple[Tensor, Tensor, Tensor]:
-    "Stack items: (images (B, C, *size), modality_mask (B, C), label_maps (B, *size))"
-    return tuple(torch.stack(parts) for parts in zip(*items))
-
-def segmentation_learner(backbone:nn.Module, # pretrained backbone (see `load_backbone`)
-                         train_items:SegmentationSlices, # training items
-                         valid_items:SegmentationSlices, # validation items
-                         n_classes:int=2, # classes, background included
-                         freeze:bool=True, # train only the decoder (`learn.unfreeze()` later to fine-tune everything)
-                         batch_size:int=8, # items per batch
-                         channels:Sequence[int]=(128, 64, 32), # decoder stage widths
-                         image_skip:bool=True, # full-resolution image skip into the decoder
-                         dice_weight:float=1.0, # weight of the soft Dice loss
-                         ce_weight:float=1.0, # weight of the cross-entropy
-                         num_workers:int=0, # DataLoader workers
-                         device:str|torch.device|None=None, # default: CUDA when available
-                         cbs:list|None=None, # extra fastai callbacks
-                         path:str|Path='.', # where `learn.save` writes (under `models/`)
-                         class_names:Sequence[str]|None=None, # names of classes 1..K-1, for the per-class Dice (`dice_NAME`; default `dice_1`, ...)
-                         **kwargs, # Learner arguments (lr, wd, opt_func)
-                        ) -> Learner:
-    "A fastai Learner for segmentation: backbone + light decoder, Dice + CE loss, Dice metric (per class when K > 2)"
-    model = Segmenter(backbone, n_classes, channels, image_skip)
-    dls = _dataloaders(train_items, valid_items, batch_size, collate_segmentation, num_workers, device)
-    names = [None] * n_classes if class_names is None else [None, *(f'dice_{name}' for name in class_names)]
-    metrics = [DiceScore(n_classes)] + ([DiceScore(n_classes, c, names[c]) for c in range(1, n_classes)] if n_classes > 2 else [])
-    learn = Learner(dls, model, loss_func=DiceCELoss(dice_weight, ce_weight), splitter=finetune_splitter, train_bn=False,
-                    path=path, cbs=cbs, metrics=metrics, **kwargs)
-    if freeze: learn.freeze()
-    else: learn.unfreeze()
-    return learn
 
 # %% ../nbs/12d_finetune.ipynb #b5858b3b
 def _folds(value) -> list[str]:
