@@ -154,8 +154,9 @@ def build_datasets(cfg:DictConfig, # the experiment config
     if data.val_split:
         names = [data.val_split] if isinstance(data.val_split, str) else list(data.val_split)
         if 'split' in studies.columns and not studies['split'].isin(names).any():
-            raise ValueError(f"data.val_split={data.val_split}: no study of that split among the {len(studies)} studies"
-                             f"{'' if listed is None else f' data.csv ({data.csv}) names'}; name validation studies there or set data.val_split=null")
+            where = (f"the {len(studies)} cached studies" if listed is None else
+                     f"the {len(studies)} studies data.csv ({data.csv}) names: give it a `split` column that names validation studies")
+            raise ValueError(f"data.val_split={data.val_split}: no study of that split among {where}, or set data.val_split=null")
         validation = make(studies, data.val_split)
         studies = studies[~studies.index.isin(validation.study_ids)]     # held out: training never sees a validation study
     return make(studies, data.split), validation
