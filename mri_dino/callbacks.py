@@ -340,5 +340,6 @@ class RunSummaryCallback(Callback):
         everyone = gather_objects(mine)
         if accelerator is None or accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            summary = dict(processes=everyone, train_studies=training_studies(self.learn.dls.train))
+            summary = dict(processes=everyone, train_studies=training_studies(self.learn.dls.train),
+                           val_studies=training_studies(self.learn.dls.valid))
             atomic_write_text(self.output_dir / 'run_summary.json', json.dumps(summary, indent=1))

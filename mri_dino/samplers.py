@@ -20,7 +20,7 @@ from .series import modality_aliases, study_candidates
 from .studies import find_studies, read_csv, resolve_env, study_folders
 
 # %% auto #0
-__all__ = ['StudyBatchSampler', 'find_series', 'series_table', 'study_sampler']
+__all__ = ['StudyBatchSampler', 'find_series', 'listed_series', 'series_table', 'study_sampler']
 
 # %% ../nbs/04a_samplers.ipynb #fde19e42
 class StudyBatchSampler(torch.utils.data.Sampler):
@@ -141,13 +141,28 @@ def _config_value(cfg, section:str, key:str, default=None):
     part = cfg.get(section) if hasattr(cfg, 'get') else None
     return default if part is None else part.get(key, default)
 
-def series_table(cfg, # the experiment config (`data.series`, `data.root`, `data.modalities`)
+def listed_series(table:pd.DataFrame, # a series table (`find_series`)
+                  csv, # a split CSV, or several: its first column holds study ids (or series ids `STUDY/SERIES`)
+                 ) -> pd.DataFrame: # the rows of the series of the listed studies (and of the listed series)
+    "The series of the studies a split CSV names"
+    files = [csv] if isinstance(csv, (str, Path)) else list(csv)
+    ids = set()
+    for file in files: ids.update(read_csv(Path(resolve_env(str(file))).expanduser()).iloc[:, 0].astype(str))
+    kept = table[table['study'].isin(ids) | table.index.isin(ids)]
+    if len(kept) == 0:
+        raise ValueError(f"{files[0]}: none of its ids is a study (or series) of {table.attrs.get('source', 'the series table')}: "
+                         "its first column must hold study ids")
+    return kept
+
+def series_table(cfg, # the experiment config (`data.series`, `data.root`, `data.modalities`, `data.csv`)
                 ) -> pd.DataFrame|None: # the series table, or None when `data.series` is off
-    "One row per series when the config asks for it"
+    "One row per series when the config asks for it; with `data.csv`, the series of the studies it names alone"
     if not _config_value(cfg, 'data', 'series', False): return None
     modalities = list(_config_value(cfg, 'data', 'modalities', ['image']))
     if len(modalities) != 1: raise ValueError(f"data.series needs one modality (each series is one image), got {modalities}")
-    return find_series(_config_value(cfg, 'data', 'root'), modality=modalities[0])
+    table = find_series(_config_value(cfg, 'data', 'root'), modality=modalities[0])
+    csv = _config_value(cfg, 'data', 'csv')
+    return table if csv is None else listed_series(table, csv)
 
 def study_sampler(cfg, # the experiment config (`data.study_sampler`, `data.max_series_per_study`, `train.batch_size_per_gpu`, `train.OFFICIAL_EPOCH_LENGTH`)
                   dataset, # the training dataset (one item per cached study)

@@ -125,30 +125,41 @@ def view_recipe(cfg:DictConfig, # the experiment config (sections `crops`, `augm
     except TypeError as e: raise ValueError(f"crops/augment: {e} (see mri_dino.augment.MultiViewCrops)") from None
 
 def listed_studies(cfg:DictConfig, # the experiment config (section `data`)
-                  ) -> list[str]|None: # study ids; None: no `data.csv` (every cached study)
-    "The studies `data.csv` names, as preprocessing found them (a cache may hold more: other runs' studies)"
+                  ) -> list[str]|None: # study ids (`data.series`: series ids); None: no `data.csv` (every cached study)
+    "The studies `data.csv` names, as preprocessing found them (a cache may hold more: other runs' studies); with `data.series`, their series"
     data = cfg.data
-    if data.csv is None or data.series: return None
+    if data.csv is None: return None
+    series = series_table(cfg) if data.root is not None else None     # data.series: the series of the listed studies
+    if series is not None: return [str(s) for s in series.index]
     source, _ = cache_folders(cfg)
     return [str(s) for s in find_studies(source, list(data.modalities), csv=data.csv).index]
 
 def build_datasets(cfg:DictConfig, # the experiment config
                    cache_dir, # the preprocessing cache
                   ) -> tuple: # training dataset, validation dataset or None
-    "Slices or patches of the cache, each sample made into views; training draws only from the studies `data.csv` names"
+    "Slices or patches of the cache, each sample made into views; training and validation draw only from the studies `data.csv` names, training never from a validation study"
     data, recipe = cfg.data, view_recipe(cfg)
     index = read_index(cache_dir)
     recipe = ct_views(recipe, cfg, index)                                 # CT in HU: a window drawn per view
     common = dict(modalities=list(data.modalities), restrict=data.restrict, margin=data.margin, transform=recipe)
     listed = listed_studies(cfg)
-    training = index if listed is None else index[index.index.isin(listed)]   # the cache may hold every study: the CSV's alone
+    studies = index if listed is None else index[index.index.isin(listed)]   # the cache may hold every study: the CSV's alone
     def make(studies, split):
         if data.kind == 'slices': return SliceDataset(studies, axis=data.axis, stride=data.stride, split=split, **common)
         if data.kind == 'patches':
             return PatchDataset3D(studies, patch_size=list(data.patch_size),
                                   patch_mm=None if data.patch_mm is None else list(data.patch_mm), split=split, **common)
         raise ValueError(f"data.kind must be 'slices' or 'patches', got {data.kind!r}")
-    return make(training, data.split), (make(index, data.val_split) if data.val_split else None)
+    validation = None
+    if data.val_split:
+        names = [data.val_split] if isinstance(data.val_split, str) else list(data.val_split)
+        if 'split' in studies.columns and not studies['split'].isin(names).any():
+            where = (f"the {len(studies)} cached studies" if listed is None else
+                     f"the {len(studies)} studies data.csv ({data.csv}) names: give it a `split` column that names validation studies")
+            raise ValueError(f"data.val_split={data.val_split}: no study of that split among {where}, or set data.val_split=null")
+        validation = make(studies, data.val_split)
+        studies = studies[~studies.index.isin(validation.study_ids)]     # held out: training never sees a validation study
+    return make(studies, data.split), validation
 
 def _collate(cfg:DictConfig) -> partial:
     ibot = cfg.ibot
