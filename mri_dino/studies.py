@@ -297,12 +297,16 @@ def find_studies(source, # a root folder (layout detected) or a CSV manifest; `$
             frame = read_csv(file)
             if frame['study_id'].isin(table.index).any() and not _path_columns(frame, names, modalities):
                 table = _join_csv(table, frame, add_missing=False, keep_only_listed=False)
-    for split_file in ([csv] if isinstance(csv, (str, Path)) else list(csv or [])):
-        split_file = Path(resolve_env(split_file)).expanduser()
-        frame = read_csv(split_file)
-        if 'split' not in [_FOLD_COLUMNS.get(_key(c), c) for c in frame.columns]: frame = frame.assign(split=split_file.stem)
-        _csv_findings(frame, table, [split_file], findings)
-        table = _join_csv(table, frame, add_missing=False, keep_only_listed=True)
+    split_files = [Path(resolve_env(f)).expanduser() for f in ([csv] if isinstance(csv, (str, Path)) else list(csv or []))]
+    if split_files:                                    # several CSVs (train.csv, val.csv): their studies together, each with its split
+        frames = []
+        for split_file in split_files:
+            frame = read_csv(split_file)
+            if 'split' not in [_FOLD_COLUMNS.get(_key(c), c) for c in frame.columns]: frame = frame.assign(split=split_file.stem)
+            frames.append(frame)
+        listed = pd.concat(frames, ignore_index=True)
+        _csv_findings(listed, table, split_files, findings)
+        table = _join_csv(table, listed, add_missing=False, keep_only_listed=True)
     for modality in modalities:
         if modality not in table.columns: table[modality] = None
     if 'dwi_b' in table.columns: table['dwi_b'] = pd.to_numeric(table['dwi_b'], errors='coerce').astype('Int64')
