@@ -469,14 +469,15 @@ def check_patients(table:pd.DataFrame, # study table, index study_id, maybe with
                    groups:pd.Series, # each study's fold or split (index study_id), e.g. from `study_groups`
                    column:str, # the folds' or split's column (for the message)
                   ):
-    "Refuse a patient whose studies are on both sides: in two folds, or two of train/val/test"
-    patients = patient_column(table)
-    if patients is None: return
-    frame = pd.DataFrame(dict(patient=table.loc[groups.index, patients].to_numpy(), group=groups.to_numpy())).dropna()
-    shared = frame.groupby('patient')['group'].nunique()
-    shared = sorted(map(str, shared.index[shared > 1]))
-    if shared: raise ValueError(f"patients {', '.join(shared[:10])}{' ...' if len(shared) > 10 else ''} have studies in several values of "
-                                f"{column!r}: give each patient's studies one value (the {patients!r} column)")
+    "Refuse a patient whose studies are on both sides (in two folds, or two of train/val/test); in a series cache, a study whose series are"
+    owners = ((patient_column(table), 'patient', 'studies'), ('study' if 'study' in table.columns else None, 'study', 'series'))
+    for by, owner, items in owners:
+        if by is None: continue
+        frame = pd.DataFrame(dict(owner=table.loc[groups.index, by].to_numpy(), group=groups.to_numpy())).dropna()
+        shared = frame.groupby('owner')['group'].nunique()
+        shared = sorted(map(str, shared.index[shared > 1]))
+        if shared: raise ValueError(f"{'studies' if owner == 'study' else 'patients'} {', '.join(shared[:10])}{' ...' if len(shared) > 10 else ''} have "
+                                    f"{items} in several values of {column!r}: give each {owner}'s {items} one value (the {by!r} column)")
 
 def fold_split(table:pd.DataFrame, # evaluation table with a fold (or split) column
                valid_folds:Sequence=(), # folds for validation
