@@ -146,6 +146,8 @@ def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file 
                    'mri_dino_finetune runs/vits14 cache/prostate --task segment --label-map zones --classes 1=peripheral_zone,2=transition_zone',
                    'mri_dino_finetune runs/vits14 cache/prostate --label grade --loss ce --unfreeze --epochs 20 --out results/grade',
                    'mri_dino_finetune runs/vits14 cache/prostate --label lesion,significant --folds site --valid-folds b --test-folds c',
+                   '# a series cache (find_series: NeuroVFM folders), labels keyed by study, one bag of all the series of each study:',
+                   'mri_dino_finetune runs/brain cache/brain_series --labels study_labels.csv --label hemorrhage --level study',
                    '# NeuroVFM weights (student_encoder. in a state dict), a 3D ViT-B with 4,16,16 patches on T1 and FLAIR:',
                    'mri_dino_finetune neurovfm.pth cache/brain --arch vit_base --patch-size 4,16,16 --modalities t1,flair --layerscale none'])
 @with_backbone_options
