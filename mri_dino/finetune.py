@@ -30,7 +30,7 @@ __all__ = ['MIL_POOLINGS', 'MIL_LOSSES', 'FINETUNE_LEVELS', 'finetune_splitter',
            'StudyClassifier', 'StudyBags', 'collate_bags', 'StudyLoss', 'study_metrics', 'ClassificationMetric',
            'mil_learner', 'evaluate_classifier', 'patch_feature_map', 'SegmentationDecoder', 'Segmenter',
            'soft_dice_loss', 'DiceCELoss', 'dice_scores', 'DiceScore', 'SegmentationSlices', 'collate_segmentation',
-           'segmentation_learner', 'training_subset', 'segmentation_studies', 'finetune_cache']
+           'segmentation_learner', 'study_predictions', 'training_subset', 'segmentation_studies', 'finetune_cache']
 
 # %% ../nbs/12d_finetune.ipynb #c7ca6cdc
 def finetune_splitter(model:nn.Module) -> list[list[nn.Parameter]]:
@@ -496,6 +496,19 @@ def segmentation_learner(backbone:nn.Module, # pretrained backbone (see `load_ba
 # %% ../nbs/12d_finetune.ipynb #b5858b3b
 FINETUNE_LEVELS = ('series', 'study')
 
+def study_predictions(ids:Sequence[str], # the studies (or series) of one part, in the bags' order
+                      part:str, # 'valid' or 'test'
+                      targets:Tensor, # (B,) their targets (class indices, or 0/1)
+                      probabilities:Tensor, # (B,) / (B, 1) sigmoid or (B, K) softmax
+                      members:dict|None=None, # level 'study': study -> its series
+                     ) -> pd.DataFrame: # study_id, part, target, probability (BCE) or probability_0..K-1 (CE), and n_series at level 'study'
+    "One row per predicted study: what `predictions.csv` holds"
+    probabilities = np.asarray(probabilities, dtype=np.float64).reshape(len(ids), -1)
+    frame = pd.DataFrame(dict(study_id=list(ids), part=part, target=np.asarray(targets).reshape(len(ids), -1)[:, 0]))
+    if members is not None: frame['n_series'] = [len(members[i]) for i in ids]
+    names = ['probability'] if probabilities.shape[1] == 1 else [f'probability_{k}' for k in range(probabilities.shape[1])]
+    return frame.assign(**dict(zip(names, probabilities.T)))
+
 def _folds(value) -> list[str]:
     "Folds from a list or a comma-separated string"
     if value is None: return []
@@ -605,7 +618,11 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
                              dims=dims, training=training, context=context, members=members, **norm)
         learn = mil_learner(backbone, bags(train_ids, True), bags(valid_ids, False), n_outputs, loss, pooling, freeze=freeze,
                             batch_size=batch_size or 4, device=device, path=out or '.')
-        evaluate = lambda ids: evaluate_classifier(learn, learn.dls.valid.new(bags(ids, False)))
+        predictions = []                                                    # per study (or series): its part, target and probabilities
+        def evaluate(ids, part):
+            probabilities, truth = learn.get_preds(dl=learn.dls.valid.new(bags(ids, False)))
+            predictions.append(study_predictions(ids, part, truth, probabilities, members))
+            return study_metrics(probabilities, truth, learn.loss_func.kind)
     else:
         loader = cache_loader(cache_dir, label_map, settings['modalities'], classes=classes)
         items = lambda ids: SegmentationSlices(loader, ids, size, dims=dims, context=context, **norm)
@@ -613,7 +630,7 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
         learn = segmentation_learner(backbone, items(train_ids), items(valid_ids), n_classes, freeze=freeze,
                                      batch_size=batch_size or 16, device=device, path=out or '.',
                                      class_names=[classes[c] for c in sorted(classes)] if classes else None)
-        def evaluate(ids):
+        def evaluate(ids, part):
             values = learn.validate(dl=learn.dls.valid.new(items(ids)))
             return dict(zip(['loss'] + [m.name for m in learn.metrics], [float(v) for v in values]))
     cbs = []
@@ -623,13 +640,14 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
         cbs = [CSVLogger(fname=str(Path(out).resolve() / 'history.csv'))]
     learn.fit_one_cycle(epochs, lr_max=lr if freeze else slice(lr / 10, lr), cbs=cbs)
     metrics = dict(task=task, label=label if task == 'classify' else label_map, n_train=len(train_ids), n_valid=len(valid_ids),
-                   n_test=len(test_ids), n_skipped=len(table) - available - len(valid_ids) - len(test_ids), valid=evaluate(valid_ids))
+                   n_test=len(test_ids), n_skipped=len(table) - available - len(valid_ids) - len(test_ids), valid=evaluate(valid_ids, 'valid'))
     if level == 'study': metrics.update(level=level, n_series={part: sum(len(members[i]) for i in ids) for part, ids in
                                                                (('train', train_ids), ('valid', valid_ids), ('test', test_ids))})
     if task == 'segment': metrics['classes'] = {i: classes[c] for i, c in enumerate(sorted(classes), 1)} if classes else None
     if len(train_ids) < available: metrics['n_train_available'] = available
-    if test_ids: metrics['test'] = evaluate(test_ids)
+    if test_ids: metrics['test'] = evaluate(test_ids, 'test')
     if out is not None:
         learn.save('finetuned')
+        if task == 'classify': atomic_write(Path(out) / 'predictions.csv', lambda f: f.write(pd.concat(predictions).to_csv(index=False).encode()))
         atomic_write(Path(out) / 'metrics.json', lambda f: f.write(json.dumps(metrics, indent=1).encode()))
     return learn, metrics
