@@ -26,6 +26,8 @@ from .files import first_line
 from .features import parse_classes   # mri_dino_finetune --classes
 from .preprocess import study_file_name
 from .features import study_groups
+from .features import study_table   # mri_dino_finetune --level study
+from .finetune import FINETUNE_LEVELS
 from .collapse import CollapseMonitor, effective_rank, feature_spread   # the collapse monitor (see the learner chapter)
 # the four chapters below, re-exported: `from mri_dino.eval import ...` keeps working
 from .loading import (load_backbone, input_settings, default_out, backbone_options, backbone_description,
@@ -144,6 +146,8 @@ def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file 
                    'mri_dino_finetune runs/vits14 cache/prostate --task segment --label-map zones --classes 1=peripheral_zone,2=transition_zone',
                    'mri_dino_finetune runs/vits14 cache/prostate --label grade --loss ce --unfreeze --epochs 20 --out results/grade',
                    'mri_dino_finetune runs/vits14 cache/prostate --label lesion,significant --folds site --valid-folds b --test-folds c',
+                   '# a series cache (find_series: NeuroVFM folders), labels keyed by study, one bag of all the series of each study:',
+                   'mri_dino_finetune runs/brain cache/brain_series --labels study_labels.csv --label hemorrhage --level study',
                    '# NeuroVFM weights (student_encoder. in a state dict), a 3D ViT-B with 4,16,16 patches on T1 and FLAIR:',
                    'mri_dino_finetune neurovfm.pth cache/brain --arch vit_base --patch-size 4,16,16 --modalities t1,flair --layerscale none'])
 @with_backbone_options
@@ -173,11 +177,12 @@ def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone fi
                       classes:str=None, # segment: class numbers and names of the label map, e.g. 1=lesion,2=peripheral_zone (default: every class it holds)
                       train_studies:int=None, # train on this many of the training folds' studies (a fixed subset drawn with --seed, stratified by label for classify; default: all)
                       train_fraction:float=None, # or on this fraction of them, in (0, 1]
+                      level:str='series', # classify: series (a bag per cached study or series) or study (a bag of all the series of each value of the cache's study column)
                       **backbone, # the description of weights that carry none (`backbone_options`)
                      ):
     "Fine-tune a pretrained backbone on a cache: attention-MIL study classification or segmentation, over the folds"
     for name, value, choices in (('--task', task, ('classify', 'segment')),
-                                 ('--loss', loss, MIL_LOSSES), ('--pooling', pooling, MIL_POOLINGS)):
+                                 ('--loss', loss, MIL_LOSSES), ('--pooling', pooling, MIL_POOLINGS), ('--level', level, FINETUNE_LEVELS)):
         choice_option(name, value, choices)
     check_option('--label-map', label_map, all(re.fullmatch(r'[A-Za-z0-9_]+', n.strip()) for n in label_map.split('+')),
                  'a label map of the cache (roi, lesion, ...) or names joined by +, e.g. roi+lesion')
@@ -195,6 +200,9 @@ def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone fi
     size, device = size_option(image_size), device_option(device)
     table = task_table(run, cache, labels, label_names if task == 'classify' else [], folds, split, valid_names, test_names, check_folds=True,
                        two_classes=loss == 'bce')
+    if table is not None and level == 'study':                                   # one row per study, before anything heavy
+        if task != 'classify': raise ValueError("--level study is for --task classify: segmentation works on each cached series")
+        study_table(table, 'study', [*label_names, split or folds])
     backbone = cli_backbone(run, which, device, cache, **backbone)   # after the table's check: nothing heavy before
     out = Path(out) if out else default_out(run, f'finetune_{task}')
     for name in (label_names if task == 'classify' else [label_map]):
@@ -202,10 +210,11 @@ def mri_dino_finetune(run:str, # training output folder, checkpoint, backbone fi
         _, metrics = finetune_cache(backbone, cache, task, name, label_map, table, valid_names, test_names,
                                     loss, pooling, not unfreeze, epochs, lr, batch_size, size, max_slices,
                                     None if context < 0 else context, folder, device, seed, classes=classes, fold_column=folds, split_column=split,
-                                    train_studies=train_studies, train_fraction=train_fraction)
+                                    train_studies=train_studies, train_fraction=train_fraction, level=level)
         if 'n_train_available' in metrics: print(f"{name}: trained on {metrics['n_train']} of the {metrics['n_train_available']} training studies")
         for part in ('valid', 'test'):
-            if part in metrics: print(f"{name} {part} ({metrics[f'n_{part}']} studies): " + ', '.join(f"{k} {v:.3f}" for k, v in metrics[part].items()))
+            series = f", {metrics['n_series'][part]} series" if 'n_series' in metrics else ''
+            if part in metrics: print(f"{name} {part} ({metrics[f'n_{part}']} studies{series}): " + ', '.join(f"{k} {v:.3f}" for k, v in metrics[part].items()))
         if metrics['n_skipped'] and task == 'segment': print(f"{metrics['n_skipped']} studies skipped: no {label_map!r} label map in the cache, or no {'split' if split else 'fold'} value")
         elif metrics['n_skipped']: print(f"{name}: {metrics['n_skipped']} studies without the label or a {'split' if split else 'fold'} value skipped")
         print(f"history, metrics and weights in {folder}")

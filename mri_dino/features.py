@@ -27,8 +27,8 @@ from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, input_recipe, model_inpu
 __all__ = ['normalize_input', 'FEATURE_KINDS', 'AXES', 'LABEL_MAPS', 'SPLIT_VALUES', 'PATIENT_COLUMNS', 'spatial_size',
            'fit_image', 'evaluation_image_size', 'backbone_features', 'Features', 'extract_features', 'slice_range',
            'crop_box', 'roi_region', 'study_region', 'study_arrays', 'StudySlices', 'label_map_names', 'parse_classes',
-           'study_label_map', 'label_map_classes', 'cache_loader', 'evaluation_table', 'study_groups', 'patient_column',
-           'check_patients', 'fold_split']
+           'study_label_map', 'label_map_classes', 'cache_loader', 'evaluation_table', 'study_members', 'study_table',
+           'study_groups', 'patient_column', 'check_patients', 'fold_split']
 
 # %% ../nbs/12b_features.ipynb #b07b1631
 normalize_input = model_input      # its name before the one input recipe moved to mri_dino.model_input
@@ -398,9 +398,43 @@ def evaluation_table(cache_dir:str|Path, # the cache folder
         labels = read_csv(labels).set_index('study_id')
         labels = labels.apply(_numbers_if_all)
     labels.index = labels.index.astype(str)
+    if 'study' in table.columns and not labels.index.isin(table.index).any() and labels.index.isin(table['study'].astype(str)).any():
+        labels = labels.reindex(table['study'].astype(str).to_numpy()).set_axis(table.index)   # a series cache: each series gets its study's labels
     unknown = [s for s in labels.index if s not in table.index]
     if len(unknown) == len(labels): raise ValueError(f"none of the labelled studies is in the cache {cache_dir} (e.g. {unknown[0]!r})")
     return table.drop(columns=[c for c in labels.columns if c in table.columns]).join(labels, how='left')
+
+def study_members(table:pd.DataFrame, # evaluation table of a series cache: index series id, a study column
+                  study_column:str='study', # the column naming each series' study
+                 ) -> dict[str, list[str]]: # study -> its series ids, in the table's order
+    "The cached series of each study"
+    if study_column not in table.columns:
+        raise ValueError(f"level 'study' needs a column {study_column!r} naming each cached series' study (a cache of `find_series` "
+                         f"tables has one); the table's columns: {', '.join(map(str, table.columns))}")
+    keys = table[study_column].astype(str)
+    return {study: [str(i) for i in table.index[keys.to_numpy() == study]] for study in pd.unique(keys)}
+
+def study_table(table:pd.DataFrame, # evaluation table of a series cache: index series id, a study column
+                study_column:str='study', # the column naming each series' study
+                agree:Sequence[str]=(), # columns (labels, folds) whose values every series of a study must share
+               ) -> pd.DataFrame: # index study_id (the study): each column's value where its series agree (else NaN), `n_series`
+    "One row per study of a series cache, its labels and folds checked: no study with two values of a label or fold"
+    members = study_members(table, study_column)
+    keys = table[study_column].astype(str)
+    plain = [c for c in table.columns if c != study_column and not table[c].map(lambda v: isinstance(v, (list, tuple, dict))).any()]
+    groups = table[plain].groupby(keys.to_numpy(), sort=False)
+    counts = groups.nunique()
+    for column in agree:
+        if column not in counts: continue
+        several = counts.index[counts[column] > 1]
+        if len(several):
+            values = _values(table.loc[members[several[0]], column])
+            raise ValueError(f"study {several[0]} has series with several values of {column!r} ({values}): give every series of a study "
+                             f"one value (in a labels CSV keyed by study_id = the {study_column!r} column)")
+    studies = groups.first().where(counts <= 1)
+    studies.index = studies.index.astype(str).rename('study_id')
+    studies['n_series'] = [len(members[s]) for s in studies.index]
+    return studies.apply(_numbers_if_all)
 
 SPLIT_VALUES = ('train', 'val', 'test')
 PATIENT_COLUMNS = ('patient', 'patient_id')
@@ -435,14 +469,15 @@ def check_patients(table:pd.DataFrame, # study table, index study_id, maybe with
                    groups:pd.Series, # each study's fold or split (index study_id), e.g. from `study_groups`
                    column:str, # the folds' or split's column (for the message)
                   ):
-    "Refuse a patient whose studies are on both sides: in two folds, or two of train/val/test"
-    patients = patient_column(table)
-    if patients is None: return
-    frame = pd.DataFrame(dict(patient=table.loc[groups.index, patients].to_numpy(), group=groups.to_numpy())).dropna()
-    shared = frame.groupby('patient')['group'].nunique()
-    shared = sorted(map(str, shared.index[shared > 1]))
-    if shared: raise ValueError(f"patients {', '.join(shared[:10])}{' ...' if len(shared) > 10 else ''} have studies in several values of "
-                                f"{column!r}: give each patient's studies one value (the {patients!r} column)")
+    "Refuse a patient whose studies are on both sides (in two folds, or two of train/val/test); in a series cache, a study whose series are"
+    owners = ((patient_column(table), 'patient', 'studies'), ('study' if 'study' in table.columns else None, 'study', 'series'))
+    for by, owner, items in owners:
+        if by is None: continue
+        frame = pd.DataFrame(dict(owner=table.loc[groups.index, by].to_numpy(), group=groups.to_numpy())).dropna()
+        shared = frame.groupby('owner')['group'].nunique()
+        shared = sorted(map(str, shared.index[shared > 1]))
+        if shared: raise ValueError(f"{'studies' if owner == 'study' else 'patients'} {', '.join(shared[:10])}{' ...' if len(shared) > 10 else ''} have "
+                                    f"{items} in several values of {column!r}: give each {owner}'s {items} one value (the {by!r} column)")
 
 def fold_split(table:pd.DataFrame, # evaluation table with a fold (or split) column
                valid_folds:Sequence=(), # folds for validation

@@ -22,15 +22,16 @@ from .files import atomic_write
 from .loading import input_settings, run_input_recipe
 from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, input_recipe, recipe_input
 from .features import (FEATURE_KINDS, cache_loader, evaluation_image_size, evaluation_table, fold_split, label_map_classes,
-                               parse_classes, slice_range, spatial_size, study_arrays, study_region)
+                               parse_classes, slice_range, spatial_size, study_arrays, study_members, study_region, study_table)
 from .probes import METRICS, classification_metrics, study_labels
 from .segmentation import (finetune_splitter, run_backbone, fastai_dataloaders, patch_feature_map, SegmentationDecoder, Segmenter,
                                    soft_dice_loss, DiceCELoss, dice_scores, DiceScore, SegmentationSlices, collate_segmentation, segmentation_learner)
 
+
 # %% auto #0
-__all__ = ['MIL_POOLINGS', 'MIL_LOSSES', 'AttentionMILPooling', 'StudyClassifier', 'StudyBags', 'collate_bags', 'StudyLoss',
-           'study_metrics', 'ClassificationMetric', 'mil_learner', 'evaluate_classifier', 'training_subset',
-           'segmentation_studies', 'finetune_cache']
+__all__ = ['MIL_POOLINGS', 'MIL_LOSSES', 'FINETUNE_LEVELS', 'AttentionMILPooling', 'StudyClassifier', 'StudyBags', 'collate_bags',
+           'StudyLoss', 'study_metrics', 'ClassificationMetric', 'mil_learner', 'evaluate_classifier',
+           'study_predictions', 'training_subset', 'segmentation_studies', 'finetune_cache']
 
 # %% ../nbs/12d_finetune.ipynb #88e77c52
 class AttentionMILPooling(nn.Module):
@@ -122,8 +123,10 @@ class StudyBags(torch.utils.data.Dataset):
                  normalize_std:float|Sequence[float]=NORMALIZE_STD, # as in training
                  context:float|None=None, # crop in-plane to a square around the ROI enlarged by this fraction (None: whole slices)
                  recipe:dict|None=None, # the run's input recipe (`mri_dino.loading.run_input_recipe`), wins over normalize_mean/std (CT through its window)
+                 members:dict|None=None, # study -> the cached series whose slices (up to `max_slices` each) make its bag (None: the cached study itself)
                 ):
         if len(study_ids) != len(targets): raise ValueError(f"StudyBags: {len(study_ids)} studies but {len(targets)} targets")
+        self.members = members or {}
         self.context = context
         if dims not in (2, 3): raise ValueError(f"StudyBags: dims must be 2 or 3, got {dims!r}")
         self.load_study, self.study_ids, self.targets = load_study, [str(s) for s in study_ids], list(targets)
@@ -143,6 +146,14 @@ class StudyBags(torch.utils.data.Dataset):
 
     def __getitem__(self, index:int):
         study_id = self.study_ids[index]
+        parts = [self.cached_bag(i) for i in self.members.get(study_id, [study_id])]
+        if len({tuple(mask.tolist()) for _, mask in parts}) > 1:
+            raise ValueError(f"study {study_id}: its series {self.members[study_id]} have different modality masks; a bag needs one")
+        return torch.cat([bag for bag, _ in parts]), parts[0][1], torch.as_tensor(self.targets[index])
+
+    def cached_bag(self, study_id:str, # a cached study (or series)
+                  ) -> tuple[Tensor, Tensor]: # (bag (S, C, *spatial) normalised, modality mask (C,))
+        "The slices (or the volume) of one cached study, as model input"
         study = self.load_study(study_id)
         image, mask = study_arrays(study_id, study)
         image = study_region(image, study.get('roi_box'), self.axis, self.roi_margin, self.context, 'volume' if self.dims == 3 else 'plane')
@@ -153,8 +164,7 @@ class StudyBags(torch.utils.data.Dataset):
             bag = image.index_select(1 + self.axis, torch.as_tensor(indices)).movedim(1 + self.axis, 0)   # (S, C, h, w)
             size = spatial_size(self.image_size, 2)
         bag = F.interpolate(bag, size=size, mode='bilinear' if self.dims == 2 else 'trilinear', align_corners=False)
-        bag = recipe_input(bag, mask[None].expand(len(bag), -1), self.recipe, study.get('kind'))
-        return bag, mask, torch.as_tensor(self.targets[index])
+        return recipe_input(bag, mask[None].expand(len(bag), -1), self.recipe, study.get('kind')), mask
 
 def collate_bags(items:Sequence[tuple]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     "Pad bags to the longest: (bags (B, S, C, *spatial), bag_mask (B, S), modality_mask (B, C), targets (B, ...))"
@@ -261,6 +271,21 @@ def evaluate_classifier(learn:Learner, # a learner from `mil_learner`
     return study_metrics(probabilities, targets, learn.loss_func.kind)
 
 # %% ../nbs/12d_finetune.ipynb #b5858b3b
+FINETUNE_LEVELS = ('series', 'study')
+
+def study_predictions(ids:Sequence[str], # the studies (or series) of one part, in the bags' order
+                      part:str, # 'valid' or 'test'
+                      targets:Tensor, # (B,) their targets (class indices, or 0/1)
+                      probabilities:Tensor, # (B,) / (B, 1) sigmoid or (B, K) softmax
+                      members:dict|None=None, # level 'study': study -> its series
+                     ) -> pd.DataFrame: # study_id, part, target, probability (BCE) or probability_0..K-1 (CE), and n_series at level 'study'
+    "One row per predicted study: what `predictions.csv` holds"
+    probabilities = np.asarray(probabilities, dtype=np.float64).reshape(len(ids), -1)
+    frame = pd.DataFrame(dict(study_id=list(ids), part=part, target=np.asarray(targets).reshape(len(ids), -1)[:, 0]))
+    if members is not None: frame['n_series'] = [len(members[i]) for i in ids]
+    names = ['probability'] if probabilities.shape[1] == 1 else [f'probability_{k}' for k in range(probabilities.shape[1])]
+    return frame.assign(**dict(zip(names, probabilities.T)))
+
 def _folds(value) -> list[str]:
     "Folds from a list or a comma-separated string"
     if value is None: return []
@@ -330,13 +355,21 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
                    split_column:str|None=None, # a train/val/test column instead of folds
                    train_studies:int|None=None, # train on this many of the training studies (a fixed subset drawn with `seed`, stratified by label for classify); None: all
                    train_fraction:float|None=None, # or on this fraction of them, in (0, 1]
+                   level:str='series', # classify: 'series' (a bag per cached study or series) or 'study' (a bag per value of `study_column`: all its series)
+                   study_column:str='study', # level 'study': the table's column naming each series' study
                   ) -> tuple[Learner, dict]: # the learner and {'valid': metrics, 'test': metrics, 'n_skipped': studies left out (no label, label map or fold)}
     "Fine-tune the backbone on a cache: study classification (MIL) or segmentation, folds from the table"
     if task not in ('classify', 'segment'): raise ValueError(f"task must be 'classify' or 'segment', got {task!r}")
     if seed is not None:
         from fastai.torch_core import set_seed
         set_seed(seed, reproducible=True)
+    if level not in FINETUNE_LEVELS: raise ValueError(f"level must be one of {FINETUNE_LEVELS}, got {level!r}")
+    if level == 'study' and task != 'classify': raise ValueError("level 'study' is for task 'classify': segmentation works on each cached series")
     table = evaluation_table(cache_dir) if table is None else table
+    members = None
+    if level == 'study':                                                    # one row per study; its series share its label and fold
+        members = study_members(table, study_column)
+        table = study_table(table, study_column, [label, split_column or fold_column])
     valid_folds, test_folds = _folds(valid_folds), _folds(test_folds)
     if task == 'classify':                                                  # the folds and labels first, before any model work
         targets, classes = study_labels(table, label, fold_column, split_column)     # studies without the label: skipped
@@ -359,10 +392,14 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
         loader = cache_loader(cache_dir, None, settings['modalities'])
         def bags(ids, training):
             return StudyBags(loader, ids, [value(targets.loc[i, 'target']) for i in ids], size, max_slices=max_slices,
-                             dims=dims, training=training, context=context, **norm)
+                             dims=dims, training=training, context=context, members=members, **norm)
         learn = mil_learner(backbone, bags(train_ids, True), bags(valid_ids, False), n_outputs, loss, pooling, freeze=freeze,
                             batch_size=batch_size or 4, device=device, path=out or '.')
-        evaluate = lambda ids: evaluate_classifier(learn, learn.dls.valid.new(bags(ids, False)))
+        predictions = []                                                    # per study (or series): its part, target and probabilities
+        def evaluate(ids, part):
+            probabilities, truth = learn.get_preds(dl=learn.dls.valid.new(bags(ids, False)))
+            predictions.append(study_predictions(ids, part, truth, probabilities, members))
+            return study_metrics(probabilities, truth, learn.loss_func.kind)
     else:
         loader = cache_loader(cache_dir, label_map, settings['modalities'], classes=classes)
         items = lambda ids: SegmentationSlices(loader, ids, size, dims=dims, context=context, **norm)
@@ -370,7 +407,7 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
         learn = segmentation_learner(backbone, items(train_ids), items(valid_ids), n_classes, freeze=freeze,
                                      batch_size=batch_size or 16, device=device, path=out or '.',
                                      class_names=[classes[c] for c in sorted(classes)] if classes else None)
-        def evaluate(ids):
+        def evaluate(ids, part):
             values = learn.validate(dl=learn.dls.valid.new(items(ids)))
             return dict(zip(['loss'] + [m.name for m in learn.metrics], [float(v) for v in values]))
     cbs = []
@@ -380,11 +417,14 @@ def finetune_cache(backbone:nn.Module, # from `load_backbone`
         cbs = [CSVLogger(fname=str(Path(out).resolve() / 'history.csv'))]
     learn.fit_one_cycle(epochs, lr_max=lr if freeze else slice(lr / 10, lr), cbs=cbs)
     metrics = dict(task=task, label=label if task == 'classify' else label_map, n_train=len(train_ids), n_valid=len(valid_ids),
-                   n_test=len(test_ids), n_skipped=len(table) - available - len(valid_ids) - len(test_ids), valid=evaluate(valid_ids))
+                   n_test=len(test_ids), n_skipped=len(table) - available - len(valid_ids) - len(test_ids), valid=evaluate(valid_ids, 'valid'))
+    if level == 'study': metrics.update(level=level, n_series={part: sum(len(members[i]) for i in ids) for part, ids in
+                                                               (('train', train_ids), ('valid', valid_ids), ('test', test_ids))})
     if task == 'segment': metrics['classes'] = {i: classes[c] for i, c in enumerate(sorted(classes), 1)} if classes else None
     if len(train_ids) < available: metrics['n_train_available'] = available
-    if test_ids: metrics['test'] = evaluate(test_ids)
+    if test_ids: metrics['test'] = evaluate(test_ids, 'test')
     if out is not None:
         learn.save('finetuned')
+        if task == 'classify': atomic_write(Path(out) / 'predictions.csv', lambda f: f.write(pd.concat(predictions).to_csv(index=False).encode()))
         atomic_write(Path(out) / 'metrics.json', lambda f: f.write(json.dumps(metrics, indent=1).encode()))
     return learn, metrics
