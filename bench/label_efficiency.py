@@ -33,16 +33,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from omegaconf import OmegaConf
 
-from mri_dino.backbones import build_backbone
 from mri_dino.config import load_config
 from mri_dino.features import evaluation_table
 from mri_dino.finetune import finetune_cache
 from mri_dino.loading import load_backbone
 from mri_dino.phantom import make_phantom_dataset
 from mri_dino.preprocess import preprocess_dataset
-from mri_dino.train import backbone_config, seed_everything, train
+from mri_dino.train import train
+
+from probe_pretrained_vs_random import random_backbone   # the same architecture at the run's own initialisation (bench/ is on the path when a script here runs)
 
 # views centred on the prostate, where the lesions are (as in probe_pretrained_vs_random.py)
 PROSTATE_VIEWS = ['crops.global_crops_scale=[0.15,0.35]', 'crops.local_crops_scale=[0.03,0.1]', 'crops.crop_from_tumor_foreground=1.0']
@@ -69,15 +69,6 @@ def pretrain(cache:Path, run:Path, args) -> Path:
     learn = train(load_config(None, overrides))
     print(f"pretrained {learn.step} steps in {time.perf_counter() - start:.0f} s -> {run}", flush=True)
     return run
-
-
-def random_backbone(run_backbone):
-    "The same architecture as the run's, at the initialisation the run started from"
-    cfg = OmegaConf.create(run_backbone.run_config)
-    seed_everything(int(cfg.train.seed))
-    backbone = build_backbone(backbone_config(cfg)).eval()
-    backbone.run_config = run_backbone.run_config
-    return backbone
 
 
 def finetune(backbone, cache, task, table, fold, n, args) -> tuple[float, int]:

@@ -20,7 +20,6 @@ from .cli import check_option, choice_option, command, device_option, size_optio
 from .features import fit_image
 from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, input_recipe, model_input, recipe_input
 from .preprocess import study_file_name
-from .vit import arch_name
 from .files import first_line
 from .loading import with_backbone_options
 from .files import atomic_write

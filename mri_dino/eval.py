@@ -7,7 +7,6 @@ Docs: https://mri-dino.github.io/mri_dino/eval.html.md"""
 # %% ../nbs/12_eval.ipynb #51cc2c38
 from __future__ import annotations
 
-import contextlib
 import re
 import inspect
 import typing

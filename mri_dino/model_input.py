@@ -7,6 +7,8 @@ Docs: https://mri-dino.github.io/mri_dino/model_input.html.md"""
 # %% ../nbs/04b_model_input.ipynb #b100fe42
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -20,8 +22,8 @@ from .files import atomic_write_text, read_yaml
 
 # %% auto #0
 __all__ = ['NORMALIZE_MEAN', 'NORMALIZE_STD', 'RECIPE_FILE', 'per_channel', 'check_normalization', 'model_input',
-           'input_intensities', 'input_units', 'evaluation_window', 'with_default_section', 'input_recipe',
-           'write_input_recipe', 'read_input_recipe', 'is_ct', 'recipe_input']
+           'input_intensities', 'input_units', 'evaluation_window', 'shipped_defaults', 'with_default_section',
+           'input_recipe', 'write_input_recipe', 'read_input_recipe', 'is_ct', 'recipe_input']
 
 # %% ../nbs/04b_model_input.ipynb #bdc51bfc
 NORMALIZE_MEAN = 0.5     # subtracted from the [0, 1] intensities (augment.normalize_mean in configs/default.yaml)
@@ -112,13 +114,17 @@ def _one_per_channel(value, channels:int, name:str) -> list:
     values = [float(v) for v in value] if isinstance(value, (list, tuple)) else [float(value)]
     return values * channels if len(values) == 1 else values
 
+@functools.lru_cache(maxsize=1)
+def shipped_defaults() -> dict:
+    "`mri_dino/configs/default.yaml`, read once per process (callers copy what they change)"
+    import mri_dino
+    return read_yaml(Path(mri_dino.__file__).parent / 'configs' / 'default.yaml')
+
 def with_default_section(config:Mapping, # a run config, whole or partial (plain values)
                          section:str, # e.g. 'augment'
                         ) -> dict: # the section's keys: the config's, over the shipped default.yaml's
     "A section of a run config laid over the one source of defaults (`mri_dino/configs/default.yaml`): what an older or partial config leaves out"
-    import mri_dino
-    defaults = read_yaml(Path(mri_dino.__file__).parent / 'configs' / 'default.yaml')
-    return {**defaults[section], **(config.get(section) or {})}
+    return {**copy.deepcopy(shipped_defaults()[section]), **(config.get(section) or {})}
 
 def input_recipe(config=None, # a run config (merged OmegaConf or the dict of its config.yaml): `data.modalities`, `augment`, `ct`; None: the defaults
                 ) -> dict: # the recipe, plain JSON values (see `RECIPE_FILE`)
