@@ -397,6 +397,7 @@ class MultiViewCrops:
                  interpolation:str='bilinear', # resampling: 'bilinear' (trilinear in 3D), 'nearest' or 'bicubic' (2D only)
                  antialias:bool=True, # sample shrinking crops from an average-pooled copy of the image
                  batch_intensity:bool=False, # leave the intensity transforms and normalisation to `augment_batch` on the collated batch
+                 on_device:bool=False, # training runs this whole recipe on the collated batch on the training device (`mri_dino.device_views`); a call here is unchanged
                  **kwargs):
         params = dict(locals()); del params['self'], params['kwargs']
         params['crop_from_tumor_foreground'] = float(crop_from_tumor_foreground)

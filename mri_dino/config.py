@@ -213,6 +213,11 @@ def choice_problems(given:dict, # the merged config, flattened
             problems.append(f"data.modalities: {shown(modalities)} has {len(modalities)} modalities; data.series needs one (each series is an image)")
     if given.get('ibot.mask_per_channel') is True and given.get('student.fusion') == 'stack':
         problems.append("ibot.mask_per_channel: true needs student.fusion tokens (one token set per modality), got stack")
+    if given.get('crops.on_device') is True and given.get('crops.batch_intensity') is True:
+        problems.append("crops.on_device: true makes the whole recipe on the device, intensity included; set crops.batch_intensity false")
+    if given.get('crops.on_device') is True and given.get('ct.windows'):
+        problems.append(f"crops.on_device: true does not draw CT windows per view (ct.windows {shown(list(given['ct.windows']))}); "
+                        "set crops.on_device false for CT studies kept in HU")
     if checked('crops') and checked('student.patch_size') and isinstance(given['crops'], Mapping):
         problems += crop_size_problems(given['crops'], given.get('student.patch_size'))
     return problems

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['as_size_tuple', 'use_xformers', 'explicit_attention', 'Attention', 'TokenPacking', 'packed_attention', 'Mlp',
-           'swiglu_hidden_dim', 'SwiGLU', 'LayerScale', 'drop_path', 'DropPath', 'drop_add_residual', 'Block',
-           'interpolate_pos_embed', 'PatchEmbed']
+__all__ = ['MAX_LENGTH_GROUPS', 'as_size_tuple', 'use_xformers', 'explicit_attention', 'Attention', 'TokenPacking',
+           'grouped_attention', 'packed_attention', 'Mlp', 'swiglu_hidden_dim', 'SwiGLU', 'LayerScale', 'drop_path',
+           'DropPath', 'drop_add_residual', 'Block', 'interpolate_pos_embed', 'PatchEmbed']
 
 # %% ../nbs/08a_layers.ipynb #8e94e94b
 def as_size_tuple(value:int|Sequence[int], # one size for every axis, or one per axis
@@ -114,7 +114,7 @@ class TokenPacking:
         self.max_length = int(self.lengths.max())
         self.slots = torch.arange(self.max_length, device=lengths.device)[None] < self.lengths[:, None]   # (B, K) real rows when padded
         self.slot_rows = self.slots.flatten().nonzero()[:, 0]                           # (L,) their rows in (B * K)
-        self._block_mask = None
+        self._block_mask, self._length_groups = None, None
 
     @classmethod
     def from_mask(cls, keep:torch.Tensor # (B, T) bool, the rows of each sample that are packed
@@ -141,19 +141,42 @@ class TokenPacking:
     def subset(self, index:torch.Tensor # (k,) samples
               ) -> TokenPacking: return TokenPacking(self.lengths[index])                # the packing of `x[self.rows(index)]`
 
+    def length_groups(self) -> list[tuple[int, torch.Tensor]]:
+        "(length, rows (k * length,)) of the samples of each distinct length, sample after sample (made once)"
+        if self._length_groups is None:
+            self._length_groups = [(int(length), self.rows((self.lengths == length).nonzero()[:, 0]))
+                                   for length in self.lengths.unique().tolist()]
+        return self._length_groups
+
     def block_mask(self, ops):
         "xFormers' block-diagonal attention bias for these lengths (made once)"
         if self._block_mask is None: self._block_mask = ops.fmha.BlockDiagonalMask.from_seqlens(self.lengths.tolist())
         return self._block_mask
 
+MAX_LENGTH_GROUPS = 4   # packed attention without xFormers: one SDPA call per distinct length up to this many, else padding
+
+def grouped_attention(qkv:torch.Tensor, # (L, 3, heads, head_dim) packed queries, keys and values
+                      packing:TokenPacking, # which rows belong to which sample
+                     ) -> torch.Tensor: # (L, heads, head_dim)
+    "Attention within each sample of a packed sequence, one SDPA call per distinct sample length (no padding)"
+    out = None
+    for length, rows in packing.length_groups():
+        q, k, v = qkv[rows].view(-1, length, *qkv.shape[1:]).permute(2, 0, 3, 1, 4).unbind(0)   # each (k, heads, length, head_dim)
+        result = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(0, 1)          # (k * length, heads, head_dim)
+        if len(rows) == len(qkv): return result                                                 # one length: rows in order
+        out = (qkv.new_zeros(len(qkv), *qkv.shape[2:]) if out is None else out).index_copy(0, rows, result)
+    return out
+
 def packed_attention(qkv:torch.Tensor, # (L, 3, heads, head_dim) packed queries, keys and values
                      packing:TokenPacking, # which rows belong to which sample
                     ) -> torch.Tensor: # (L, heads, head_dim)
-    "Attention within each sample of a packed sequence: xFormers' block-diagonal mask on CUDA, else SDPA padded inside attention"
+    "Attention within each sample of a packed sequence: xFormers' block-diagonal mask on CUDA, else SDPA by length group or padded"
     if use_xformers(qkv.device):
         ops = _xformers_ops()
         q, k, v = qkv[None].unbind(2)                                                   # each (1, L, heads, head_dim)
         return ops.memory_efficient_attention(q, k, v, attn_bias=packing.block_mask(ops))[0]
+    if len(packing.lengths) and int(packing.lengths.unique().numel()) <= MAX_LENGTH_GROUPS:
+        return grouped_attention(qkv, packing)
     q, k, v = packing.pad(qkv).permute(2, 0, 3, 1, 4).unbind(0)                        # each (B, heads, K, head_dim)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=packing.slots[:, None, None, :])
     return packing.unpad(out.transpose(1, 2))

@@ -64,9 +64,10 @@ class Student(nn.Module):
                  backbone:nn.Module, # a ViT with `forward_features` (see `mri_dino.vit`)
                  dino_head:nn.Module, # head on the CLS token
                  ibot_head:nn.Module|None=None, # head on the masked patch tokens; None: the DINO head
+                 packed_crops:bool=False, # global and local crops through one packed backbone call (`forward_features_list`; `student.packed_crops`)
                 ):
         super().__init__()
-        self.backbone, self.dino_head = backbone, dino_head
+        self.backbone, self.dino_head, self.packed_crops = backbone, dino_head, packed_crops
         if ibot_head is not None: self.ibot_head = ibot_head
 
     def patch_head(self) -> nn.Module:
@@ -85,16 +86,22 @@ class Student(nn.Module):
                 keep_local:torch.Tensor|None=None, # (n_local * B, N_local) bool: the same for the local crops
                ) -> dict: # global_cls, global_logits, local_logits (with local crops), masked_patch_logits (with masks)
         input_masks = masks if mask_inputs else None
-        if keep_global is None:
+        has_local = local_crops is not None and len(local_crops)
+        local = None
+        if self.packed_crops and has_local and keep_global is None and keep_local is None:   # one call, attention within each crop
+            features, local = self.backbone.forward_features_list([global_crops, local_crops], [global_modality_mask, local_modality_mask],
+                                                                  [input_masks, None])
+        elif keep_global is None:
             features = self.backbone.forward_features(global_crops, modality_mask=global_modality_mask, masks=input_masks)
         else:
             features = self.backbone.forward_tokens(global_crops, keep_global, global_modality_mask, masks=input_masks)
             features['x_norm_patchtokens'], features['x_norm_modality_patchtokens'] = self.backbone.tokens_on_grid(features)
         cls = features['x_norm_clstoken']                                                   # (n_global * B, D)
         out = dict(global_cls=cls, global_logits=self.dino_head(cls))
-        if local_crops is not None and len(local_crops):
-            local = (self.backbone.forward_features(local_crops, modality_mask=local_modality_mask) if keep_local is None
-                     else self.backbone.forward_tokens(local_crops, keep_local, local_modality_mask))
+        if has_local:
+            if local is None:
+                local = (self.backbone.forward_features(local_crops, modality_mask=local_modality_mask) if keep_local is None
+                         else self.backbone.forward_tokens(local_crops, keep_local, local_modality_mask))
             out['local_logits'] = self.dino_head(local['x_norm_clstoken'])                  # (n_local * B, K)
         if masks is not None:
             tokens = _patch_tokens(features, masks)
@@ -236,7 +243,7 @@ class SSLModel(nn.Module):
         threshold = input_units(train['foreground_threshold'], augment['normalize_mean'], augment['normalize_std'])   # [0, 1] -> model input
         dino_head = DINOHead.from_config(backbone.embed_dim, **dino)
         ibot_head = DINOHead.from_config(backbone.embed_dim, **ibot) if ibot['separate_head'] else None
-        return cls(Student(backbone, dino_head, ibot_head), dino_loss_weight=dino['loss_weight'],
+        return cls(Student(backbone, dino_head, ibot_head, packed_crops=bool(cfg['student']['packed_crops'])), dino_loss_weight=dino['loss_weight'],
                    ibot_loss_weight=ibot['loss_weight'], koleo_loss_weight=dino['koleo_loss_weight'],
                    centering=train['centering'], remove_background=bool(train['remove_background']),
                    foreground_threshold=threshold, min_foreground=train['min_foreground'],

@@ -50,6 +50,7 @@ from .learner import EpochBatchSampler, SSLDataLoaders, ssl_learner, fit_ssl
 from .callbacks import NonFiniteLossError
 from .ssl_model import SSLModel
 from .masking import collate_views
+from .device_views import DeviceCollate, DeviceViews
 from .phantom import make_phantom_dataset
 from .cache import CacheInUse, CacheSettingsError, read_index
 from .studies import find_studies
@@ -64,8 +65,8 @@ from .attention import attention_figure, attention_maps, save_png
 __all__ = ['TRAIN_EXAMPLES', 'mri_dino_train', 'preprocess_options', 'cache_folders', 'prepare_cache', 'view_recipe',
            'listed_studies', 'build_datasets', 'build_dataloaders', 'batch_seed', 'SeededBatchSampler',
            'SeededBatchDataset', 'made_batch', 'backbone_config', 'build_model', 'picture_sample', 'attention_picture',
-           'BatchIntensityCallback', 'seed_everything', 'train', 'wanted_precision', 'make_accelerator', 'parse_args',
-           'main', 'close_process_group']
+           'BatchIntensityCallback', 'DeviceViewsCallback', 'seed_everything', 'train', 'wanted_precision',
+           'make_accelerator', 'parse_args', 'main', 'close_process_group']
 
 # %% ../nbs/11_train.ipynb #1a7da604
 def _is_main(accelerator) -> bool: return accelerator is None or accelerator.is_main_process
@@ -141,7 +142,8 @@ def build_datasets(cfg:DictConfig, # the experiment config
     data, recipe = cfg.data, view_recipe(cfg)
     index = read_index(cache_dir)
     recipe = ct_views(recipe, cfg, index)                                 # CT in HU: a window drawn per view
-    common = dict(modalities=list(data.modalities), restrict=data.restrict, margin=data.margin, transform=recipe)
+    transform = None if cfg.crops.on_device else recipe                  # on_device: the views are made on the batch (DeviceViews)
+    common = dict(modalities=list(data.modalities), restrict=data.restrict, margin=data.margin, transform=transform)
     listed = listed_studies(cfg)
     studies = index if listed is None else index[index.index.isin(listed)]   # the cache may hold every study: the CSV's alone
     def make(studies, split):
@@ -163,6 +165,9 @@ def build_datasets(cfg:DictConfig, # the experiment config
 
 def _collate(cfg:DictConfig) -> partial:
     ibot = cfg.ibot
+    if cfg.crops.on_device:                                               # the workers only stack samples and draw the masks
+        return DeviceCollate(cfg.crops.global_crops_size, cfg.student.patch_size, tuple(ibot.mask_ratio_min_max),
+                             ibot.mask_sample_probability, ibot.mask_per_channel, cfg.crops.global_crops_number)
     return partial(collate_views, patch_size=cfg.student.patch_size, mask_ratio_min_max=tuple(ibot.mask_ratio_min_max),
                    mask_sample_probability=ibot.mask_sample_probability, mask_per_channel=ibot.mask_per_channel)
 
@@ -284,6 +289,13 @@ class BatchIntensityCallback(Callback):
                 ): self.recipe = recipe
     def before_batch(self): self.learn.xb = (augment_batch(self.learn.xb[0], self.recipe),)
 
+class DeviceViewsCallback(Callback):
+    "Make the views of the collated samples on the training device (`crops.on_device: true`, `mri_dino.device_views`)"
+    order = -8
+    def __init__(self, views:DeviceViews, # the recipe on the batch
+                ): self.views = views
+    def before_batch(self): self.learn.xb = (self.views(self.learn.xb[0]),)
+
 def seed_everything(seed:int, # the seed of every generator
                    ):
     "Python, NumPy and PyTorch (all devices) random generators"
@@ -314,6 +326,7 @@ def train(cfg:DictConfig, # the resolved experiment config
     dls = build_dataloaders(cfg, train_dataset, valid_dataset, accelerator)
     callbacks = list(extra_cbs)
     if cfg.crops.batch_intensity: callbacks.append(BatchIntensityCallback(view_recipe(cfg)))
+    if cfg.crops.on_device: callbacks.append(DeviceViewsCallback(DeviceViews(view_recipe(cfg), cfg.ibot.mask_per_channel)))
     learn = ssl_learner(cfg, model, dls, output_dir, accelerator, config_text, callbacks)
     if accelerator.is_main_process:
         world = accelerator.num_processes

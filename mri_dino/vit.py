@@ -428,6 +428,33 @@ def tokens_on_grid(self:VisionTransformer,
     prefix = torch.cat([out['x_norm_clstoken'][:, None], out['x_norm_regtokens']], 1)
     return self._split_tokens(torch.cat([prefix, patches], 1), out)[2:]
 
+# %% ../nbs/08_vit.ipynb #16ba1e6d
+@patch
+def forward_features_list(self:VisionTransformer,
+                          xs:Sequence[torch.Tensor], # crop sets, each (B_i, C, *spatial_i), any sizes
+                          modality_masks:Sequence[torch.Tensor|None], # (B_i, C) bool per crop set, or None
+                          masks_list:Sequence[torch.Tensor|None]|None=None, # iBOT masks per crop set (B_i, N_i) or (B_i, C, N_i), or None
+                         ) -> list[dict]: # one `forward_features` dictionary per crop set
+    "`forward_features` of several crop sets through one packed sequence: each block runs once, attention within each crop"
+    masks_list = [None] * len(xs) if masks_list is None else list(masks_list)
+    if not len(xs) == len(modality_masks) == len(masks_list):
+        raise ValueError(f"forward_features_list: {len(xs)} crop sets, {len(modality_masks)} modality masks and {len(masks_list)} iBOT masks")
+    prepared = [self.prepare_tokens(x, present, masks) for x, present, masks in zip(xs, modality_masks, masks_list)]
+    runs = [p['key_mask'] if p['key_mask'] is not None else torch.ones(p['tokens'].shape[:2], dtype=torch.bool, device=p['tokens'].device)
+            for p in prepared]                                                         # (B_i, T_i) rows that take part
+    layout = TokenPacking(torch.cat([run.sum(1) for run in runs]))
+    rows = torch.cat([p['tokens'][run] for p, run in zip(prepared, runs)])             # (L, D): crop after crop
+    for block in self.blocks: rows = block(rows, packing=layout)
+    outputs, start = [], 0
+    for p, run, masks in zip(prepared, runs, masks_list):
+        count = int(run.sum())
+        tokens = rows.new_zeros(*run.shape, rows.shape[-1]).index_put((run,), rows[start:start + count])   # (B_i, T_i, D)
+        start += count
+        cls, registers, patches, per_modality = self._split_tokens(self.norm(tokens), p)
+        outputs.append({'x_norm_clstoken': cls, 'x_norm_regtokens': registers, 'x_norm_patchtokens': patches,
+                        'x_norm_modality_patchtokens': per_modality, 'x_prenorm': tokens, 'masks': masks})
+    return outputs
+
 # %% ../nbs/08_vit.ipynb #90b19774
 VIT_SIZES = {
     'vit_tiny': dict(embed_dim=192, depth=12, num_heads=3),
