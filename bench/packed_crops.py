@@ -2,10 +2,11 @@
 `VisionTransformer.forward_features_list`) against two separate `forward_features` calls (the default).
 
 DINOv2's recipe: per sample 2 global crops of 224² and 8 local crops of 98², 3 modalities, patch 14, iBOT masks
-on the global crops. Forward and backward of the backbone, the step's time is the median of `--repeats`. The
-outputs of both paths are checked equal first (1e-4 in float32 at ViT-S size).
+on the global crops. Forward and backward of the backbone in one thread; a step's time is the CPU time of this
+process (other programs on a shared machine distort it less than wall-clock time), the median of `--repeats`, the
+two paths taking turns. The outputs of both paths are checked equal first (1e-4 in float32).
 
-    python bench/packed_crops.py                     # ViT-S/14 at batch 2 and ViT-Ti/14 at batch 4, a few minutes on 2 cores
+    python bench/packed_crops.py                     # ViT-S/14 and ViT-Ti/14 at batch 2, a few minutes
     python bench/packed_crops.py --arch vit_small --batch 8 --repeats 5
 """
 import argparse
@@ -39,24 +40,27 @@ def step(model, data, packed:bool):
     return [o['x_norm_clstoken'].detach() for o in outs]
 
 
-def timed(model, data, packed, repeats):
-    step(model, data, packed)                                                      # warm-up
-    times = []
+def timed(model, data, repeats) -> dict:
+    "Median CPU seconds of a step, separate and packed, taking turns"
+    times = {False: [], True: []}
+    for packed in (False, True): step(model, data, packed)                          # warm-up
     for _ in range(repeats):
-        model.zero_grad(set_to_none=True)
-        start = time.perf_counter(); step(model, data, packed); times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for packed in (False, True):
+            model.zero_grad(set_to_none=True)
+            start = time.process_time(); step(model, data, packed); times[packed].append(time.process_time() - start)
+    return {packed: statistics.median(t) for packed, t in times.items()}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--arch', nargs='*', default=['vit_small', 'vit_tiny'], choices=list(VIT_SIZES))
-    parser.add_argument('--batch', type=int, nargs='*', default=[2, 4], help='samples per step, one per arch')
-    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--batch', type=int, nargs='*', default=[2, 2], help='samples per step, one per arch')
+    parser.add_argument('--repeats', type=int, default=5)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; forward + backward of the backbone, "
+    torch.set_num_threads(1)
+    print(f"torch {torch.__version__}, 1 thread, CPU time; forward + backward of the backbone, "
           f"2 x 224² + 8 x 98² crops per sample, 3 modalities, patch 14")
-    print(f"{'arch':10s} {'batch':>5s} {'separate (s)':>13s} {'packed (s)':>11s} {'packed / separate':>18s}")
+    print(f"{'arch':10s} {'batch':>5s} {'separate (s)':>13s} {'packed (s)':>11s} {'packed / separate':>18s}")   # CPU seconds
     for arch, batch in zip(args.arch, args.batch):
         torch.manual_seed(0)
         model = VisionTransformer(**VIT_SIZES[arch], img_size=224, patch_size=14, in_chans=3, drop_path_rate=0.0).train()
@@ -68,7 +72,7 @@ def main():
         difference = max((x - y).abs().max().item() for x, y in zip(a, b))
         assert difference < 1e-4, f"packed and separate outputs differ by {difference}"
         model.train()
-        seconds = {packed: timed(model, data, packed, args.repeats) for packed in (False, True)}
+        seconds = timed(model, data, args.repeats)
         print(f"{arch:10s} {batch:5d} {seconds[False]:13.3f} {seconds[True]:11.3f} {seconds[True] / seconds[False]:18.2f}")
 
 

@@ -57,7 +57,8 @@ class DeviceCollate:
         for b, img in enumerate(images): batch[(b, slice(None)) + tuple(slice(0, s) for s in img.shape[1:])] = img
         roi = torch.full((len(images), 2, d), float('nan'), dtype=torch.float64)
         for b, (s, img) in enumerate(zip(samples, images)):
-            box = roi_as_box(s.get('roi_box'), img.shape[1:])
+            try: box = roi_as_box(s.get('roi_box'), img.shape[1:])
+            except ValueError as e: raise ValueError(f"sample {s.get('study_id')!r}: {e}") from None
             if box is not None: roi[b] = box
         size = (self.global_crops_size,) * d if isinstance(self.global_crops_size, int) else tuple(self.global_crops_size)
         patch = (self.patch_size,) * d if isinstance(self.patch_size, int) else tuple(self.patch_size)
@@ -204,7 +205,7 @@ class DeviceViews:
             p = self.draw(batch, kind, spatial)
             views = resample_views(images, p['sample'], p['extent'], p['start'], p['size'], p['pivot'], p['rotation'], p['flips'],
                                    out_size, recipe.interpolation, recipe.antialias)
-            masks = recipe.intensity.drop_modalities(present[p['sample']], generator)
+            masks = recipe.intensity.drop_modalities(present[p['sample'].to(images.device)], generator)
             blur = recipe.intensity.blur_probabilities(kind, number, B).to(images.device)
             out[f'{kind}_crops'] = recipe.intensity.transform(views, masks, blur, generator)
             out[f'{kind}_modality_mask'] = masks
