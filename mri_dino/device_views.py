@@ -43,6 +43,18 @@ class DeviceCollate:
         "The collate for `recipe`'s global crops"
         return cls(recipe.global_crops_size, patch_size, global_crops_number=recipe.global_crops_number, **kwargs)
 
+    @staticmethod
+    def stack(images:Sequence[Tensor], # (C, *spatial) each
+              size:Sequence[int], # the batch's spatial size (the largest)
+             ) -> Tensor: # (B, C, *size), each image in the corner, zeros after it
+        "The images in one tensor, in shared memory when in a DataLoader worker (which saves the copy to the main process)"
+        out = torch.empty((len(images), images[0].shape[0], *size), dtype=images[0].dtype)
+        if torch.utils.data.get_worker_info() is not None: out.share_memory_()
+        if all(tuple(img.shape[1:]) == tuple(size) for img in images): return torch.stack(images, out=out)
+        out.zero_()
+        for b, img in enumerate(images): out[(b, slice(None)) + tuple(slice(0, s) for s in img.shape[1:])] = img
+        return out
+
     def __call__(self, samples:Sequence[dict], # Samples: `image` (C, *spatial), `modality_mask`, `roi_box`, `study_id`
                  generator:torch.Generator|None=None, # random generator (None: torch's global one, seeded per batch)
                 ) -> dict: # image (B, C, *spatial) zero-padded, extent (B, d), modality_mask (B, C), roi (B, 2, d), masks, ...
@@ -52,9 +64,7 @@ class DeviceCollate:
         if {img.ndim - 1 for img in images} != {d} or d not in (2, 3):
             raise ValueError(f"DeviceCollate: images must all be (C, H, W) or all (C, D, H, W), got {sorted({tuple(i.shape) for i in images})}")
         extent = torch.tensor([img.shape[1:] for img in images])                         # (B, d) each image's own size
-        largest = extent.max(0).values.tolist()
-        batch = images[0].new_zeros((len(images), images[0].shape[0], *largest))
-        for b, img in enumerate(images): batch[(b, slice(None)) + tuple(slice(0, s) for s in img.shape[1:])] = img
+        batch = self.stack(images, extent.max(0).values.tolist())
         roi = torch.full((len(images), 2, d), float('nan'), dtype=torch.float64)
         for b, (s, img) in enumerate(zip(samples, images)):
             try: box = roi_as_box(s.get('roi_box'), img.shape[1:])
@@ -126,6 +136,14 @@ def _sampling_grid(theta:Tensor, size:Sequence[int]) -> Tensor:
     "`F.affine_grid(theta, (n, C, *size), align_corners=False)`"
     return F.affine_grid(theta, (len(theta), 1, *size), align_corners=False)
 
+def _slots(owners:Tensor, n_images:int) -> tuple[Tensor, Tensor, int]:
+    "Each view's image, its place among that image's views, and the most views of one image"
+    counts = torch.bincount(owners, minlength=n_images)
+    order = owners.argsort(stable=True)
+    slots = torch.empty_like(owners)
+    slots[order] = torch.arange(len(owners)) - (counts.cumsum(0) - counts)[owners[order]]
+    return owners, slots, int(counts.max())
+
 def resample_views(images:Tensor, # (B, C, *spatial) the batch's images (zero-padded to one size)
                    sample:Tensor, # (n,) the image of each view (CPU, as the parameters below)
                    extent:Tensor, # (n, d) the view's own image size
@@ -137,7 +155,7 @@ def resample_views(images:Tensor, # (B, C, *spatial) the batch's images (zero-pa
                    antialias:bool=True, # views that shrink are sampled from 2x-pooled copies of the images
                   ) -> Tensor: # (n, C, *out_size)
     "All views of a batch by `grid_sample`, each from the pyramid level its zoom asks for"
-    n = len(sample)
+    n, d = start.shape
     zoom = (size / torch.tensor(out_size, dtype=size.dtype)).min(1).values
     levels = zoom.log2().floor().clamp(min=0).long() if antialias else torch.zeros(n, dtype=torch.long)
     levels = torch.minimum(levels, extent.min(1).values.log2().floor().long().clamp(min=0))
@@ -148,11 +166,13 @@ def resample_views(images:Tensor, # (B, C, *spatial) the batch's images (zero-pa
         chosen = (levels == wanted).nonzero()[:, 0]
         padded_extent = [s * 2 ** level for s in source.shape[2:]]
         theta = crop_affines(start[chosen], size[chosen], pivot[chosen], rotation[chosen], flips[chosen], padded_extent)
-        grid = _sampling_grid(theta.to(images.device, images.dtype), out_size)
-        rows = chosen.to(images.device)
-        sampled = F.grid_sample(source[sample[chosen].to(images.device)], grid, mode=interpolation, padding_mode='zeros', align_corners=False)
-        if len(chosen) == n: return sampled
-        views[rows] = sampled
+        grid = _sampling_grid(theta.to(images.device, images.dtype), out_size)                # (k, *out_size, d)
+        owners, slots, per_image = _slots(sample[chosen], len(images))
+        grids = grid.new_zeros((len(images), per_image, *out_size, d))                      # each image's views side by side
+        grids[owners.to(grid.device), slots.to(grid.device)] = grid
+        sampled = F.grid_sample(source, grids.flatten(1, 2), mode=interpolation, padding_mode='zeros', align_corners=False)
+        sampled = sampled.unflatten(2, (per_image, out_size[0])).transpose(1, 2)            # (B, per_image, C, *out_size)
+        views[chosen.to(images.device)] = sampled[owners.to(images.device), slots.to(images.device)]
     return views
 
 # %% ../nbs/06b_device_views.ipynb #f89453c6
