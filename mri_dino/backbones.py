@@ -28,7 +28,7 @@ __all__ = ['CONFIG_METADATA', 'backbone_arguments', 'build_backbone', 'read_torc
 
 # %% ../nbs/08b_backbones.ipynb #b716d3ec
 _CONFIG_NAMES = {'layerscale': 'layerscale_init', 'use_mri_seq_embed': 'modality_embed'}
-_CONFIG_IGNORED = ('block_chunks', 'packed_crops')   # DINOv2's chunking; read by the student (ssl_model), not the ViT
+_CONFIG_IGNORED = ('block_chunks', 'packed_crops')   # DINOv2's FSDP chunking; the student's packing of its crops (ssl_model)
 
 def backbone_arguments(config:Mapping, # a `student` config section (dict or OmegaConf)
                        **overrides, # VisionTransformer arguments that win over the section
