@@ -235,7 +235,7 @@ class SSLModel(nn.Module):
                     cfg, # the experiment config (sections `dino`, `ibot`, `train`, and `augment`'s normalisation)
                     backbone:nn.Module, # the student backbone, e.g. `mri_dino.backbones.build_backbone(cfg.student)`
                    ) -> SSLModel:
-        "Heads from `cfg.dino` / `cfg.ibot` on `backbone` (those of `student.pretrained_weights` when it holds them), and the loss weights, centering and background filtering of the config"
+        "Heads from `cfg.dino` / `cfg.ibot` on `backbone` (those of `student.pretrained_weights` when it holds them; `model.imported` says what came), and the loss weights, centering and background filtering of the config"
         cfg = with_defaults(cfg)
         dino, ibot, train, augment = cfg['dino'], cfg['ibot'], cfg['train'], cfg['augment']
         threshold = input_units(train['foreground_threshold'], augment['normalize_mean'], augment['normalize_std'])   # [0, 1] -> model input
