@@ -3,7 +3,7 @@
 DINOv2 publishes the teacher's backbone alone; whoever continues pretraining from it starts the DINO and iBOT heads
 from scratch, and users report that naive continuation (heads random, everything trained at once at the full
 learning rate) throws the imported features away (kNN accuracy from 80 % to about 10 % in one report). This bench
-measures, on phantom studies with lesion labels:
+measures, on phantom studies:
 
 1. a *source* run pretrains a tiny ViT (`mri_dino.train`, the probe bench's prostate-centred views) and its teacher
    backbone is written as DINOv2 publishes one: a plain torch-hub state dict, no heads, no centres;
@@ -13,12 +13,15 @@ measures, on phantom studies with lesion labels:
      `optim.backbone_lr_mult` 0.1 and `optim.layerwise_decay` 0.9;
    - `ssl_state`: the source *run folder* instead (its `ssl_state.safetensors`: backbone, heads and centres), trained
      like `naive` (no freezing, full rate): what continuing with the heads intact does;
-3. each backbone (teacher and student) goes through the probe bench's protocol: CLS features of every ROI slice
-   averaged per study, weighted kNN (k=20, T=0.07), k-fold cross-validation; and the features' drift from the source
-   (1 - mean cosine similarity of the CLS features of the same slices).
+3. each backbone (teacher and student), and the source's architecture at its initialisation (`random`, for scale),
+   goes through the probe bench's protocol: CLS (and mean patch) features of every ROI slice averaged per study,
+   weighted kNN (k=20, T=0.07), k-fold cross-validation; and the features' drift from the source (1 - mean cosine
+   similarity of the CLS features of the same slices).
 
-The recipe passes when its teacher's kNN balanced accuracy falls by at most --margin from the source's. The
-table says what naive does, whatever it does.
+The label is `large_gland` (prostate volume above the median of the studies; `--label lesion` takes the phantom's
+lesion label, whose few-voxel lesions the short source run's features do not separate: kNN at chance). The recipe
+passes when its teacher's kNN balanced accuracy falls by at most --margin from the source's, on CLS and on patch
+features. The table says what naive does, whatever it does.
 
     PYTHONPATH=. python bench/continued_pretraining.py                 # ~15 minutes on 2 shared CPU cores
     PYTHONPATH=. python bench/continued_pretraining.py --continue-epochs 6 --margin 0.05
@@ -43,7 +46,9 @@ from mri_dino.preprocess import preprocess_dataset
 from mri_dino.probes import cache_features, probe_cache
 from mri_dino.train import train
 
-from probe_pretrained_vs_random import PROSTATE_VIEWS   # the probe bench's views (bench/ is on the path when a script here runs)
+from probe_pretrained_vs_random import PROSTATE_VIEWS, random_backbone   # the probe bench's (bench/ is on the path when a script here runs)
+
+KINDS = ('cls', 'patch')   # the features probed
 
 
 def run(data:Path, cache:Path, output:Path, args, *overrides) -> Path:
@@ -59,12 +64,12 @@ def run(data:Path, cache:Path, output:Path, args, *overrides) -> Path:
 
 
 def probe(backbone, cache:Path, labels:pd.DataFrame, args) -> tuple[dict, np.ndarray]:
-    "kNN (study means of the ROI slices, k-fold CV) and the CLS features of every slice"
-    features = cache_features(backbone, cache, batch_size=64)
-    result = probe_cache(backbone, cache, args.label, labels, ('knn',), kind='cls', level='study', features=features)['knn']
-    means, spreads = result.metrics.loc['mean'], result.metrics.loc['std']
-    return dict(balanced_accuracy=means['balanced_accuracy'], balanced_accuracy_std=spreads['balanced_accuracy'],
-                auc=means['auc'], auc_std=spreads['auc']), np.asarray(features.get('cls'), dtype=np.float64)
+    "kNN balanced accuracy (study means of the ROI slices, k-fold CV; mean and std over folds) per feature kind, and the CLS features of every slice"
+    features, scores = cache_features(backbone, cache, batch_size=64), {}
+    for kind in KINDS:
+        metrics = probe_cache(backbone, cache, args.label, labels, ('knn',), kind=kind, level='study', features=features)['knn'].metrics
+        scores[kind], scores[f'{kind}_std'] = metrics.loc['mean', 'balanced_accuracy'], metrics.loc['std', 'balanced_accuracy']
+    return scores, np.asarray(features.get('cls'), dtype=np.float64)
 
 
 def drift(features:np.ndarray, reference:np.ndarray) -> float:
@@ -94,25 +99,31 @@ def main(args) -> int:
     for name, overrides in variants.items(): run(data, cache, out / name, args, *overrides, *epochs)
 
     labels = evaluation_table(cache)
+    labels['large_gland'] = (labels.prostate_volume_ml > labels.prostate_volume_ml.median()).astype(int)
     print(f"{len(labels)} studies, {int(labels[args.label].sum())} with {args.label}, {args.folds} folds", flush=True)
     reference, reference_features = probe(teacher, cache, labels, args)
     rows = [dict(variant='source', backbone='teacher', **reference, drift=0.0)]
+    scores, features = probe(random_backbone(teacher), cache, labels, args)
+    rows.append(dict(variant='random', backbone='initial', **scores, drift=drift(features, reference_features)))
     for name in variants:
         for which in ('teacher', 'student'):
             scores, features = probe(load_backbone(out / name, which=which), cache, labels, args)
             rows.append(dict(variant=name, backbone=which, **scores, drift=drift(features, reference_features)))
     table = pd.DataFrame(rows)
-    table['change'] = table.balanced_accuracy - reference['balanced_accuracy']
-    shown = table.assign(**{'kNN balanced accuracy': [f"{m:.3f} ± {s:.3f}" for m, s in zip(table.balanced_accuracy, table.balanced_accuracy_std)],
-                            'kNN AUC': [f"{m:.3f} ± {s:.3f}" for m, s in zip(table.auc, table.auc_std)],
-                            'change': [f"{c:+.3f}" for c in table.change], 'feature drift': [f"{d:.3f}" for d in table.drift]})
-    print(f"\n{args.label} kNN on CLS features ({args.folds}-fold CV, mean ± std over folds); change = balanced accuracy - the "
-          f"source's; feature drift = 1 - cosine similarity to the source's features of the same slices; "
+    shown = table[['variant', 'backbone']].copy()
+    for kind in KINDS:
+        table[f'{kind}_change'] = table[kind] - reference[kind]
+        shown[f'kNN {kind}'] = [f"{m:.3f} ± {s:.3f}" for m, s in zip(table[kind], table[f'{kind}_std'])]
+        shown[f'change {kind}'] = [f"{c:+.3f}" for c in table[f'{kind}_change']]
+    shown['feature drift'] = [f"{d:.3f}" for d in table.drift]
+    print(f"\n{args.label}: kNN balanced accuracy on CLS and mean patch features ({args.folds}-fold CV, mean ± std over folds); "
+          f"change = minus the source's; feature drift = 1 - cosine similarity to the source's CLS features of the same slices; "
           f"{args.continue_epochs} epochs of {args.epoch_length} steps continued, {args.frozen_epochs} of them frozen in the recipe")
-    print(shown[['variant', 'backbone', 'kNN balanced accuracy', 'kNN AUC', 'change', 'feature drift']].to_string(index=False))
-    recipe = table[(table.variant == 'recipe') & (table.backbone == 'teacher')].change.item()
-    passed = recipe >= -args.margin
-    print(f"\nrecipe (teacher): change {recipe:+.3f}, margin {args.margin}: {'PASS' if passed else 'FAIL'}", flush=True)
+    print(shown.to_string(index=False))
+    recipe = table[(table.variant == 'recipe') & (table.backbone == 'teacher')]
+    fall = min(recipe[f'{kind}_change'].item() for kind in KINDS)
+    passed = fall >= -args.margin
+    print(f"\nrecipe (teacher): largest change {fall:+.3f}, margin {args.margin}: {'PASS' if passed else 'FAIL'}", flush=True)
     (out / 'summary.json').write_text(json.dumps(dict(args=vars(args), rows=table.to_dict('records'), passed=passed), indent=1))
     return 0 if passed else 1
 
@@ -122,7 +133,7 @@ if __name__ == '__main__':
     parser.add_argument('--out', default='bench/results/continued_pretraining')
     parser.add_argument('--studies', type=int, default=60)
     parser.add_argument('--folds', type=int, default=5)
-    parser.add_argument('--label', default='lesion')
+    parser.add_argument('--label', default='large_gland', help="large_gland (derived: prostate volume above the median) or a labels.csv column")
     parser.add_argument('--epoch-length', type=int, default=16, help='optimiser steps per epoch')
     parser.add_argument('--source-epochs', type=int, default=20, help='epochs of the source pretraining')
     parser.add_argument('--continue-epochs', type=int, default=5, help='epochs of every continued run')
