@@ -22,9 +22,12 @@ from .layers import as_size_tuple, interpolate_pos_embed
 from .vit import FUSIONS, VIT_SIZES, VisionTransformer, arch_name
 
 # %% auto #0
-__all__ = ['CONFIG_METADATA', 'backbone_arguments', 'build_backbone', 'read_torch_file', 'read_safetensors_header',
-           'read_state_dict', 'hf_to_dinov2_state_dict', 'read_hf_dinov2', 'load_dinov2_weights', 'save_backbone',
-           'check_backbone_shapes', 'read_backbone']
+__all__ = ['BACKBONE_PREFIXES', 'TOLERATED_MISSING', 'BACKBONE_NAMES', 'ADAPTED', 'SSL_STATE_FILE', 'SSL_STATE_METADATA',
+           'TEACHER_EXPORT_FILE', 'CONFIG_METADATA', 'backbone_arguments', 'build_backbone', 'read_torch_file',
+           'read_safetensors_header', 'read_state_dict', 'flat_tensors', 'known_prefix', 'prefix_role',
+           'backbone_prefix', 'backbone_weights', 'weights_misfit', 'backbone_summary', 'hf_to_dinov2_state_dict',
+           'read_hf_dinov2', 'load_dinov2_weights', 'pretrained_file', 'save_backbone', 'check_backbone_shapes',
+           'read_backbone']
 
 # %% ../nbs/08b_backbones.ipynb #b716d3ec
 _CONFIG_NAMES = {'layerscale': 'layerscale_init', 'use_mri_seq_embed': 'modality_embed'}
@@ -36,7 +39,7 @@ def backbone_arguments(config:Mapping, # a `student` config section (dict or Ome
     "The `VisionTransformer` arguments of a `student` config section (DINOv2's and the prostate system's key names), without building it."
     section = plain_value(config)
     arch = arch_name(section.pop('arch', 'vit_small'))
-    section.pop('pretrained_weights', None)
+    section.pop('pretrained_weights', None); section.pop('pretrained_heads', None)
     accepted = set(inspect.signature(VisionTransformer.__init__).parameters) - {'self'}
     kwargs, unknown = {}, []
     for key, value in section.items():
@@ -44,7 +47,7 @@ def backbone_arguments(config:Mapping, # a `student` config section (dict or Ome
         name = _CONFIG_NAMES.get(key, key)
         if name in accepted: kwargs[name] = value
         else: unknown.append(key)
-    if unknown: raise ValueError(f"build_backbone: unknown student config keys {unknown}; known: {sorted(set(_CONFIG_NAMES) | accepted | {'arch', 'pretrained_weights'})}")
+    if unknown: raise ValueError(f"build_backbone: unknown student config keys {unknown}; known: {sorted(set(_CONFIG_NAMES) | accepted | {'arch', 'pretrained_weights', 'pretrained_heads'})}")
     return {**VIT_SIZES[arch], **kwargs, **overrides}
 
 def build_backbone(config:Mapping, # a `student` config section (dict or OmegaConf)
@@ -53,11 +56,14 @@ def build_backbone(config:Mapping, # a `student` config section (dict or OmegaCo
     "A `VisionTransformer` from a `student` config section with DINOv2's and the prostate system's key names."
     model = VisionTransformer(**backbone_arguments(config, **overrides))
     pretrained_weights = plain_value(config).get('pretrained_weights')
-    if pretrained_weights: load_dinov2_weights(model, pretrained_weights)
+    if pretrained_weights:
+        try: load_dinov2_weights(model, pretrained_file(pretrained_weights))
+        except (ValueError, FileNotFoundError) as error: raise type(error)(f"student.pretrained_weights: {error}") from None
     return model
 
 # %% ../nbs/08b_backbones.ipynb #08e2d65c
 _SAFE_MISSING = ('missing_modality_embed', 'modality_embed', 'mask_token', 'register_tokens')   # may start from initialisation
+_DINOV2_NAMES = ('cls_token', 'pos_embed', 'register_tokens', 'mask_token', 'patch_embed.', 'blocks.', 'norm.')   # must fit; modality tables may be left out
 
 def _numpy_array_globals() -> list:
     "What numeric numpy arrays (numpy's RNG state in a checkpoint) need to unpickle: no object arrays, no other class"
@@ -129,17 +135,98 @@ def read_state_dict(path:str|Path, # .safetensors, or a torch file (.pth, .pt, .
     if not isinstance(state, Mapping): raise ValueError(f"{path}: holds a {type(state).__name__}, not a state dict")
     return state
 
-def _backbone_tensors(state:Mapping, source:str) -> dict:
-    "The backbone's tensors from a state dict or training checkpoint: unwrapped, teacher preferred, prefixes removed, block chunks flattened."
-    while not all(isinstance(v, torch.Tensor) for v in state.values()):
-        wrapper = next((w for w in ('teacher', 'model', 'state_dict', 'student') if isinstance(state.get(w), Mapping)), None)
-        if wrapper is None: raise ValueError(f"{source}: no state dict found (keys {list(state)[:8]})")
-        state = state[wrapper]
-    state = dict(state)
-    for prefix in ('teacher.backbone.', 'student.backbone.', 'backbone.', 'module.', '_orig_mod.', 'dinov2.'):
-        if any(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    return {re.sub(r'^blocks\.\d+\.(\d+)\.', r'blocks.\1.', k): v for k, v in state.items()}
+
+
+# %% ../nbs/08b_backbones.ipynb #785bae20
+BACKBONE_PREFIXES = {   # a key prefix in front of a ViT backbone's weights -> whose checkpoints put it there
+    'teacher.': "the teacher of a DINO or DINOv2 checkpoint (DINOv2's `model` entry, DINO's `teacher` entry, read as dotted names)",
+    'student.': "the student of the same checkpoints",
+    'backbone.': "DINO's and DINOv2's backbone-and-head wrapper (`teacher.backbone.`: DINOv2 and the prostate mm-DINOv2 system, ours; 3DMedDINO, built on DINO)",
+    'teacher_backbone.': "student and teacher modules side by side (issue 17; Web-DINO's student/teacher builders)",
+    'student_backbone.': "the same, the student",
+    'student_encoder.': "NeuroVFM (its training guide: `load_backbone.remove_prefix: student_encoder.`)",
+    'teacher_encoder.': "NeuroVFM's EMA teacher encoder",
+    'encoder.': "a model around the ViT: a classifier's or segmenter's encoder (3D DINO downstream's `dino_weights` fine-tuned)",
+    'module.': "DistributedDataParallel (torchrun: 3DMedDINO, 3D DINO downstream, Web-DINO)",
+    '_orig_mod.': "torch.compile",
+    'model.': "a checkpoint's `model` entry; a wrapper's `model` (Web-DINO wraps transformers' Dinov2Model)",
+    'state_dict.': "a Lightning checkpoint's `state_dict` entry (NeuroVFM's .ckpt files)",
+    'dinov2.': "transformers' Dinov2ForImageClassification",
+}
+
+def flat_tensors(state:Mapping, # a state dict or checkpoint, maybe nested (`{'teacher': {...}, 'epoch': 3}`)
+                 prefix:str='', # put in front of every name
+                ) -> dict: # every tensor by its dotted name (`teacher.backbone.cls_token`); other values left out
+    "A nested checkpoint's tensors under dotted names, so that a wrapper entry reads as one more key prefix"
+    tensors = {}
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor): tensors[f'{prefix}{name}'] = value
+        elif isinstance(value, Mapping): tensors.update(flat_tensors(value, f'{prefix}{name}.'))
+    return tensors
+
+def known_prefix(prefix:str, # a key prefix, e.g. 'module.backbone.'
+                ) -> bool:
+    "Whether `prefix` is empty or a chain of `BACKBONE_PREFIXES` (`module.backbone.`, `model.teacher.backbone.`)"
+    return not prefix or any(prefix.startswith(part) and known_prefix(prefix[len(part):]) for part in BACKBONE_PREFIXES)
+
+def prefix_role(prefix:str, # a known key prefix
+               ) -> str|None: # 'teacher', 'student' or None
+    "The backbone a prefix names, if it names one"
+    return next((role for role in ('teacher', 'student') if re.search(rf'(^|\.){role}[._]', prefix)), None)
+
+def backbone_prefix(names, # the dotted tensor names of a file (`flat_tensors`)
+                    which:str='teacher', # the backbone to take when the file holds a teacher and a student
+                    source='weights', # the file, for messages
+                   ) -> str: # the prefix in front of the backbone's names ('' for none)
+    "The known key prefix in front of a file's ViT backbone: the one before its `cls_token`"
+    names, anchors = list(names), ('cls_token', 'embeddings.cls_token')   # ours and DINOv2's; transformers'
+    found = sorted({name[:-len(anchor)] for name in names for anchor in anchors
+                    if name.endswith(anchor) and known_prefix(name[:-len(anchor)])}, key=lambda prefix: (len(prefix), prefix))
+    if len(found) > 1: found = [prefix for prefix in found if prefix_role(prefix) == which] or found
+    if len(found) == 1: return found[0]
+    if found: raise ValueError(f"{source}: holds several backbones ({', '.join(found)}); say which (--which teacher or student)")
+    heads = {}
+    for name in names: heads[name.split('.')[0]] = heads.get(name.split('.')[0], 0) + 1
+    seen = ', '.join(f"{head}. ({count})" for head, count in sorted(heads.items(), key=lambda item: -item[1])[:5]) or 'no tensors'
+    raise ValueError(f"{source}: no ViT backbone (a cls_token) under a known key prefix ({' '.join(BACKBONE_PREFIXES)}); its keys start with {seen}")
+
+def backbone_weights(state:Mapping, # a state dict or checkpoint as read (`read_state_dict`)
+                     which:str='teacher', # the backbone to take when the file holds a teacher and a student
+                     source='weights', # the file, for messages
+                    ) -> dict: # the backbone's tensors under our names
+    "A file's ViT backbone under our names: nested entries read as dotted names, the known prefix removed, transformers' names and FSDP's block chunks translated"
+    tensors = flat_tensors(state)
+    prefix = backbone_prefix(tensors, which, source)
+    weights = {name[len(prefix):]: value for name, value in tensors.items() if name.startswith(prefix)}
+    if 'embeddings.cls_token' in weights: weights = hf_to_dinov2_state_dict(weights)
+    return {re.sub(r'^blocks\.\d+\.(\d+)\.', r'blocks.\1.', name): value for name, value in weights.items()}
+
+TOLERATED_MISSING = ('mask_token', 'missing_modality_embed', 'modality_embed')   # start from initialisation (DINOv2's weights have no modality tables)
+BACKBONE_NAMES = ('cls_token', 'pos_embed', 'register_tokens', 'mask_token', 'missing_modality_embed', 'modality_embed', 'patch_embed.', 'blocks.', 'norm.')
+ADAPTED = ('patch_embed.proj.weight', 'patch_embed.proj.bias', 'pos_embed')      # `load_dinov2_weights` adapts these (channels, 2D to 3D, grid)
+
+def weights_misfit(model:torch.nn.Module, # the backbone built from the description
+                   weights:Mapping, # the backbone's tensors (`backbone_weights`)
+                   tolerated:Sequence[str]=TOLERATED_MISSING, # missing weights that may keep their initialisation
+                   expected:Sequence[str]=BACKBONE_NAMES, # name starts of the weights that must fit (others, e.g. heads beside a backbone, are skipped)
+                  ) -> str|None: # the keys that do not fit, in one line; None when they fit
+    "The keys that keep `weights` out of `model`: missing, unexpected and of another shape, counted, a few of each named"
+    target = model.state_dict()
+    missing = [name for name in target if name not in weights and name not in tolerated]
+    unexpected = [name for name in weights if name not in target and name.startswith(tuple(expected))]
+    shaped = [name for name in weights if name in target and name not in ADAPTED and weights[name].shape != target[name].shape]
+    def few(names): return ', '.join(names[:3]) + (', ...' if len(names) > 3 else '')
+    parts = [f"{len(names)} {what} ({few(names)})" for what, names in (('missing', missing), ('unexpected', unexpected)) if names]
+    if shaped: parts.append(f"{len(shaped)} of another shape (" + ', '.join(
+        f"{name} {tuple(weights[name].shape)} for {tuple(target[name].shape)}" for name in shaped[:3]) + (', ...)' if len(shaped) > 3 else ')'))
+    return '; '.join(parts) or None
+
+def backbone_summary(model:torch.nn.Module, # a VisionTransformer
+                    ) -> str:
+    "The description a backbone was built from, in a few words"
+    layerscale = 'LayerScale' if model.config.get('layerscale_init') is not None else 'no LayerScale'
+    return (f"patch {'x'.join(map(str, model.patch_size))}, {model.in_chans} channels, width {model.embed_dim}, depth {len(model.blocks)}, "
+            f"{layerscale}, {model.num_register_tokens} registers, {model.fusion} fusion")
 
 # %% ../nbs/08b_backbones.ipynb #9af862ee
 _HF_NAMES = [('embeddings.cls_token', 'cls_token'), ('embeddings.mask_token', 'mask_token'),
@@ -189,8 +276,8 @@ def read_hf_dinov2(directory:str|Path, # a transformers model directory: config.
     else: files = [f for f in (directory / 'model.safetensors', directory / 'pytorch_model.bin') if f.is_file()][:1]
     if not files: raise FileNotFoundError(f"{directory}: no model.safetensors or pytorch_model.bin")
     state = {}
-    for file in files: state.update(_backbone_tensors(read_state_dict(file), str(file)))
-    return config, hf_to_dinov2_state_dict(state)
+    for file in files: state.update(flat_tensors(read_state_dict(file)))      # a shard may lack the cls_token: the backbone of them all
+    return config, backbone_weights(state, source=directory)
 
 # %% ../nbs/08b_backbones.ipynb #a2d21e88
 def _check_hf_config(model:VisionTransformer, config:dict, source:str):
@@ -256,21 +343,17 @@ def load_dinov2_weights(model:VisionTransformer, # the model to fill (its archit
     if in_chans is not None and in_chans != model.in_chans:
         raise ValueError(f"load_dinov2_weights: in_chans={in_chans} but the model takes {model.in_chans} channels")
     name = 'state dict' if isinstance(source, Mapping) else str(source)
-    if isinstance(source, Mapping): state = _backbone_tensors(source, name)
+    if isinstance(source, Mapping): state = backbone_weights(source, source=name)
     elif Path(source).is_dir():
         config, state = read_hf_dinov2(source)
         _check_hf_config(model, config, name)
-    else: state = _backbone_tensors(read_state_dict(source), name)
-    if any(k.startswith(('embeddings.', 'encoder.layer.')) for k in state): state = hf_to_dinov2_state_dict(state)
+    else: state = backbone_weights(read_state_dict(source), source=name)
 
     target = model.state_dict()
-    backbone_names = ('cls_token', 'pos_embed', 'register_tokens', 'mask_token', 'patch_embed.', 'blocks.', 'norm.')
+    misfit = weights_misfit(model, state, _SAFE_MISSING, _DINOV2_NAMES)
+    if misfit: raise ValueError(f"{name}: the weights do not fit the backbone ({backbone_summary(model)}): {misfit}")
     unexpected = [k for k in state if k not in target]
-    wrong = [k for k in unexpected if k.startswith(backbone_names)]
-    if wrong: raise ValueError(f"{name}: backbone weights the model does not have (another depth, LayerScale, FFN?): {wrong[:6]}")
     missing = [k for k in target if k not in state]
-    required = [k for k in missing if k not in _SAFE_MISSING]
-    if required: raise ValueError(f"{name}: weights missing from the checkpoint: {required[:6]}")
 
     source_dims = state['patch_embed.proj.weight'].ndim - 2
     loaded, adapted = {}, {}
@@ -287,6 +370,22 @@ def load_dinov2_weights(model:VisionTransformer, # the model to fill (its archit
         if note: adapted[key] = note
     model.load_state_dict(loaded, strict=False)
     return {'loaded': list(loaded), 'adapted': adapted, 'missing_keys': missing, 'unexpected_keys': unexpected}
+
+# %% ../nbs/08b_backbones.ipynb #a0ade17d
+SSL_STATE_FILE = 'ssl_state.safetensors'       # a run's whole self-supervised state (`mri_dino.ssl_model.save_ssl_state`)
+SSL_STATE_METADATA = 'mri_dino.ssl_state'      # its metadata entry: what the file holds (JSON)
+TEACHER_EXPORT_FILE = 'teacher_backbone.safetensors'   # a run's teacher backbone (`mri_dino.checkpoints.CheckpointCallback`)
+
+def pretrained_file(path:str|Path, # `student.pretrained_weights`: a weights file, a transformers folder or a run folder
+                   ) -> Path: # the file (or transformers folder) to load
+    "What `student.pretrained_weights` names: in a run folder its whole SSL state, else its teacher export; any other path as it is"
+    path = Path(path).expanduser()
+    if not path.exists(): raise FileNotFoundError(f"{path}: no such file or folder")
+    if not path.is_dir() or (path / 'config.json').is_file(): return path
+    for name in (SSL_STATE_FILE, TEACHER_EXPORT_FILE):
+        if (path / name).is_file(): return path / name
+    raise FileNotFoundError(f"{path}: no {SSL_STATE_FILE} or {TEACHER_EXPORT_FILE} (what an mri_dino run writes) and no config.json "
+                            "(a transformers folder); give the weights file itself")
 
 # %% ../nbs/08b_backbones.ipynb #a8fdbe80
 CONFIG_METADATA = 'mri_dino.vit.config'

@@ -22,6 +22,8 @@ from .files import atomic_write, atomic_write_text, temporary_owner
 from .losses import is_distributed
 from .backbones import read_torch_file, save_backbone
 from .callbacks import gather_objects
+from .backbones import SSL_STATE_FILE
+from .ssl_model import SSLModel, save_ssl_state
 
 # %% auto #0
 __all__ = ['atomic_torch_save', 'list_checkpoints', 'CheckpointError', 'checkpoint_checksum', 'verify_checkpoint',
@@ -202,6 +204,8 @@ class CheckpointCallback(Callback):
             atomic_write_text(self.output_dir / 'last_checkpoint', path.name + '\n')
             save_backbone(learn.model.teacher.backbone, self.output_dir / 'teacher_backbone.safetensors',
                           dict(step=step, config=self.config or ''))
+            if isinstance(learn.model, SSLModel):        # the whole SSL state, heads and centres too: what another run continues from
+                save_ssl_state(learn.model, self.output_dir / SSL_STATE_FILE, step, self.config or '')
             for old in list_checkpoints(self.output_dir)[:-self.keep] if self.keep > 0 else []: old.unlink()
         self.last_saved = step
         if is_distributed(): dist.barrier()

@@ -67,6 +67,7 @@ NON_NEGATIVE = ('data.margin', 'data.preprocess_workers', 'crops.local_crops_num
                 'augment.max_blur_radius', 'student.num_register_tokens', 'teacher.warmup_teacher_temp_epochs', 'dino.loss_weight',
                 'dino.koleo_loss_weight', 'ibot.loss_weight', 'optim.warmup_epochs', 'optim.min_lr', 'optim.weight_decay',
                 'optim.weight_decay_end', 'optim.clip_grad', 'optim.freeze_last_layer_epochs', 'optim.patch_embed_lr_mult',
+                'optim.backbone_lr_mult', 'optim.frozen_backbone_epochs',
                 'train.num_workers', 'train.checkpoint_every_steps', 'train.keep_checkpoints', 'train.max_nonfinite_skips',
                 'train.print_every_steps', 'train.collapse_every', 'train.collapse_min_effective_rank', 'train.collapse_min_spread',
                 'train.collapse_warmup_steps', 'jepa.loss_weight', 'evaluation.eval_period_iterations')
@@ -82,7 +83,7 @@ PAIRS = ('crops.global_crops_scale', 'crops.local_crops_scale', 'augment.gamma_r
 LENGTHS = {'data.patch_size': 3, 'data.spacing': 3, 'data.patch_mm': 3}     # one value per axis d, h, w
 NULLABLE = {'data.root': str, 'data.cache_dir': str, 'data.spacing': list, 'data.patch_mm': list, 'data.study_sampler': str,
             'data.max_series_per_study': int, 'student.layerscale': float, 'train.OFFICIAL_EPOCH_LENGTH': int,
-            'jepa.ema_beta': list, 'ct.ct_window_probs': list}   # keys whose default is null: what else they take
+            'jepa.ema_beta': list, 'ct.ct_window_probs': list, 'student.pretrained_weights': str}   # keys whose default is null: what else they take
 INT_OR_LIST = ('crops.global_crops_size', 'crops.local_crops_size', 'student.patch_size')   # one size, or one per axis
 NUMBER_OR_LIST = ('augment.normalize_mean', 'augment.normalize_std')   # one number, or one per modality of data.modalities
 
@@ -211,6 +212,10 @@ def choice_problems(given:dict, # the merged config, flattened
                                 f"{shown(modalities)} of data.modalities (give one number, or one per modality)")
         if given.get('data.series') is True and len(modalities) != 1:
             problems.append(f"data.modalities: {shown(modalities)} has {len(modalities)} modalities; data.series needs one (each series is an image)")
+    frozen, epochs = given.get('optim.frozen_backbone_epochs'), given.get('optim.epochs')
+    if checked('optim.frozen_backbone_epochs') and checked('optim.epochs') and numbers_of(frozen) and numbers_of(epochs) and 0 < epochs <= frozen:
+        problems.append(f"optim.frozen_backbone_epochs: {shown(frozen)} is not below optim.epochs {shown(epochs)}: the backbone would never train "
+                        "(heads alone: optim.backbone_lr_mult=0)")
     if given.get('ibot.mask_per_channel') is True and given.get('student.fusion') == 'stack':
         problems.append("ibot.mask_per_channel: true needs student.fusion tokens (one token set per modality), got stack")
     if given.get('crops.on_device') is True and given.get('crops.batch_intensity') is True:

@@ -115,10 +115,11 @@ class SSLLearner(Learner):
                  betas:tuple=(0.9, 0.999), # AdamW betas (`optim.adamw_beta1`, `adamw_beta2`)
                  cbs=None, # callbacks
                  path='.', # output folder
+                 backbone_lr_mult:float=1.0, # see `param_groups`
                 ):
         super().__init__(dls, model, loss_func=noop, lr=0.0, cbs=cbs, path=path,
                          splitter=lambda m: [{k: v for k, v in g.items() if k != 'names'}
-                                             for g in param_groups(m.student, layerwise_decay, patch_embed_lr_mult)],
+                                             for g in param_groups(m.student, layerwise_decay, patch_embed_lr_mult, backbone_lr_mult)],
                          opt_func=lambda groups, lr: OptimWrapper(groups, torch.optim.AdamW, lr=lr, betas=tuple(betas)))
         self.step, self.teacher_temp, self.accelerator, self.loss_terms, self.hyper = 0, 0.04, None, {}, {}
         self.recorder.valid_metrics = dls.valid is not None
@@ -215,7 +216,7 @@ def ssl_learner(cfg, # the experiment config (sections optim, teacher, train; se
     if monitor is not None: callbacks.append(monitor)
     learn = SSLLearner(dls, model, optim['layerwise_decay'], optim['patch_embed_lr_mult'],
                        (optim['adamw_beta1'], optim['adamw_beta2']), cbs=callbacks + list(extra_cbs),
-                       path=output_dir)
+                       path=output_dir, backbone_lr_mult=optim['backbone_lr_mult'])
     learn.schedules, learn.total_steps, learn.n_epochs = schedules, schedules.total_steps, int(optim['epochs'])
     if not (IN_NOTEBOOK or sys.stdout.isatty()):     # a log file: the printed [step ...] lines instead of progress bars
         learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])

@@ -27,12 +27,18 @@ from .layers import as_size_tuple
 from .vit import arch_name
 from .checkpoints import checkpoint_candidates, verify_checkpoint
 from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, input_recipe, read_input_recipe
+# where the backbone is in a file: shared with `student.pretrained_weights`, so defined below, in `mri_dino.backbones`
+from .backbones import (BACKBONE_PREFIXES, TOLERATED_MISSING, BACKBONE_NAMES, ADAPTED, flat_tensors, known_prefix, prefix_role,
+    backbone_prefix, backbone_weights, weights_misfit, backbone_summary)
+# in `__all__` too, so that `from mri_dino.loading import *` gives them as before
+_all_ = ['BACKBONE_PREFIXES', 'TOLERATED_MISSING', 'BACKBONE_NAMES', 'ADAPTED', 'flat_tensors', 'known_prefix', 'prefix_role',
+         'backbone_prefix', 'backbone_weights', 'weights_misfit', 'backbone_summary']
 
 # %% auto #0
-__all__ = ['BACKBONE_PREFIXES', 'TOLERATED_MISSING', 'BACKBONE_NAMES', 'ADAPTED', 'flat_tensors', 'known_prefix', 'prefix_role',
-           'backbone_prefix', 'backbone_weights', 'weights_image_size', 'fill_geometry', 'weights_misfit',
-           'backbone_summary', 'load_described', 'load_backbone', 'input_settings', 'run_input_recipe', 'default_out',
-           'backbone_options', 'backbone_description', 'with_backbone_options', 'cli_backbone']
+__all__ = ['weights_image_size', 'fill_geometry', 'load_described', 'load_backbone', 'input_settings', 'run_input_recipe',
+           'default_out', 'backbone_options', 'backbone_description', 'with_backbone_options', 'cli_backbone',
+           'BACKBONE_PREFIXES', 'TOLERATED_MISSING', 'BACKBONE_NAMES', 'ADAPTED', 'flat_tensors', 'known_prefix',
+           'prefix_role', 'backbone_prefix', 'backbone_weights', 'weights_misfit', 'backbone_summary']
 
 # %% ../nbs/12a_loading.ipynb #411be1ca
 def _backbone_from_config(config:dict, source, shapes:dict|None=None, strict:bool=True) -> nn.Module:
@@ -65,70 +71,6 @@ def _load_state(backbone:nn.Module, state:dict, source) -> nn.Module:
     except RuntimeError as error: raise ValueError(f"{source}: the weights do not fit the backbone of its config: {first_line(error)}") from None
     return backbone
 
-BACKBONE_PREFIXES = {   # a key prefix in front of a ViT backbone's weights -> whose checkpoints put it there
-    'teacher.': "the teacher of a DINO or DINOv2 checkpoint (DINOv2's `model` entry, DINO's `teacher` entry, read as dotted names)",
-    'student.': "the student of the same checkpoints",
-    'backbone.': "DINO's and DINOv2's backbone-and-head wrapper (`teacher.backbone.`: DINOv2 and the prostate mm-DINOv2 system, ours; 3DMedDINO, built on DINO)",
-    'teacher_backbone.': "student and teacher modules side by side (issue 17; Web-DINO's student/teacher builders)",
-    'student_backbone.': "the same, the student",
-    'student_encoder.': "NeuroVFM (its training guide: `load_backbone.remove_prefix: student_encoder.`)",
-    'teacher_encoder.': "NeuroVFM's EMA teacher encoder",
-    'encoder.': "a model around the ViT: a classifier's or segmenter's encoder (3D DINO downstream's `dino_weights` fine-tuned)",
-    'module.': "DistributedDataParallel (torchrun: 3DMedDINO, 3D DINO downstream, Web-DINO)",
-    '_orig_mod.': "torch.compile",
-    'model.': "a checkpoint's `model` entry; a wrapper's `model` (Web-DINO wraps transformers' Dinov2Model)",
-    'state_dict.': "a Lightning checkpoint's `state_dict` entry (NeuroVFM's .ckpt files)",
-    'dinov2.': "transformers' Dinov2ForImageClassification",
-}
-
-def flat_tensors(state:dict, # a state dict or checkpoint, maybe nested (`{'teacher': {...}, 'epoch': 3}`)
-                 prefix:str='', # put in front of every name
-                ) -> dict: # every tensor by its dotted name (`teacher.backbone.cls_token`); other values left out
-    "A nested checkpoint's tensors under dotted names, so that a wrapper entry reads as one more key prefix"
-    tensors = {}
-    for name, value in state.items():
-        if isinstance(value, Tensor): tensors[f'{prefix}{name}'] = value
-        elif isinstance(value, dict): tensors.update(flat_tensors(value, f'{prefix}{name}.'))
-    return tensors
-
-def known_prefix(prefix:str, # a key prefix, e.g. 'module.backbone.'
-                ) -> bool:
-    "Whether `prefix` is empty or a chain of `BACKBONE_PREFIXES` (`module.backbone.`, `model.teacher.backbone.`)"
-    return not prefix or any(prefix.startswith(part) and known_prefix(prefix[len(part):]) for part in BACKBONE_PREFIXES)
-
-def prefix_role(prefix:str, # a known key prefix
-               ) -> str|None: # 'teacher', 'student' or None
-    "The backbone a prefix names, if it names one"
-    return next((role for role in ('teacher', 'student') if re.search(rf'(^|\.){role}[._]', prefix)), None)
-
-def backbone_prefix(names, # the dotted tensor names of a file (`flat_tensors`)
-                    which:str='teacher', # the backbone to take when the file holds a teacher and a student
-                    source='weights', # the file, for messages
-                   ) -> str: # the prefix in front of the backbone's names ('' for none)
-    "The known key prefix in front of a file's ViT backbone: the one before its `cls_token`"
-    names, anchors = list(names), ('cls_token', 'embeddings.cls_token')   # ours and DINOv2's; transformers'
-    found = sorted({name[:-len(anchor)] for name in names for anchor in anchors
-                    if name.endswith(anchor) and known_prefix(name[:-len(anchor)])}, key=lambda prefix: (len(prefix), prefix))
-    if len(found) > 1: found = [prefix for prefix in found if prefix_role(prefix) == which] or found
-    if len(found) == 1: return found[0]
-    if found: raise ValueError(f"{source}: holds several backbones ({', '.join(found)}); say which (--which teacher or student)")
-    heads = {}
-    for name in names: heads[name.split('.')[0]] = heads.get(name.split('.')[0], 0) + 1
-    seen = ', '.join(f"{head}. ({count})" for head, count in sorted(heads.items(), key=lambda item: -item[1])[:5]) or 'no tensors'
-    raise ValueError(f"{source}: no ViT backbone (a cls_token) under a known key prefix ({' '.join(BACKBONE_PREFIXES)}); its keys start with {seen}")
-
-def backbone_weights(state:dict, # a state dict or checkpoint as read (`read_state_dict`)
-                     which:str='teacher', # the backbone to take when the file holds a teacher and a student
-                     source='weights', # the file, for messages
-                    ) -> dict: # the backbone's tensors under our names
-    "A file's ViT backbone under our names: nested entries read as dotted names, the known prefix removed, transformers' names and FSDP's block chunks translated"
-    from mri_dino.backbones import hf_to_dinov2_state_dict
-    tensors = flat_tensors(state)
-    prefix = backbone_prefix(tensors, which, source)
-    weights = {name[len(prefix):]: value for name, value in tensors.items() if name.startswith(prefix)}
-    if 'embeddings.cls_token' in weights: weights = hf_to_dinov2_state_dict(weights)
-    return {re.sub(r'^blocks\.\d+\.(\d+)\.', r'blocks.\1.', name): value for name, value in weights.items()}
-
 def weights_image_size(weights:dict, # a backbone's tensors (`backbone_weights`)
                        patch_size, # the patch size: one int or one per axis
                        spatial_dims:int, # 2 or 3
@@ -155,31 +97,6 @@ def fill_geometry(config:dict, # a run config describing weights: `student` (and
         size = None if patch is None else weights_image_size(weights, patch, dims)
         if size: student['img_size'] = size
     return {**config, 'student': student}
-
-TOLERATED_MISSING = ('mask_token', 'missing_modality_embed', 'modality_embed')   # start from initialisation (DINOv2's weights have no modality tables)
-BACKBONE_NAMES = ('cls_token', 'pos_embed', 'register_tokens', 'mask_token', 'missing_modality_embed', 'modality_embed', 'patch_embed.', 'blocks.', 'norm.')
-ADAPTED = ('patch_embed.proj.weight', 'patch_embed.proj.bias', 'pos_embed')      # `load_dinov2_weights` adapts these (channels, 2D to 3D, grid)
-
-def weights_misfit(model:nn.Module, # the backbone built from the description
-                   weights:dict, # the backbone's tensors (`backbone_weights`)
-                  ) -> str|None: # the keys that do not fit, in one line; None when they fit
-    "The keys that keep `weights` out of `model`: missing, unexpected and of another shape, counted, a few of each named"
-    target = model.state_dict()
-    missing = [name for name in target if name not in weights and name not in TOLERATED_MISSING]
-    unexpected = [name for name in weights if name not in target and name.startswith(BACKBONE_NAMES)]
-    shaped = [name for name in weights if name in target and name not in ADAPTED and weights[name].shape != target[name].shape]
-    def few(names): return ', '.join(names[:3]) + (', ...' if len(names) > 3 else '')
-    parts = [f"{len(names)} {what} ({few(names)})" for what, names in (('missing', missing), ('unexpected', unexpected)) if names]
-    if shaped: parts.append(f"{len(shaped)} of another shape (" + ', '.join(
-        f"{name} {tuple(weights[name].shape)} for {tuple(target[name].shape)}" for name in shaped[:3]) + (', ...)' if len(shaped) > 3 else ')'))
-    return '; '.join(parts) or None
-
-def backbone_summary(model:nn.Module, # a VisionTransformer
-                    ) -> str:
-    "The description a backbone was built from, in a few words"
-    layerscale = 'LayerScale' if model.config.get('layerscale_init') is not None else 'no LayerScale'
-    return (f"patch {'x'.join(map(str, model.patch_size))}, {model.in_chans} channels, width {model.embed_dim}, depth {len(model.blocks)}, "
-            f"{layerscale}, {model.num_register_tokens} registers, {model.fusion} fusion")
 
 def load_described(weights:dict, # the backbone's tensors (`backbone_weights`)
                    source, # the file, for messages
@@ -257,6 +174,10 @@ def load_backbone(path:str|Path, # output folder, checkpoint (.pth), backbone fi
         shapes, metadata = backbones.read_safetensors_header(path)                 # the header only: checked before anything is built
         if backbones.CONFIG_METADATA in metadata or metadata.get('config'): carries_own(path)
         if backbones.CONFIG_METADATA in metadata: backbone = backbones.read_backbone(path)
+        elif backbones.SSL_STATE_METADATA in metadata:                            # a run's whole SSL state: its teacher's backbone
+            config = read_yaml(metadata.get('config', '')) or config
+            weights = backbone_weights(backbones.read_state_dict(path), which, path)
+            backbone = _load_state(_backbone_from_config(config, path, _shapes(weights)), weights, path)
         else:
             config = read_yaml(metadata.get('config', '')) or config
             backbone = _load_state(_backbone_from_config(config, path, shapes), backbones.read_state_dict(path), path)

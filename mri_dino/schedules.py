@@ -67,6 +67,7 @@ class Schedules:
                  teacher_temp:float=0.07, # teacher temperature after its warm-up
                  warmup_teacher_temp_epochs:float=30, # epochs of the teacher-temperature warm-up
                  freeze_last_layer_epochs:float=1, # epochs with the heads' last layers frozen
+                 frozen_backbone_epochs:float=0, # epochs with the student's backbone frozen while its heads warm up (continued pretraining)
                 ):
         if epoch_length < 1 or epochs <= 0: raise ValueError(f"need epoch_length >= 1 and epochs > 0, got {epoch_length}, {epochs}")
         self.__dict__.update({k: v for k, v in locals().items() if k != 'self'})
@@ -74,6 +75,7 @@ class Schedules:
         steps = lambda e: int(round(e * epoch_length))
         self.warmup_steps = min(steps(warmup_epochs), self.total_steps)
         self.teacher_temp_steps, self.freeze_steps = steps(warmup_teacher_temp_epochs), steps(freeze_last_layer_epochs)
+        self.frozen_backbone_steps = steps(frozen_backbone_epochs)
 
     def __call__(self, step:int # optimiser steps done
                 ) -> dict: # lr, last_layer_lr, wd, momentum, teacher_temp
@@ -99,7 +101,7 @@ class Schedules:
                    optim['weight_decay'], optim['weight_decay_end'], teacher['momentum_teacher'],
                    teacher['final_momentum_teacher'], teacher['warmup_teacher_temp'],
                    teacher['teacher_temp'], teacher['warmup_teacher_temp_epochs'],
-                   optim['freeze_last_layer_epochs'])
+                   optim['freeze_last_layer_epochs'], optim['frozen_backbone_epochs'])
 
 # %% ../nbs/09b_schedules.ipynb #9d8a774a
 def torch_param_groups(opt, # fastai's `OptimWrapper` (or a PyTorch optimiser)
@@ -119,3 +121,7 @@ class ScheduleCallback(Callback):
             group['lr'] = lr * group.get('lr_multiplier', 1.0)
             group['weight_decay'] = values['wd'] * group.get('wd_multiplier', 1.0)
         self.learn.teacher_temp, self.learn.hyper = values['teacher_temp'], values
+    def before_step(self):
+        "While the backbone is frozen (`Schedules.frozen_backbone_steps`) its gradients are dropped: AdamW leaves it as it is, weight decay included"
+        if self.learn.step < self.schedules.frozen_backbone_steps:
+            for parameter in self.learn.model.student.backbone.parameters(): parameter.grad = None

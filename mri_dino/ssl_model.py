@@ -19,9 +19,14 @@ from torch import nn
 from .losses import CENTERINGS, DINOHead, DINOLoss, iBOTPatchLoss, KoLeoLoss, masked_patch_weights
 from .vit import drop_patches, foreground_patches
 from .model_input import input_units
+import json
+from pathlib import Path
+from .files import atomic_write, atomic_write_text
+from .backbones import SSL_STATE_METADATA, backbone_prefix, flat_tensors, pretrained_file, read_state_dict, weights_misfit
 
 # %% auto #0
-__all__ = ['default_config', 'merged_over', 'with_defaults', 'Student', 'SSLModel', 'layer_index', 'param_groups']
+__all__ = ['default_config', 'merged_over', 'with_defaults', 'Student', 'SSLModel', 'layer_index', 'param_groups', 'ssl_state',
+           'save_ssl_state', 'load_ssl_state']
 
 # %% ../nbs/09a_ssl_model.ipynb #63e4e7b9
 def default_config() -> dict:
@@ -237,17 +242,21 @@ class SSLModel(nn.Module):
                     cfg, # the experiment config (sections `dino`, `ibot`, `train`, and `augment`'s normalisation)
                     backbone:nn.Module, # the student backbone, e.g. `mri_dino.backbones.build_backbone(cfg.student)`
                    ) -> SSLModel:
-        "Heads from `cfg.dino` / `cfg.ibot` on `backbone`, and the loss weights, centering and background filtering of the config"
+        "Heads from `cfg.dino` / `cfg.ibot` on `backbone` (those of `student.pretrained_weights` when it holds them; `model.imported` says what came), and the loss weights, centering and background filtering of the config"
         cfg = with_defaults(cfg)
         dino, ibot, train, augment = cfg['dino'], cfg['ibot'], cfg['train'], cfg['augment']
         threshold = input_units(train['foreground_threshold'], augment['normalize_mean'], augment['normalize_std'])   # [0, 1] -> model input
         dino_head = DINOHead.from_config(backbone.embed_dim, **dino)
         ibot_head = DINOHead.from_config(backbone.embed_dim, **ibot) if ibot['separate_head'] else None
-        return cls(Student(backbone, dino_head, ibot_head, packed_crops=bool(cfg['student']['packed_crops'])), dino_loss_weight=dino['loss_weight'],
-                   ibot_loss_weight=ibot['loss_weight'], koleo_loss_weight=dino['koleo_loss_weight'],
-                   centering=train['centering'], remove_background=bool(train['remove_background']),
-                   foreground_threshold=threshold, min_foreground=train['min_foreground'],
-                   patch_drop_rate=train['patch_drop_rate'])
+        model = cls(Student(backbone, dino_head, ibot_head, packed_crops=bool(cfg['student']['packed_crops'])), dino_loss_weight=dino['loss_weight'],
+                    ibot_loss_weight=ibot['loss_weight'], koleo_loss_weight=dino['koleo_loss_weight'],
+                    centering=train['centering'], remove_background=bool(train['remove_background']),
+                    foreground_threshold=threshold, min_foreground=train['min_foreground'],
+                    patch_drop_rate=train['patch_drop_rate'])
+        source = cfg['student']['pretrained_weights']            # its backbone is `build_backbone`'s; its heads and centres, here
+        model.imported = load_ssl_state(model, source) if source and cfg['student']['pretrained_heads'] else {}
+        return model
+
 
 # %% ../nbs/09a_ssl_model.ipynb #fbea1f9f
 def layer_index(name:str, # parameter name within the student, e.g. 'backbone.blocks.3.attn.qkv.weight'
@@ -268,6 +277,7 @@ def _no_weight_decay(name:str, parameter:nn.Parameter) -> bool:
 def param_groups(student:Student, # the student (backbone and heads)
                  layerwise_decay:float=1.0, # learning-rate decay per block, from the last block down (`optim.layerwise_decay`)
                  patch_embed_lr_mult:float=1.0, # extra learning-rate factor of the patch embedding (`optim.patch_embed_lr_mult`)
+                 backbone_lr_mult:float=1.0, # learning-rate factor of every backbone parameter; the heads keep 1 (`optim.backbone_lr_mult`)
                 ) -> list[dict]: # AdamW parameter groups with `lr_multiplier`, `wd_multiplier`, `is_last_layer` and `names`
     "The student's trainable parameters, grouped by learning-rate and weight-decay multipliers (last layers apart)"
     depth = len(student.backbone.blocks)
@@ -276,6 +286,7 @@ def param_groups(student:Student, # the student (backbone and heads)
         if not parameter.requires_grad: continue
         lr_multiplier = layerwise_decay ** (depth + 1 - layer_index(name, depth))
         if 'patch_embed' in name: lr_multiplier *= patch_embed_lr_mult
+        if name.startswith('backbone.'): lr_multiplier *= backbone_lr_mult
         wd_multiplier = 0.0 if _no_weight_decay(name, parameter) else 1.0
         is_last_layer = 'last_layer' in name
         key = (lr_multiplier, wd_multiplier, is_last_layer)
@@ -283,3 +294,58 @@ def param_groups(student:Student, # the student (backbone and heads)
                                                  wd_multiplier=wd_multiplier, is_last_layer=is_last_layer)
         groups[key]['params'].append(parameter); groups[key]['names'].append(name)
     return list(groups.values())
+
+# %% ../nbs/09a_ssl_model.ipynb #ee8ecd63
+def ssl_state(model:SSLModel, # student, teacher and losses
+             ) -> dict[str, torch.Tensor]: # name -> tensor (on the CPU, contiguous)
+    "What continuing a run needs of `model`: the teacher's backbone and heads (`teacher.*`) and the losses' centres (`dino_loss.center`, `ibot_loss.center`)"
+    for loss in model.centre_losses(): loss.apply_center_update()            # a pending (distributed) centre update first
+    state = {f'teacher.{name}': value for name, value in model.teacher.state_dict().items()}
+    state.update({f'{name}.center': loss.center for name, loss in (('dino_loss', model.dino_loss), ('ibot_loss', model.ibot_loss)) if loss is not None})
+    return {name: value.detach().cpu().contiguous() for name, value in state.items()}
+
+def save_ssl_state(model:SSLModel, # student, teacher and losses
+                   path:str|Path, # the `.safetensors` file; a `.json` of the same name is written beside it
+                   step:int=0, # optimiser steps done
+                   config:str='', # the run's resolved config (YAML)
+                  ) -> Path: # `path`
+    "Write the whole self-supervised state (`ssl_state`) atomically, with the config and a summary in the metadata, and the summary as JSON beside it"
+    from safetensors.torch import save_file
+    path, state = Path(path), ssl_state(model)
+    heads = sorted({name.split('.')[1] for name in state if name.startswith('teacher.') and not name.startswith('teacher.backbone.')})
+    summary = dict(step=int(step), centering=model.centering, heads=heads, centres=[name for name in state if name.endswith('.center')],
+                   prototypes={name: int(state[f'{name}.center'].shape[-1]) for name in ('dino_loss', 'ibot_loss') if f'{name}.center' in state},
+                   backbone=getattr(model.teacher.backbone, 'config', None), tensors=len(state))
+    metadata = {'format': 'pt', SSL_STATE_METADATA: json.dumps(summary), 'config': config or ''}
+    atomic_write(path, lambda temporary: save_file(state, temporary, metadata=metadata), to='path')
+    atomic_write_text(path.with_suffix('.json'), json.dumps(summary, indent=1) + '\n')
+    return path
+
+def load_ssl_state(model:SSLModel, # student, teacher and losses, the backbone already loaded (`build_backbone`)
+                   source:str|Path|Mapping, # `ssl_state.safetensors`, a run folder, a checkpoint or any `student.pretrained_weights`; or its tensors
+                  ) -> dict: # what was restored: `heads` (names), `centres` (names); empty lists when `source` has no heads
+    "Put the DINO / iBOT heads and the centres of `source` into the student and the teacher (both start equal); nothing when it holds a backbone alone"
+    name = 'state dict' if isinstance(source, Mapping) else str(source)
+    if not isinstance(source, Mapping):
+        source = pretrained_file(source)
+        if source.is_dir(): return dict(heads=[], centres=[])                 # a transformers folder: a backbone alone
+    tensors = flat_tensors(source if isinstance(source, Mapping) else read_state_dict(source))
+    prefix = backbone_prefix(tensors, 'teacher', name)                        # e.g. 'teacher.backbone.', 'model.teacher.backbone.'
+    root = prefix[:-len('backbone.')] if prefix.endswith('backbone.') else None
+    heads = {} if root is None else {key[len(root):]: value for key, value in tensors.items() if key.startswith(root) and not key.startswith(prefix)}
+    if not heads: return dict(heads=[], centres=[])
+    target = nn.ModuleDict({key: module for key, module in model.student.named_children() if key != 'backbone'})
+    misfit = weights_misfit(target, heads, tolerated=(), expected=('',))
+    if misfit: raise ValueError(f"{name}: its DINO/iBOT heads do not fit the config's (dino.head_*, ibot.head_*, ibot.separate_head): {misfit}; "
+                                "give the sizes of the run that wrote it, or set student.pretrained_heads=false to start the heads from scratch")
+    for module in (model.student, model.teacher): module.load_state_dict(heads, strict=False)
+    outer = root[:-len('teacher.')] if root.endswith('teacher.') else root          # where a checkpoint keeps the losses
+    centres = []
+    for loss_name in ('dino_loss', 'ibot_loss'):
+        loss, centre = getattr(model, loss_name), tensors.get(f'{outer}{loss_name}.center')
+        if loss is None or centre is None: continue
+        if centre.shape != loss.center.shape: raise ValueError(f"{name}: {loss_name}.center {tuple(centre.shape)} does not fit {tuple(loss.center.shape)}")
+        loss.apply_center_update()
+        with torch.no_grad(): loss.center.copy_(centre)
+        centres.append(f'{loss_name}.center')
+    return dict(heads=sorted({key.split('.')[0] for key in heads}), centres=centres)
