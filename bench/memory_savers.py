@@ -19,7 +19,6 @@ import time
 import warnings
 
 import torch
-from omegaconf import OmegaConf
 
 SETTINGS = {'off': {}, 'activation checkpointing': {'student.activation_checkpointing': True},
             'compile': {'train.compile': True},
@@ -45,7 +44,7 @@ def parse():
 
 
 def config(args, setting):
-    from mri_dino.ssl_model import with_defaults
+    "The config of one setting (nested dicts; the other keys are the defaults)"
     cfg = dict(data=dict(modalities=['t2w', 'adc', 'dwi']),
                student=dict(arch=args.arch, patch_size=args.patch_size, img_size=args.global_size, in_chans=3, drop_path_rate=0.1,
                             fusion='stack', activation_checkpointing=False),
@@ -54,7 +53,7 @@ def config(args, setting):
     for key, value in SETTINGS[setting].items():
         section, name = key.split('.')
         cfg[section][name] = value
-    return OmegaConf.create(with_defaults(cfg))
+    return cfg
 
 
 def make_batch(args):
@@ -84,7 +83,7 @@ def measure(args):
     from mri_dino.scaling import memory_savers
     cfg = config(args, args.setting)
     torch.manual_seed(0)
-    model = SSLModel.from_config(cfg, build_backbone(cfg.student)).to(args.device).train()
+    model = SSLModel.from_config(cfg, build_backbone(cfg['student'])).to(args.device).train()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         memory_savers(cfg, model, args.device)
