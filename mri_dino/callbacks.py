@@ -131,7 +131,7 @@ class AccelerateCallback(Callback):
         if fsdp_requested(accelerator):                # student and teacher sharded alike (`mri_dino.scaling`)
             if not is_sharded(learn.model): fsdp_shard(learn.model, learn.opt, accelerator)
         elif accelerator.num_processes > 1 and learn.model.student_runner is learn.model.student:
-            learn.model.student_runner = accelerator.prepare_model(learn.model.student)
+            learn.model.__dict__['student_runner'] = accelerator.prepare_model(learn.model.student)   # not a submodule: checkpoints hold the student once
         if not hasattr(learn.opt.opt, 'optimizer'): learn.opt.opt = accelerator.prepare_optimizer(learn.opt.opt)
 
 # %% ../nbs/10b_callbacks.ipynb #7d73ceaa

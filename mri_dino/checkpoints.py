@@ -170,7 +170,8 @@ class CheckpointCallback(Callback):
             ):
         "Restore the model, optimiser, scaler, step and this process's random state from a checkpoint"
         learn = self.learn
-        load_model_state(learn.model, state['model'])                  # FSDP: each process keeps its shards
+        weights = {name: value for name, value in state['model'].items() if not name.startswith('student_runner.')}   # DDP runs saved the student twice
+        load_model_state(learn.model, weights)                         # FSDP: each process keeps its shards
         load_optimizer_state(learn.model, learn.opt, state['optimizer'])
         scaler = getattr(learn.accelerator, 'scaler', None)
         if scaler is not None and state.get('scaler') is not None: scaler.load_state_dict(state['scaler'])
