@@ -31,7 +31,7 @@ __all__ = ['BACKBONE_PREFIXES', 'TOLERATED_MISSING', 'BACKBONE_NAMES', 'ADAPTED'
 
 # %% ../nbs/08b_backbones.ipynb #b716d3ec
 _CONFIG_NAMES = {'layerscale': 'layerscale_init', 'use_mri_seq_embed': 'modality_embed'}
-_CONFIG_IGNORED = ('block_chunks', 'packed_crops')   # DINOv2's FSDP chunking; the student's packing of its crops (ssl_model)
+_CONFIG_IGNORED = ('block_chunks', 'packed_crops', 'activation_checkpointing')   # DINOv2's FSDP chunking; the student's packing of its crops (ssl_model); recomputation in backward (scaling)
 
 def backbone_arguments(config:Mapping, # a `student` config section (dict or OmegaConf)
                        **overrides, # VisionTransformer arguments that win over the section
@@ -393,12 +393,13 @@ CONFIG_METADATA = 'mri_dino.vit.config'
 def save_backbone(model:VisionTransformer, # the backbone (e.g. the teacher's)
                   path:str|Path, # .safetensors (with the model's config) or .pth / .pt (plain state dict)
                   metadata:dict|None=None, # more entries for a .safetensors file's metadata, stored as strings (e.g. the run's step)
+                  state:dict|None=None, # the weights to write; None: the model's state dict (FSDP: the gathered whole weights)
                  ) -> Path:
     "Write the backbone's weights to `path` atomically; returns the path."
     path = Path(path)
     if path.suffix not in ('.safetensors', '.pth', '.pt'):
         raise ValueError(f"{path}: save_backbone writes .safetensors, .pth or .pt files")
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in (model.state_dict() if state is None else state).items()}
     def write(temporary:str):
         if path.suffix == '.safetensors':
             from safetensors.torch import save_file

@@ -21,12 +21,14 @@ from typing import Callable, Sequence
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.tensor import DTensor
 from fastcore.basics import noop
 from fastai.callback.core import Callback, CancelBatchException, CancelStepException
 from fastai.callback.progress import ProgressCallback
 
 from .files import atomic_write_text
 from .losses import all_reduce_, is_distributed
+from .scaling import fsdp_requested, fsdp_shard, is_sharded
 
 # %% auto #0
 __all__ = ['NAN_POLICIES', 'TeacherEMACallback', 'GradientClipCallback', 'NonFiniteLossError', 'NonFiniteGuard',
@@ -123,14 +125,13 @@ class AccelerateCallback(Callback):
             for cb in [cb for cb in self.learn.cbs if isinstance(cb, ProgressCallback)]: self.learn.remove_cb(cb)
     def before_fit(self):
         learn, accelerator = self.learn, self.accelerator
-        if str(accelerator.distributed_type).endswith('FSDP'):
-            raise NotImplementedError("FSDP is not supported yet (the teacher's EMA needs the teacher sharded like the student); "
-                                      "train with DDP: accelerate launch --multi_gpu ...")
         learn.accelerator = accelerator
         learn.dls.device = accelerator.device
         learn.model.to(accelerator.device)
-        if accelerator.num_processes > 1 and learn.model.student_runner is learn.model.student:
-            learn.model.student_runner = accelerator.prepare_model(learn.model.student)
+        if fsdp_requested(accelerator):                # student and teacher sharded alike (`mri_dino.scaling`)
+            if not is_sharded(learn.model): fsdp_shard(learn.model, learn.opt, accelerator)
+        elif accelerator.num_processes > 1 and learn.model.student_runner is learn.model.student:
+            learn.model.__dict__['student_runner'] = accelerator.prepare_model(learn.model.student)   # not a submodule: checkpoints hold the student once
         if not hasattr(learn.opt.opt, 'optimizer'): learn.opt.opt = accelerator.prepare_optimizer(learn.opt.opt)
 
 # %% ../nbs/10b_callbacks.ipynb #7d73ceaa
@@ -304,6 +305,7 @@ def weights_digest(module:nn.Module, # any module
     "SHA-256 of a module's state dict (names, shapes and exact values)"
     digest = hashlib.sha256()
     for name, tensor in module.state_dict().items():
+        if isinstance(tensor, DTensor): tensor = tensor.full_tensor()      # FSDP: the whole weight (every process calls this)
         digest.update(name.encode()); digest.update(str(tuple(tensor.shape)).encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()

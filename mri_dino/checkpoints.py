@@ -24,6 +24,8 @@ from .backbones import read_torch_file, save_backbone
 from .callbacks import gather_objects
 from .backbones import SSL_STATE_FILE
 from .ssl_model import SSLModel, save_ssl_state
+from .scaling import load_model_state, load_optimizer_state, model_state, optimizer_state, sub_state
+
 
 # %% auto #0
 __all__ = ['atomic_torch_save', 'list_checkpoints', 'CheckpointError', 'checkpoint_checksum', 'verify_checkpoint',
@@ -171,8 +173,9 @@ class CheckpointCallback(Callback):
             ):
         "Restore the model, optimiser, scaler, step and this process's random state from a checkpoint"
         learn = self.learn
-        learn.model.load_state_dict(state['model'])
-        learn.opt.load_state_dict(state['optimizer'])
+        weights = {name: value for name, value in state['model'].items() if not name.startswith('student_runner.')}   # DDP runs saved the student twice
+        load_model_state(learn.model, weights)                         # FSDP: each process keeps its shards
+        load_optimizer_state(learn.model, learn.opt, state['optimizer'])
         scaler = getattr(learn.accelerator, 'scaler', None)
         if scaler is not None and state.get('scaler') is not None: scaler.load_state_dict(state['scaler'])
         learn.step = int(state['step'])
@@ -192,20 +195,21 @@ class CheckpointCallback(Callback):
         "Write the checkpoint of `step` (completed steps) and the teacher export; prune old ones"
         learn = self.learn
         rng = gather_objects(rng_state())
+        weights, moments = model_state(learn.model), optimizer_state(learn.model, learn.opt)   # FSDP: gathered, every process takes part
         if self._main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             scaler = getattr(learn.accelerator, 'scaler', None)
-            state = dict(format=2, step=step, epoch=step // learn.epoch_length, model=learn.model.state_dict(),
-                         optimizer=learn.opt.state_dict(), scaler=None if scaler is None else scaler.state_dict(),
+            state = dict(format=2, step=step, epoch=step // learn.epoch_length, model=weights,
+                         optimizer=moments, scaler=None if scaler is None else scaler.state_dict(),
                          rng=rng, config=self.config, world_size=len(rng))
             state['checksum'] = checkpoint_checksum(state)
             path = self.output_dir / f'model_{step:07d}.pth'
             atomic_torch_save(state, path)
             atomic_write_text(self.output_dir / 'last_checkpoint', path.name + '\n')
             save_backbone(learn.model.teacher.backbone, self.output_dir / 'teacher_backbone.safetensors',
-                          dict(step=step, config=self.config or ''))
+                          dict(step=step, config=self.config or ''), state=sub_state(weights, 'teacher.backbone.'))
             if isinstance(learn.model, SSLModel):        # the whole SSL state, heads and centres too: what another run continues from
-                save_ssl_state(learn.model, self.output_dir / SSL_STATE_FILE, step, self.config or '')
+                save_ssl_state(learn.model, self.output_dir / SSL_STATE_FILE, step, self.config or '', weights=weights)
             for old in list_checkpoints(self.output_dir)[:-self.keep] if self.keep > 0 else []: old.unlink()
         self.last_saved = step
         if is_distributed(): dist.barrier()

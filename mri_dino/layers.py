@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 # %% auto #0
 __all__ = ['MAX_LENGTH_GROUPS', 'as_size_tuple', 'use_xformers', 'explicit_attention', 'Attention', 'TokenPacking',
@@ -275,6 +276,7 @@ class Block(nn.Module):
         self.ls2 = LayerScale(dim, layerscale_init) if layerscale_init is not None else nn.Identity()
         self.drop_path1, self.drop_path2 = DropPath(drop_path_rate), DropPath(drop_path_rate)
         self.drop_path_rate, self.efficient_drop_path = drop_path_rate, efficient_drop_path
+        self.activation_checkpointing = False   # keep only the input for backward, recompute the rest (`mri_dino.scaling`)
 
     def attention_branch(self, x, key_mask=None, packing=None): return self.ls1(self.attn(self.norm1(x), key_mask, packing=packing))
     def feed_forward_branch(self, x, packing=None): return self.ls2(self.mlp(self.norm2(x)))     # row by row: packing changes nothing
@@ -284,6 +286,12 @@ class Block(nn.Module):
                 key_mask:torch.Tensor|None=None, # (B, T) bool, True = can be attended to
                 packing:TokenPacking|None=None, # the samples of packed rows
                ) -> torch.Tensor:
+        if self.activation_checkpointing and torch.is_grad_enabled():   # the same random draws again in the recomputation
+            return checkpoint(self.residual_forward, x, key_mask, packing, use_reentrant=False)
+        return self.residual_forward(x, key_mask, packing)
+
+    def residual_forward(self, x, key_mask=None, packing=None):
+        "The input plus the attention and the feed-forward branches, with stochastic depth"
         if self.training and self.drop_path_rate > 0 and self.efficient_drop_path:
             x = drop_add_residual(x, self.attention_branch, self.drop_path_rate, key_mask, packing=packing)
             return drop_add_residual(x, self.feed_forward_branch, self.drop_path_rate, packing=packing)

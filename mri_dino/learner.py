@@ -28,6 +28,7 @@ from .schedules import Schedules, ScheduleCallback
 from .callbacks import TeacherEMACallback, GradientClipCallback, NonFiniteGuard, AccelerateCallback, MetricsLogger, RunSummaryCallback
 from .checkpoints import CheckpointCallback
 from .collapse import collapse_monitor
+from .scaling import memory_savers
 
 # the names of the chapters this one assembles, importable from `mri_dino.learner` as before
 from .ssl_model import default_config, merged_over, Student, layer_index
@@ -205,6 +206,7 @@ def ssl_learner(cfg, # the experiment config (sections optim, teacher, train; se
     sampler = getattr(dls.train, 'batch_sampler', None)
     epoch_length = getattr(sampler, 'epoch_length', None) or len(dls.train)
     schedules = Schedules.from_config(full, epoch_length, total_batch)
+    memory_savers(full, model, getattr(accelerator, 'device', 'cpu'))   # activation checkpointing, torch.compile
     callbacks = [ScheduleCallback(schedules), TeacherEMACallback(), GradientClipCallback(optim['clip_grad']),
                  NonFiniteGuard(train['nan_policy'], train['max_nonfinite_skips']),
                  MetricsLogger(output_dir, train['log_every_steps'], train['print_every_steps'], train['tensorboard']),

@@ -297,10 +297,12 @@ def param_groups(student:Student, # the student (backbone and heads)
 
 # %% ../nbs/09a_ssl_model.ipynb #ee8ecd63
 def ssl_state(model:SSLModel, # student, teacher and losses
+              weights:Mapping|None=None, # the model's whole state, gathered (`mri_dino.scaling.model_state`, needed under FSDP); None: `model`'s own
              ) -> dict[str, torch.Tensor]: # name -> tensor (on the CPU, contiguous)
     "What continuing a run needs of `model`: the teacher's backbone and heads (`teacher.*`) and the losses' centres (`dino_loss.center`, `ibot_loss.center`)"
     for loss in model.centre_losses(): loss.apply_center_update()            # a pending (distributed) centre update first
-    state = {f'teacher.{name}': value for name, value in model.teacher.state_dict().items()}
+    if weights is None: state = {f'teacher.{name}': value for name, value in model.teacher.state_dict().items()}
+    else: state = {name: value for name, value in weights.items() if name.startswith('teacher.')}
     state.update({f'{name}.center': loss.center for name, loss in (('dino_loss', model.dino_loss), ('ibot_loss', model.ibot_loss)) if loss is not None})
     return {name: value.detach().cpu().contiguous() for name, value in state.items()}
 
@@ -308,10 +310,11 @@ def save_ssl_state(model:SSLModel, # student, teacher and losses
                    path:str|Path, # the `.safetensors` file; a `.json` of the same name is written beside it
                    step:int=0, # optimiser steps done
                    config:str='', # the run's resolved config (YAML)
+                   weights:Mapping|None=None, # the model's whole state, gathered (under FSDP); None: `model`'s own
                   ) -> Path: # `path`
     "Write the whole self-supervised state (`ssl_state`) atomically, with the config and a summary in the metadata, and the summary as JSON beside it"
     from safetensors.torch import save_file
-    path, state = Path(path), ssl_state(model)
+    path, state = Path(path), ssl_state(model, weights)
     heads = sorted({name.split('.')[1] for name in state if name.startswith('teacher.') and not name.startswith('teacher.backbone.')})
     summary = dict(step=int(step), centering=model.centering, heads=heads, centres=[name for name in state if name.endswith('.center')],
                    prototypes={name: int(state[f'{name}.center'].shape[-1]) for name in ('dino_loss', 'ibot_loss') if f'{name}.center' in state},

@@ -59,6 +59,8 @@ from .samplers import series_table, study_sampler
 from .jepa import build_ssl_model, resolve_ema_beta
 from .layers import as_size_tuple
 from .backbones import build_backbone
+from .loading import load_backbone
+from .scaling import is_sharded
 from .attention import attention_figure, attention_maps, save_png
 
 # %% auto #0
@@ -337,8 +339,9 @@ def train(cfg:DictConfig, # the resolved experiment config
             print(f"no collapse monitor: train.objective {cfg.train.objective} gives no teacher CLS features "
                   f"(train.collapse_every applies to dino)", flush=True)
     fit_ssl(learn)
-    if accelerator.is_main_process and cfg.train.attention_map:
-        attention_picture(model.teacher.backbone, cfg, cache_dir, output_dir / 'attention.png')
+    if accelerator.is_main_process and cfg.train.attention_map:       # (FSDP: the teacher's whole weights, as exported)
+        teacher = load_backbone(output_dir / 'teacher_backbone.safetensors') if is_sharded(model) else model.teacher.backbone
+        attention_picture(teacher, cfg, cache_dir, output_dir / 'attention.png')
     accelerator.wait_for_everyone()
     return learn
 
