@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cli import command, names_option
+from .cli import check_option, command, names_option
 from .files import process_alive
 from .io import VolumeError, read_volume
 from .inspection import inspect_volume
@@ -360,7 +360,8 @@ def mri_dino_check(
 ):
     "Check a dataset of MRI studies and list every problem; exit status 0 when every listed study is usable, 1 otherwise"
     rules = read_series_rules(rules) if rules else ()
-    classes = parse_classes(classes)
+    try: classes = parse_classes(classes)
+    except ValueError: check_option('--classes', classes, False, 'NUMBER=NAME pairs, e.g. 1=lesion,2=peripheral_zone')
     if explain is not None:
         table = find_studies(root, names_option(modalities), csv=csv, rules=rules)
         print(explain_study(table, explain))
