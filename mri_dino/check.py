@@ -25,6 +25,7 @@ from .cli import check_option, command, names_option
 from .files import process_alive
 from .io import VolumeError, read_volume
 from .inspection import inspect_volume
+from .series import refuse_dicom_seg
 from .studies import file_name_clashes, find_studies, finding, label_map_columns, parse_classes, read_series_rules
 
 # %% auto #0
@@ -166,6 +167,8 @@ def label_map_overlap(labels:np.ndarray, # (i, j, k) the label map's voxels
 
 def _label_map_problems(study_id, name:str, path:str, reference_name:str|None, reference, voxels:bool, classes:dict|None) -> list:
     "The problems of one label map: unreadable, not class numbers, outside the reference image, empty, classes not asked for"
+    try: refuse_dicom_seg(path)                                                       # a DICOM SEG object would be misread as an image
+    except ValueError as e: return [finding(study_id, path, f'{name}: {str(e).split(": ", 1)[1]}', 'not a label map')]
     try:
         header = inspect_volume(path, voxels=False)                                  # sizes and limits first
         if len(header.shape) != 3: return [finding(study_id, path, f'{name}: is {len(header.shape)}D with shape {tuple(header.shape)}: a label map is one 3D volume of class numbers', 'not a label map')]

@@ -88,6 +88,8 @@ def task_table(run, # RUN as typed
 
 @command(examples=['mri_dino_probe runs/vits14 cache/prostate', 'mri_dino_probe runs/vits14 cache/prostate --label grade --probes knn --k 10 --out results/knn',
                    'mri_dino_probe runs/vits14 cache/prostate --label lesion,grade --split split --labels labels.csv   # fit on train, score on test',
+                   '# a series cache (find_series: NeuroVFM folders), labels keyed by study, one row per study (the mean of its series):',
+                   'mri_dino_probe runs/brain cache/brain_series --labels study_labels.csv --label hemorrhage --level study',
                    '# DINOv2 weights, on the GPU:', 'mri_dino_probe dinov2_vits14_pretrain.pth cache/prostate --arch vit_small --patch-size 14 --device cuda',
                    '# another system\'s weights (a plain state dict, e.g. under teacher_backbone.), described by the run\'s config:',
                    'mri_dino_probe their_teacher.pth cache/prostate --config their_run.yaml'])

@@ -150,12 +150,12 @@ def series_findings(study_id, # the study the series belong to
 
 def label_map_files(folder, # a study folder
                    ) -> dict: # label map name -> path (a volume file or a DICOM series folder)
-    "A study folder's label maps by their names: a file `label_NAME.nii.gz` (any volume format), or a folder `label_NAME/` holding a DICOM series or one volume file"
+    "A study folder's label maps by their names: a file `label_NAME.nii.gz` (any volume format, or one DICOM file such as a SEG object), or a folder `label_NAME/` holding a DICOM series or one volume file"
     found = {}
     for entry in sorted(Path(folder).iterdir()):
         name = label_map_name(file_stem(entry.name) if entry.is_file() else entry.name)
         if name is None: continue
-        if entry.is_file() and is_volume_file(entry): found[name] = entry
+        if entry.is_file() and (is_volume_file(entry) or is_dicom_file(entry)): found[name] = entry
         elif entry.is_dir():
             inner = sorted(entry.iterdir())
             volumes = [p for p in inner if is_volume_file(p)]
