@@ -21,15 +21,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cli import command, names_option
+from .cli import check_option, command, names_option
 from .files import process_alive
-from .io import VolumeError
+from .io import VolumeError, read_volume
 from .inspection import inspect_volume
-from .studies import file_name_clashes, find_studies, finding, read_series_rules
+from .series import refuse_dicom_seg
+from .studies import file_name_clashes, find_studies, finding, label_map_columns, parse_classes, read_series_rules
 
 # %% auto #0
 __all__ = ['MIN_COVERAGE', 'PARTIAL_COVERAGE', 'end_with_parent', 'worker_pool', 'CheckReport', 'reading_notes', 'grid_coverage',
-           'progress_bar', 'check_dataset', 'explain_study', 'plot_report', 'mri_dino_check']
+           'label_map_overlap', 'progress_bar', 'check_dataset', 'explain_study', 'plot_report', 'mri_dino_check']
 
 # %% ../nbs/02c_check.ipynb #bc07f3fb
 def end_with_parent(launcher:int, # process id of the process that made the pool
@@ -149,9 +150,54 @@ def _coverage_problems(study_id, headers:dict, required) -> list:
             problems.append(finding(study_id, header.source, f'{modality} covers {covered:.0%} of the {reference} grid{assumed}', 'partial coverage', 'info'))
     return problems
 
+def label_map_overlap(labels:np.ndarray, # (i, j, k) the label map's voxels
+                      affine:np.ndarray, # (4, 4) its voxel -> world
+                      reference_shape, # the reference grid's shape (i, j, k, ...)
+                      reference_affine:np.ndarray, # (4, 4) its voxel -> world
+                      points:int=4096, # labelled voxels looked at (evenly spaced in storage order)
+                     ) -> float: # the fraction of the labelled voxels that lie inside the reference grid
+    "How much of a label map's labelled (non-zero) voxels the reference image holds, through the two affines"
+    labelled = np.argwhere(labels != 0)                                             # (N, 3) voxels
+    if not len(labelled): return 0.0
+    labelled = labelled[np.linspace(0, len(labelled) - 1, min(points, len(labelled))).astype(int)]
+    world = labelled @ affine[:3, :3].T + affine[:3, 3]
+    inverse = np.linalg.inv(reference_affine)
+    voxels = world @ inverse[:3, :3].T + inverse[:3, 3]                             # (N, 3) in the reference's voxels
+    return float(np.all((voxels >= -0.5) & (voxels <= np.array(reference_shape[:3]) - 0.5), axis=1).mean())
+
+def _label_map_problems(study_id, name:str, path:str, reference_name:str|None, reference, voxels:bool, classes:dict|None) -> list:
+    "The problems of one label map: unreadable, not class numbers, outside the reference image, empty, classes not asked for"
+    try: refuse_dicom_seg(path)                                                       # a DICOM SEG object would be misread as an image
+    except ValueError as e: return [finding(study_id, path, f'{name}: {str(e).split(": ", 1)[1]}', 'not a label map')]
+    try:
+        header = inspect_volume(path, voxels=False)                                  # sizes and limits first
+        if len(header.shape) != 3: return [finding(study_id, path, f'{name}: is {len(header.shape)}D with shape {tuple(header.shape)}: a label map is one 3D volume of class numbers', 'not a label map')]
+        volume = read_volume(path, non_finite='zero') if voxels else None
+    except VolumeError as e: return [finding(study_id, path, f'{name}: {e.problem}', 'unreadable file')]
+    except Exception as e: return [finding(study_id, path, f'{name}: unreadable: {type(e).__name__}: {e}', 'unreadable file')]
+    if reference is not None and max(grid_coverage(header.shape, header.affine, reference.shape, reference.affine),
+                                     grid_coverage(reference.shape, reference.affine, header.shape, header.affine)) == 0:
+        return [finding(study_id, path, f'{name}: its grid does not overlap the {reference_name} image (no voxel of either lies in the other): check its affine (origin, orientation, spacing)', 'label map outside image')]
+    if volume is None: return []
+    if volume.meta.get('non_finite_voxels'):
+        return [finding(study_id, path, f'{name}: {volume.meta["non_finite_voxels"]} non-finite voxels (NaN or infinite): give class numbers 0, 1, 2, ...', 'not a label map')]
+    values = np.unique(volume.data)
+    wrong = values[(values < 0) | (values % 1 != 0) | (values > np.iinfo(np.uint16).max)]
+    if len(wrong):
+        shown = ', '.join(f'{v:g}' for v in wrong[:3]) + (', ...' if len(wrong) > 3 else '')
+        return [finding(study_id, path, f'{name}: holds {shown}, not class numbers (a probability map?): give class numbers 0, 1, 2, ... (threshold or argmax it first)', 'not a label map')]
+    if not values.any(): return [finding(study_id, path, f'{name}: the map is empty (all voxels 0): no labelled voxel', 'empty label map', 'info')]
+    problems = []
+    unknown = [int(v) for v in values if v and int(v) not in (classes or {})]
+    if classes and unknown:
+        problems.append(finding(study_id, path, f'{name}: holds class{"es" if len(unknown) > 1 else ""} {", ".join(map(str, unknown))}, which --classes ({", ".join(f"{n}={c}" for n, c in classes.items())}) does not name', 'unknown class'))
+    if reference is not None and label_map_overlap(volume.data, volume.affine, reference.shape, reference.affine) == 0:
+        problems.append(finding(study_id, path, f'{name}: none of its labelled voxels lies in the {reference_name} image: check its affine (origin, orientation, spacing)', 'label map outside image'))
+    return problems
+
 def _check_study(task:tuple) -> list:
-    "The problems of one study: missing modalities and unreadable, non-finite or constant files"
-    study_id, folder, paths, required, voxels = task
+    "The problems of one study: missing modalities and unreadable, non-finite or constant files; its label maps"
+    study_id, folder, paths, required, voxels, label_maps, classes = task
     problems, headers = [], {}
     for modality, path in paths.items():
         if path is None:
@@ -178,6 +224,8 @@ def _check_study(task:tuple) -> list:
         if meta['min'] == meta['max']:
             if modality == 'roi': problems.append(finding(study_id, path, f'roi: the mask is empty (all voxels {meta["min"]:g})', 'empty ROI', 'info'))
             else: problems.append(finding(study_id, path, f'{modality}: constant volume (all voxels {meta["min"]:g})', 'constant volume'))
+    reference = 't2w' if 't2w' in headers else next((m for m in headers if m != 'roi'), None)   # as `_coverage_problems`
+    for column, path in label_maps.items(): problems += _label_map_problems(study_id, column, path, reference, headers.get(reference), voxels, classes)
     return problems + _coverage_problems(study_id, headers, required)
 
 def progress_bar(done:int, # studies done
@@ -206,6 +254,7 @@ def check_dataset(source, # a root folder, a CSV manifest, or a study table from
                   workers:int|None=None, # processes (default: the CPU count, at most 16; 0 or 1: in this process)
                   progress:bool=True, # print a progress bar on stderr
                   rules=(), # extra DICOM series rules (see `SERIES_RULES`)
+                  classes:dict|str|None=None, # class numbers the label maps may hold, '1=lesion,2=peripheral_zone' or a dict (others are errors); None: any
                  ) -> CheckReport:
     "Every problem of a dataset at once, then a summary"
     start = time.perf_counter()
@@ -216,10 +265,12 @@ def check_dataset(source, # a root folder, a CSV manifest, or a study table from
     problems += [finding(second, None, f'study ids {first!r} and {second!r} share the file name {name!r} (the cache, every output): rename one', 'duplicate id')
                  for name, first, second in file_name_clashes(table.index)]
     columns = [*modalities, *(['roi'] if 'roi' in table.columns else [])]
+    label_maps, classes = label_map_columns(table), parse_classes(classes)
     no_folder = {f['study_id'] for f in problems if f['kind'] == 'no folder'}
     folders = table.attrs.get('folders', {})
-    tasks = [(study_id, folders.get(study_id), {m: (row[m] if isinstance(row[m], str) else None) for m in columns}, required, voxels)
-             for study_id, row in zip(table.index, table[columns].to_dict('records')) if study_id not in no_folder]
+    tasks = [(study_id, folders.get(study_id), {m: (row[m] if isinstance(row[m], str) else None) for m in columns}, required, voxels,
+              {c: row[c] for c in label_maps if isinstance(row[c], str) and row[c]}, classes)
+             for study_id, row in zip(table.index, table[[*columns, *label_maps]].to_dict('records')) if study_id not in no_folder]
     workers = min(16, os.cpu_count() or 1) if workers is None else workers
     results = []
     if progress: progress_bar(0, len(tasks), start)
@@ -308,18 +359,21 @@ def mri_dino_check(
     quiet:bool=False, # no progress bar
     explain:str=None, # a study id: print how its series became modalities (or were ignored), then check that study only
     rules:str=None, # a CSV of DICOM series rules (field,pattern,outcome), tried before the default ones
+    classes:str=None, # class numbers the label maps may hold, e.g. 1=lesion,2=peripheral_zone (any other is an error; default: any)
 ):
     "Check a dataset of MRI studies and list every problem; exit status 0 when every listed study is usable, 1 otherwise"
     rules = read_series_rules(rules) if rules else ()
+    try: classes = parse_classes(classes)
+    except ValueError: check_option('--classes', classes, False, 'NUMBER=NAME pairs, e.g. 1=lesion,2=peripheral_zone')
     if explain is not None:
         table = find_studies(root, names_option(modalities), csv=csv, rules=rules)
         print(explain_study(table, explain))
         one = table.loc[[explain]]
         one.attrs = {**table.attrs, 'findings': [f for f in table.attrs['findings'] if f['study_id'] == explain]}
-        report = check_dataset(one, required=names_option(required), voxels=not headers_only, workers=0, progress=False)
+        report = check_dataset(one, required=names_option(required), voxels=not headers_only, workers=0, progress=False, classes=classes)
     else:
         report = check_dataset(root, csv=csv, modalities=names_option(modalities), required=names_option(required),
-                               voxels=not headers_only, workers=workers, progress=not quiet, rules=rules)
+                               voxels=not headers_only, workers=workers, progress=not quiet, rules=rules, classes=classes)
     print(report)
     return 0 if report.ok else 1
 

@@ -154,7 +154,7 @@ def guess_kind(path, # a volume file, `file.h5::dataset`, or a DICOM series fold
 
 # %% ../nbs/02a_ct.ipynb #d3e9ed3f
 def study_kinds(table:pd.DataFrame, # a study table (`find_studies`), index study_id
-                mapping:Mapping|None=None, # study id -> kind (NeuroVFM's `mode_mapping`); ids absent from it fall through
+                mapping:Mapping|None=None, # study id -> kind (NeuroVFM's `mode_mapping`; a series table's studies, its `study` column, reach their series); ids absent from it fall through
                 column:str|None=None, # the table column holding the kind (default: the first of `KIND_COLUMNS` present)
                 rule:Callable|str|None=None, # `rule(study_id, row) -> kind`, or 'auto' (`guess_kind` on the first volume)
                 default:str|None='mri', # kind of a study nothing else decides (None: such a study is an error)
@@ -164,12 +164,13 @@ def study_kinds(table:pd.DataFrame, # a study table (`find_studies`), index stud
     if column is not None and column not in table.columns: raise ValueError(f"the study table has no column {column!r} (it has {list(table.columns)})")
     column = column or next((c for c in KIND_COLUMNS if c in table.columns and c not in modalities), None)
     mapping = {str(k): v for k, v in dict(mapping or {}).items()}
-    unknown = sorted(set(mapping) - set(map(str, table.index)))
+    studies = table['study'].astype(str).tolist() if 'study' in table.columns else [None] * len(table)   # a series table (`find_series`)
+    unknown = sorted(set(mapping) - set(map(str, table.index)) - set(studies))
     if unknown: raise ValueError(f"the kind mapping names studies not in the table: {unknown[:5]}")
     kinds = {}
-    for study_id, row in zip(table.index, table.to_dict('records')):
+    for study_id, study, row in zip(table.index, studies, table.to_dict('records')):
         study_id = str(study_id)
-        value = mapping.get(study_id)
+        value = mapping.get(study_id, mapping.get(study))
         if value is None and column is not None and isinstance(row.get(column), str) and row[column].strip(): value = row[column]
         if value is None and rule is not None:
             if rule == 'auto':

@@ -33,6 +33,7 @@ from .loading import (load_backbone, input_settings, default_out, backbone_optio
     with_backbone_options, cli_backbone)
 from .features import (FEATURE_KINDS, AXES, LABEL_MAPS, normalize_input, fit_image, backbone_features,
     Features, extract_features, roi_region, StudySlices, cache_loader, evaluation_table, fold_split)
+from .probes import PROBE_LEVELS, series_cache   # mri_dino_probe --level study on a series cache
 from .probes import (METRICS, PROBES, classification_metrics, knn_predict, linear_probe_predict, ProbeResult,
     cross_validate_probe, study_labels, probe_features, plot_probe_results, cache_features, probe_cache)
 from .finetune import (MIL_POOLINGS, MIL_LOSSES, finetune_splitter, run_backbone, AttentionMILPooling,
@@ -87,6 +88,8 @@ def task_table(run, # RUN as typed
 
 @command(examples=['mri_dino_probe runs/vits14 cache/prostate', 'mri_dino_probe runs/vits14 cache/prostate --label grade --probes knn --k 10 --out results/knn',
                    'mri_dino_probe runs/vits14 cache/prostate --label lesion,grade --split split --labels labels.csv   # fit on train, score on test',
+                   '# a series cache (find_series: NeuroVFM folders), labels keyed by study, one row per study (the mean of its series):',
+                   'mri_dino_probe runs/brain cache/brain_series --labels study_labels.csv --label hemorrhage --level study',
                    '# DINOv2 weights, on the GPU:', 'mri_dino_probe dinov2_vits14_pretrain.pth cache/prostate --arch vit_small --patch-size 14 --device cuda',
                    '# another system\'s weights (a plain state dict, e.g. under teacher_backbone.), described by the run\'s config:',
                    'mri_dino_probe their_teacher.pth cache/prostate --config their_run.yaml'])
@@ -99,7 +102,7 @@ def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file 
                    split:str=None, # or a column of train/val/test values: fit on train, score on test
                    probes:str='knn,linear', # comma-separated: knn, linear
                    kind:str='cls', # features: cls, patch or cls+patch
-                   level:str='study', # study (mean features per study) or slice (predictions averaged per study)
+                   level:str='study', # study (mean features per study; a series cache: the mean of its series' features), series (per cached series) or slice (predictions averaged per cached item)
                    k:int=20, # kNN neighbours
                    temperature:float=0.07, # kNN temperature
                    C:float=1.0, # linear probe: inverse L2 strength
@@ -117,7 +120,7 @@ def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file 
     "Cross-validated kNN and linear probes of a pretrained backbone's features on a cache's study labels"
     names = names_option(probes) or []
     check_option('--probes', probes, bool(names) and all(p in PROBES for p in names), f"some of {', '.join(PROBES)}, comma-separated")
-    for name, value, choices in (('--kind', kind, FEATURE_KINDS), ('--level', level, ('study', 'slice')), ('--axis', axis, AXES)):
+    for name, value, choices in (('--kind', kind, FEATURE_KINDS), ('--level', level, PROBE_LEVELS), ('--axis', axis, AXES)):
         choice_option(name, value, choices)
     for name, value, least in (('--k', k, 1), ('--stride', stride, 1), ('--roi-margin', roi_margin, 0), ('--batch-size', batch_size, 1)):
         check_option(name, value, value >= least, f"an int of at least {least}")
@@ -126,8 +129,11 @@ def mri_dino_probe(run:str, # training output folder, checkpoint, backbone file 
     check_option('--label', label, bool(label_names), 'one or more label columns, comma-separated')
     size, device = size_option(image_size), device_option(device)
     table = task_table(run, cache, labels, label_names, folds, split)            # before the backbone is loaded
+    pooled = table is not None and level == 'study' and series_cache(table)
+    if pooled: studies = study_table(table, 'study', [*label_names, split or folds])   # one row per study: its series agree
     backbone = cli_backbone(run, which, device, cache, **backbone)
     out = Path(out) if out else default_out(run, 'eval')
+    if pooled: print(f"a series cache: the features of {len(table)} series pooled into {len(studies)} studies (the mean of each study's series)")
     results = probe_cache(backbone, cache, label_names, table, names, kind, level, out,
                           probe_kwargs={'knn': dict(k=k, temperature=temperature), 'linear': dict(C=C)}, fold_column=folds, split_column=split,
                           axis=axis, stride=stride, roi_margin=roi_margin, context=None if context < 0 else context,

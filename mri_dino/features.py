@@ -22,11 +22,12 @@ from torch import Tensor, nn
 from .files import atomic_write
 from .loading import input_settings
 from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, input_recipe, model_input, recipe_input
+from .studies import parse_classes   # the class-name map of a segmentation target (`--classes`)
 
 # %% auto #0
 __all__ = ['normalize_input', 'FEATURE_KINDS', 'AXES', 'LABEL_MAPS', 'SPLIT_VALUES', 'PATIENT_COLUMNS', 'spatial_size',
            'fit_image', 'evaluation_image_size', 'backbone_features', 'Features', 'extract_features', 'slice_range',
-           'crop_box', 'roi_region', 'study_region', 'study_arrays', 'StudySlices', 'label_map_names', 'parse_classes',
+           'crop_box', 'roi_region', 'study_region', 'study_arrays', 'StudySlices', 'label_map_names',
            'study_label_map', 'label_map_classes', 'cache_loader', 'evaluation_table', 'study_members', 'study_table',
            'study_groups', 'patient_column', 'check_patients', 'fold_split']
 
@@ -307,21 +308,6 @@ def label_map_names(label_map:str, # a stored label map ('roi', 'lesion', ...), 
     names = [name.strip() for name in str(label_map).split('+')]
     if not all(names): raise ValueError(f"label_map {label_map!r}: give a label map's name (roi, lesion, ...) or names joined by +, e.g. roi+lesion")
     return names
-
-def parse_classes(classes, # '1=lesion,2=peripheral_zone', or a dict {1: 'lesion', 2: 'peripheral_zone'}, or None
-                 ) -> dict[int, str]|None: # class number -> name
-    "A class-name map: the stored class numbers to segment and their names"
-    if classes is None or classes == '' or classes == {}: return None
-    pairs = classes.items() if isinstance(classes, dict) else [part.split('=', 1) if '=' in part else (part, None) for part in str(classes).split(',')]
-    out = {}
-    for number, name in pairs:
-        try: number = int(str(number).strip())
-        except ValueError: number = None
-        name = str(name).strip() if name is not None else ''
-        if number is None or number < 1 or not name or name == 'None':
-            raise ValueError(f"classes {classes!r}: give NUMBER=NAME pairs of class numbers 1, 2, ... and names, e.g. 1=lesion,2=peripheral_zone")
-        out[number] = name
-    return out
 
 def study_label_map(study, # a `mri_dino.cache.CachedStudy`
                     label_map:str='roi', # a stored label map, or several joined by + (each one's voxels become class 1, 2, ... in order, the later on top)

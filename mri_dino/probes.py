@@ -22,13 +22,13 @@ from .files import atomic_write, write_csv
 from .preprocess import study_file_name
 from .loading import input_settings, run_input_recipe
 from .features import AXES, Features, StudySlices, cache_loader, evaluation_image_size, evaluation_table, extract_features
-from .features import check_patients, study_groups
+from .features import check_patients, study_groups, study_members, study_table
 
 
 # %% auto #0
-__all__ = ['METRICS', 'PROBES', 'classification_metrics', 'knn_predict', 'linear_probe_predict', 'ProbeResult',
-           'cross_validate_probe', 'study_labels', 'held_out_split', 'probe_features', 'plot_probe_results',
-           'cache_features', 'probe_cache', 'write_probe_results']
+__all__ = ['METRICS', 'PROBES', 'PROBE_LEVELS', 'classification_metrics', 'knn_predict', 'linear_probe_predict', 'ProbeResult',
+           'cross_validate_probe', 'study_labels', 'held_out_split', 'pool_series', 'series_cache', 'probe_features',
+           'plot_probe_results', 'cache_features', 'probe_cache', 'write_probe_results']
 
 # %% ../nbs/12c_probes.ipynb #a5f8395c
 METRICS = ('accuracy', 'balanced_accuracy', 'auc', 'f1', 'mcc')
@@ -215,23 +215,52 @@ def held_out_split(targets:pd.DataFrame, # from `study_labels` with a split: `fo
     if not (targets['fold'] == held_out).any(): raise ValueError("the split has no labelled val or test studies to score the probe on")
     return targets[targets['fold'].isin(['train', held_out])], held_out
 
+PROBE_LEVELS = ('study', 'series', 'slice')
+
+def pool_series(features:Features, # one row per cached series (`Features.by_study`)
+                members:dict[str, list[str]], # study -> its series ids (`mri_dino.features.study_members`)
+               ) -> Features: # one row per study (in `members`' order): the mean of its series' rows; `n_series`, `n_samples`
+    "The features of each study of a series cache: the mean of its series' features, each series weighing the same whatever its number of slices"
+    position = {str(i): n for n, i in enumerate(features.study_ids)}
+    missing = [s for series in members.values() for s in series if s not in position]
+    if missing: raise ValueError(f"pool_series: no features for the series {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}")
+    rows = [[position[s] for s in series] for series in members.values()]
+    mean = lambda a: np.stack([a[r].mean(0) for r in rows]).astype(np.float32)            # (studies, D)
+    counts = features.table['n_samples'].to_numpy() if 'n_samples' in features.table else np.ones(len(features), int)
+    table = pd.DataFrame(dict(study_id=list(members), n_series=[len(r) for r in rows], n_samples=[int(counts[r].sum()) for r in rows]))
+    return Features(mean(features.cls), mean(features.patch), table)
+
+def series_cache(table:pd.DataFrame, # evaluation table
+                 study_column:str='study', # the column naming each cached series' study
+                ) -> bool:
+    "Whether a table is a series cache's (`mri_dino.samplers.find_series`): a study column whose values group several rows, or differ from the row ids"
+    if study_column not in table.columns: return False
+    studies = table[study_column].astype(str)
+    return bool(studies.duplicated().any() or (studies.to_numpy() != table.index.astype(str).to_numpy()).any())
+
 def probe_features(features:Features, # slice or study features
                    table:pd.DataFrame, # study table with the label column and folds
                    label:str, # label column
                    probe:str|Callable='knn', # 'knn' or 'linear'
                    kind:str='cls', # 'cls', 'patch' or 'cls+patch'
-                   level:str='study', # 'study': probe per-study mean features; 'slice': probe rows, average predictions per study
+                   level:str='study', # 'study': probe per-study mean features (a series cache: the mean of the study's series); 'series': per cached row; 'slice': probe rows, average predictions per cached row
                    fold_column:str='fold', # the folds' column
                    split_column:str|None=None, # a train/val/test column instead: fit on train, score on test (val without test)
+                   study_column:str='study', # a series cache's column naming each series' study (level 'study' pools over it)
                    **probe_kwargs, # passed to the probe
                   ) -> ProbeResult:
     "Cross-validate a probe of `features` on a label of the study table, over its folds"
-    if level not in ('study', 'slice'): raise ValueError(f"level must be 'study' or 'slice', got {level!r}")
+    if level not in PROBE_LEVELS: raise ValueError(f"level must be one of {PROBE_LEVELS}, got {level!r}")
+    members = None
+    if level == 'study' and series_cache(table, study_column):                 # one row per study; its series share its label and fold
+        members = study_members(table, study_column)
+        table = study_table(table, study_column, [label, split_column or fold_column])
     targets, classes = study_labels(table, label, fold_column, split_column)
     n_skipped = targets.attrs['n_skipped']                                    # studies without the label or a fold
     if split_column: targets, held_out = held_out_split(targets)
     else: held_out = None
-    if level == 'study': features = features.by_study()
+    if level != 'slice': features = features.by_study()
+    if members is not None: features = pool_series(features, {study: members[study] for study in targets.index if study in members})
     keep = np.isin(features.study_ids, targets.index)
     if not keep.any(): raise ValueError(f"none of the features' study ids is labelled in the table (e.g. {features.study_ids[0]!r})")
     ids = features.study_ids[keep]
@@ -239,7 +268,7 @@ def probe_features(features:Features, # slice or study features
                                   probe, groups=ids, test_folds=None if held_out is None else [held_out], **probe_kwargs)
     result.metrics.attrs.update(label=label, classes=classes, probe=probe if isinstance(probe, str) else getattr(probe, '__name__', 'probe'),
                                 kind=kind, level=level, n_unlabelled=int((~np.isin(pd.unique(features.study_ids), targets.index)).sum()),
-                                n_skipped=n_skipped)
+                                n_skipped=n_skipped, **({} if members is None else dict(n_series=int(features.table['n_series'].sum()))))
     return result
 
 # %% ../nbs/12c_probes.ipynb #4972fa69
@@ -289,7 +318,7 @@ def probe_cache(backbone:nn.Module, # from `load_backbone`
                 table:pd.DataFrame|None=None, # evaluation table (default: the cache's index)
                 probes:Sequence[str]=('knn', 'linear'), # which probes
                 kind:str='cls', # 'cls', 'patch' or 'cls+patch'
-                level:str='study', # 'study' (mean features per study) or 'slice' (predictions averaged per study)
+                level:str='study', # 'study' (mean features per study; a series cache: mean of its series), 'series' (per cached row) or 'slice' (predictions averaged per cached row)
                 out:str|Path|None=None, # folder for features and results (None: nothing written)
                 features:Features|None=None, # features already extracted (skips extraction)
                 probe_kwargs:dict|None=None, # per probe: {'knn': dict(k=20, temperature=0.07), 'linear': dict(C=1.0)}
@@ -300,20 +329,27 @@ def probe_cache(backbone:nn.Module, # from `load_backbone`
     "Features of a cache, then each probe cross-validated over the folds (or split) of each label; the folds are checked before any feature is extracted"
     table = evaluation_table(cache_dir) if table is None else table
     labels = [label] if isinstance(label, str) else list(label)
-    for name in labels: study_labels(table, name, fold_column, split_column)   # a wrong column fails here, before the features
+    if level not in PROBE_LEVELS: raise ValueError(f"level must be one of {PROBE_LEVELS}, got {level!r}")
+    pooled = level == 'study' and series_cache(table)
+    for name in labels:                                                       # a wrong column fails here, before the features
+        study_labels(study_table(table, agree=[name, split_column or fold_column]) if pooled else table, name, fold_column, split_column)
     if features is None: features = cache_features(backbone, cache_dir, list(table.index), **feature_kwargs)
     results = {name: {probe: probe_features(features, table, name, probe, kind, level, fold_column, split_column, **(probe_kwargs or {}).get(probe, {}))
                       for probe in probes} for name in labels}
-    if out is not None: write_probe_results(features, results, out)
+    if out is not None: write_probe_results(features, results, out, study_members(table) if pooled else None)
     return results[label] if isinstance(label, str) else results
 
 def write_probe_results(features:Features, # the features probed
                         results:dict[str, dict[str, ProbeResult]], # label -> probe -> result
                         out:str|Path, # the results folder
+                        members:dict|None=None, # a series cache probed by study: study -> its series (then `features_series` too)
                        ):
-    "Features (per slice and per study), then per label and probe its metrics and out-of-fold predictions"
+    "Features (per slice and per study; per series of a series cache), then per label and probe its metrics and out-of-fold predictions"
     out = Path(out)
-    features.save(out / 'features_slices'); features.by_study().save(out / 'features_studies')
+    features.save(out / 'features_slices')
+    if members is None: features.by_study().save(out / 'features_studies')
+    else:
+        features.by_study().save(out / 'features_series'); pool_series(features.by_study(), members).save(out / 'features_studies')
     for label, per_probe in results.items():
         for name, result in per_probe.items():
             stem = f'probe_{study_file_name(label)}_{name}'              # a label column's name may hold any character

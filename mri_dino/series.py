@@ -15,9 +15,10 @@ from .dicom import dicom_b_value, dicom_text, has_frame_geometry
 from .io import file_stem, dwi_b_value
 
 # %% auto #0
-__all__ = ['MODALITY_ALIASES', 'VOLUME_SUFFIXES', 'SKIPPED_FOLDERS', 'SERIES_RULES', 'RULE_FIELDS', 'name_words',
-           'modality_aliases', 'match_modality', 'is_volume_file', 'is_dicom_file', 'series_header', 'assign_series',
-           'series_folders', 'study_candidates', 'choose_candidates', 'write_pacs_example']
+__all__ = ['MODALITY_ALIASES', 'VOLUME_SUFFIXES', 'SKIPPED_FOLDERS', 'SERIES_RULES', 'RULE_FIELDS', 'SEGMENTATION_STORAGE',
+           'name_words', 'modality_aliases', 'match_modality', 'is_volume_file', 'is_dicom_file', 'series_header',
+           'assign_series', 'series_folders', 'study_candidates', 'choose_candidates', 'write_pacs_example',
+           'refuse_dicom_seg']
 
 # %% ../nbs/02b_series.ipynb #dd75a409
 MODALITY_ALIASES = {
@@ -189,7 +190,7 @@ def study_candidates(folder, # a study folder
     for sub in entries:
         if sub.is_dir() and not sub.name.startswith('.'):
             found += [(p, f'{sub.name} {file_stem(p.name)}') for p in sorted(sub.iterdir()) if is_volume_file(p)]
-    here = [folder] if any(is_dicom_file(p) for p in entries) else []
+    here = [folder] if any(is_dicom_file(p) and not p.name.lower().startswith('label_') for p in entries) else []   # label_NAME.dcm: a label map's file (`mri_dino.studies.label_map_files`)
     for path in here + series_folders(folder):
         record = assign_series(path, names, rules, study=folder)
         series.append(record)
@@ -260,3 +261,19 @@ def write_pacs_example(root, # the export's root folder
     (exam/'SE0099').mkdir(parents=True, exist_ok=True)
     shutil.copy(pydicom.data.get_testdata_file('SC_rgb_small_odd.dcm'), exam/'SE0099'/'IM00001')
     return Path(root)/study
+
+# %% ../nbs/02b_series.ipynb #d0b02e8e
+SEGMENTATION_STORAGE = '1.2.840.10008.5.1.4.1.1.66.4'   # the SOP class of DICOM SEG objects
+
+def refuse_dicom_seg(path:str|Path, # a label map's source: a file or a DICOM series folder
+                    ):
+    "Fail in one line on a DICOM SEG object: no well-kept DICOM SEG reader is installed, so it is refused rather than misread as an image"
+    import pydicom
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if is_dicom_file(p))[:1] if path.is_dir() else []
+    for file in files:
+        if not (is_dicom_file(file) or file.name.lower().endswith('.dcm')): continue
+        try: sop_class = str(pydicom.dcmread(file, stop_before_pixels=True, specific_tags=['SOPClassUID']).get('SOPClassUID', ''))
+        except Exception: continue                                   # not readable here: the reader says why
+        if sop_class == SEGMENTATION_STORAGE:
+            raise ValueError(f"{file}: a DICOM SEG object, which mri_dino does not read: convert it to NIfTI first (e.g. highdicom or dcmqi's segimage2itkimage) and give that file")

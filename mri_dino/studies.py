@@ -22,7 +22,7 @@ from .series import (RULE_FIELDS, SKIPPED_FOLDERS, choose_candidates, is_dicom_f
 
 # %% auto #0
 __all__ = ['ID_COLUMNS', 'LABEL_MAP_PREFIX', 'MAX_NAME_LENGTH', 'RESERVED_NAMES', 'resolve_env', 'label_map_name',
-           'label_map_columns', 'id_column', 'read_csv', 'finding', 'study_folders', 'series_findings',
+           'label_map_columns', 'parse_classes', 'id_column', 'read_csv', 'finding', 'study_folders', 'series_findings',
            'label_map_files', 'find_studies', 'read_series_rules', 'study_file_name', 'file_name_clashes']
 
 # %% ../nbs/02_studies.ipynb #342ef699
@@ -63,6 +63,21 @@ def label_map_columns(table:pd.DataFrame, # a study table
         values = table[column].dropna()
         return not values.empty and pd.to_numeric(values, errors='coerce').isna().all()
     return [c for c in table.columns if label_map_name(c) is not None and paths(c)]
+
+def parse_classes(classes, # '1=lesion,2=peripheral_zone', or a dict {1: 'lesion', 2: 'peripheral_zone'}, or None
+                 ) -> dict[int, str]|None: # class number -> name
+    "A class-name map: the stored class numbers to segment and their names"
+    if classes is None or classes == '' or classes == {}: return None
+    pairs = classes.items() if isinstance(classes, dict) else [part.split('=', 1) if '=' in part else (part, None) for part in str(classes).split(',')]
+    out = {}
+    for number, name in pairs:
+        try: number = int(str(number).strip())
+        except ValueError: number = None
+        name = str(name).strip() if name is not None else ''
+        if number is None or number < 1 or not name or name == 'None':
+            raise ValueError(f"classes {classes!r}: give NUMBER=NAME pairs of class numbers 1, 2, ... and names, e.g. 1=lesion,2=peripheral_zone")
+        out[number] = name
+    return out
 
 def id_column(columns) -> str:
     "The id column among `columns`: the first whose name is a known id name, else the first column"
@@ -135,12 +150,12 @@ def series_findings(study_id, # the study the series belong to
 
 def label_map_files(folder, # a study folder
                    ) -> dict: # label map name -> path (a volume file or a DICOM series folder)
-    "A study folder's label maps by their names: a file `label_NAME.nii.gz` (any volume format), or a folder `label_NAME/` holding a DICOM series or one volume file"
+    "A study folder's label maps by their names: a file `label_NAME.nii.gz` (any volume format, or one DICOM file such as a SEG object), or a folder `label_NAME/` holding a DICOM series or one volume file"
     found = {}
     for entry in sorted(Path(folder).iterdir()):
         name = label_map_name(file_stem(entry.name) if entry.is_file() else entry.name)
         if name is None: continue
-        if entry.is_file() and is_volume_file(entry): found[name] = entry
+        if entry.is_file() and (is_volume_file(entry) or is_dicom_file(entry)): found[name] = entry
         elif entry.is_dir():
             inner = sorted(entry.iterdir())
             volumes = [p for p in inner if is_volume_file(p)]
