@@ -8,7 +8,9 @@ preset's schedule shape (its 100 epochs shrunk to 10 of `samples / 10 / batch` s
 teacher-temperature warm-ups shrunk alike: still 10 % and 30 % of the run; the heads' last layer stays frozen for
 one epoch, 10 % here). The collapse monitor measures the effective rank (RankMe) and spread of the teacher's CLS features about 40
 times per run, with the teacher entropy (mean entropy of the teacher's DINO targets, nats) averaged over the steps
-since the previous measurement; the student's entropy, the loss and the learning rate come from `training_metrics.csv`.
+since the previous measurement; the student's entropy, the loss and the learning rate come from `training_metrics.csv`, and a second monitor
+measures the effective rank of the student's CLS features (the teacher follows the student slowly: with the
+presets' momenta it moves only a few per cent of the way in a run this short).
 
 The baselines: `dinov2_default_b32`, DINOv2's ssl_default_config recipe (base_lr 0.004 sqrt-scaled, momentum 0.992,
 teacher temperature 0.04 -> 0.07, softmax centering, KoLeo 0.1, layer-wise decay 0.9) unchanged at batch 32; and
@@ -25,8 +27,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from mri_dino.collapse import CollapseMonitor
 from mri_dino.config import load_config
 from mri_dino.train import train
+
+class StudentMonitor(CollapseMonitor):
+    "The same measurement on the student's CLS features (a name of its own: fastai keys callbacks by class name)"
 
 SMALL = ['student.embed_dim=64', 'student.num_heads=2', 'student.depth=2', 'crops.global_crops_size=32',
          'crops.local_crops_size=16', 'crops.local_crops_number=2', 'train.num_workers=0', 'train.tensorboard=false',
@@ -61,11 +67,13 @@ def run_config(name, samples, out, cache_root):
 def measure(name, cfg, out):
     "Train; the collapse rows with the mean teacher and student entropy and loss since the previous row"
     start = time.perf_counter()
+    student = StudentMonitor(int(cfg.train.collapse_every), module='student', key='global_cls')
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter('ignore')
-        train(cfg)
+        train(cfg, extra_cbs=[student])
     seconds = time.perf_counter() - start
     collapse = pd.read_csv(out / name / 'collapse_metrics.csv')
+    collapse['student_effective_rank'] = student.frame.set_index('step').effective_rank.reindex(collapse.step).values
     metrics = pd.read_csv(out / name / 'training_metrics.csv')
     window = pd.cut(metrics.iteration, [-1, *collapse.step], labels=collapse.step).astype(float)
     means = metrics.groupby(window)[['student_entropy', 'total_loss', 'lr']].mean()
@@ -78,14 +86,16 @@ def measure(name, cfg, out):
 def figure(table, path):
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
     for name, rows in table.groupby('run', sort=False):
         style = '--' if name in BASELINES else '-'
         axes[0].plot(rows.samples, rows.effective_rank, style, label=name)
-        axes[1].plot(rows.samples, rows.teacher_entropy, style, label=name)
+        axes[1].plot(rows.samples, rows.student_effective_rank, style, label=name)
+        axes[2].plot(rows.samples, rows.teacher_entropy, style, label=name)
     axes[0].set(xlabel='samples seen', ylabel='effective rank (RankMe)', title="teacher CLS features")
-    axes[1].set(xlabel='samples seen', ylabel='nats', title='teacher entropy (DINO targets)')
-    axes[1].axhline(math.log(256), color='grey', lw=0.8, ls=':'); axes[1].text(0, math.log(256) - 0.35, 'uniform over 256 prototypes', fontsize=7, color='grey')
+    axes[1].set(xlabel='samples seen', ylabel='effective rank (RankMe)', title="student CLS features")
+    axes[2].set(xlabel='samples seen', ylabel='nats', title='teacher entropy (DINO targets)')
+    axes[2].axhline(math.log(256), color='grey', lw=0.8, ls=':'); axes[2].text(0, math.log(256) - 0.35, 'uniform over 256 prototypes', fontsize=7, color='grey')
     axes[0].legend(fontsize=7)
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
 
@@ -106,7 +116,7 @@ def main():
         tables.append(rows)
         last = rows.iloc[-1]
         print(f"{name:20s} batch {rows.batch.iloc[0]:3d}: {last.step + 1:5.0f} steps in {seconds:6.0f} s, effective rank "
-              f"{rows.effective_rank.iloc[0]:5.2f} -> {last.effective_rank:5.2f}, teacher entropy {rows.teacher_entropy.iloc[0]:4.2f} -> "
+              f"{rows.effective_rank.iloc[0]:5.2f} -> {last.effective_rank:5.2f} (student's {last.student_effective_rank:5.2f}), teacher entropy {rows.teacher_entropy.iloc[0]:4.2f} -> "
               f"{last.teacher_entropy:4.2f} nats, spread {last.spread:.3f}, flagged collapsed {int(rows.collapsed.sum())} of {len(rows)}", flush=True)
         table = pd.concat(tables, ignore_index=True)
         table.round(4).to_csv(args.out / 'presets_collapse.csv', index=False)      # after every run: a partial table survives
@@ -117,6 +127,7 @@ def main():
     for name, row in final.iterrows():
         base = final.loc[reference]
         print(f"{name:20s} effective rank {row.effective_rank:6.2f} ({row.effective_rank / base.effective_rank:5.2f}x)  "
+              f"student's {row.student_effective_rank:6.2f} ({row.student_effective_rank / base.student_effective_rank:5.2f}x)  "
               f"teacher entropy {row.teacher_entropy:5.2f} ({row.teacher_entropy / base.teacher_entropy:5.2f}x)  spread {row.spread:.3f}")
 
 if __name__ == '__main__': main()
