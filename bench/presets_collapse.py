@@ -19,7 +19,7 @@ setting DINO names as the one that collapses to the uniform distribution.
 
 Writes `presets_collapse.csv` (one row per run and measurement) and `presets_collapse.png` into `--out`, and
 prints, per run, the last measurement and its ratio to the first baseline's. Usage:
-    PYTHONPATH=. nice python bench/presets_collapse.py [--samples 6400] [--out bench_out/presets] [--runs b32 b64 ...]
+    PYTHONPATH=. nice python bench/presets_collapse.py [--samples 12800] [--out bench_out/presets] [--runs b32 b64 ...]
 """
 import argparse, contextlib, io, math, shutil, time, warnings
 from pathlib import Path
@@ -101,7 +101,7 @@ def figure(table, path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--samples', type=int, default=6400, help='samples each run sees')
+    parser.add_argument('--samples', type=int, default=12800, help='samples each run sees')
     parser.add_argument('--out', type=Path, default=Path('bench_out/presets'))
     parser.add_argument('--runs', nargs='*', default=list(RUNS), choices=list(RUNS))
     parser.add_argument('--threads', type=int, default=1)
