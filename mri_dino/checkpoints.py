@@ -179,6 +179,7 @@ class CheckpointCallback(Callback):
         scaler = getattr(learn.accelerator, 'scaler', None)
         if scaler is not None and state.get('scaler') is not None: scaler.load_state_dict(state['scaler'])
         learn.step = int(state['step'])
+        learn.lr_scale = float(state.get('lr_scale', 1.0))            # lowered by `train.on_collapse: lower_lr`
         rank = getattr(learn.accelerator, 'process_index', 0)
         rng = state.get('rng') or []
         if len(rng) == getattr(learn.accelerator, 'num_processes', 1): set_rng_state(rng[rank])
@@ -201,7 +202,7 @@ class CheckpointCallback(Callback):
             scaler = getattr(learn.accelerator, 'scaler', None)
             state = dict(format=2, step=step, epoch=step // learn.epoch_length, model=weights,
                          optimizer=moments, scaler=None if scaler is None else scaler.state_dict(),
-                         rng=rng, config=self.config, world_size=len(rng))
+                         rng=rng, config=self.config, world_size=len(rng), lr_scale=float(getattr(learn, 'lr_scale', 1.0)))
             state['checksum'] = checkpoint_checksum(state)
             path = self.output_dir / f'model_{step:07d}.pth'
             atomic_torch_save(state, path)

@@ -31,6 +31,7 @@ EXIT_STATUSES = {
     3: 'another process is using the cache',
     4: 'the system refused: a full disk, a folder that cannot be written',
     5: 'training stopped: the loss became NaN or infinite',
+    6: "training stopped: the teacher's features collapsed (train.on_collapse stop; the checkpoint is kept)",
     70: 'an internal error (a bug of mri_dino): rerun with --debug and report the traceback',
     130: 'interrupted (Ctrl-C)',
 }

@@ -17,12 +17,14 @@ import torch
 from torch import nn
 from fastai.callback.core import Callback, CancelFitException
 
+import torch.distributed as dist
 from .losses import all_reduce_, is_distributed
 from .ssl_model import with_defaults, SSLModel
 from .callbacks import keep_whole_rows, append_row
 
 # %% auto #0
-__all__ = ['COLLAPSE_COLUMNS', 'effective_rank', 'feature_spread', 'CollapseMonitor', 'collapse_monitor']
+__all__ = ['COLLAPSE_COLUMNS', 'ON_COLLAPSE', 'effective_rank', 'feature_spread', 'CollapseStopped', 'CollapseMonitor',
+           'collapse_monitor']
 
 # %% ../nbs/10d_collapse.ipynb #57956f05
 @torch.no_grad()
@@ -42,10 +44,15 @@ def feature_spread(features:torch.Tensor, # (N, D) features
     return float(normalised.std(0, unbiased=False).mean() * math.sqrt(features.shape[1]))
 
 # %% ../nbs/10d_collapse.ipynb #1a455eac
-COLLAPSE_COLUMNS = ('step', 'n_features', 'effective_rank', 'spread', 'collapsed')
+COLLAPSE_COLUMNS = ('step', 'n_features', 'effective_rank', 'spread', 'teacher_entropy', 'collapsed', 'lr_scale')
+ON_COLLAPSE = ('warn', 'stop', 'lower_lr')   # `train.on_collapse`: warn only, end the run (its checkpoint kept), or lower the learning rate
+
+class CollapseStopped(RuntimeError):
+    "A run ended by `train.on_collapse: stop`: the teacher's features collapsed; the checkpoint of the step it stopped at is kept"
+    exit_status = 6                                  # what `mri_dino_train` ends with (see `mri_dino.cli.EXIT_STATUSES`)
 
 class CollapseMonitor(Callback):
-    "Every `every` steps: effective rank (RankMe) and spread of the teacher's features; warn (or stop) on collapse"
+    "Every `every` steps: effective rank (RankMe) and spread of the teacher's features, and the teacher entropy; on collapse warn, stop or lower the learning rate"
     order, run_valid = 22, False   # after MetricsLogger (20) writes the step, before CheckpointCallback (25) saves it
     def __init__(self,
                  every:int=100, # training steps between measurements
@@ -55,14 +62,18 @@ class CollapseMonitor(Callback):
                  buffer_size:int=1024, # feature rows pooled over recent steps
                  min_effective_rank:float=2.0, # warn below this effective rank
                  min_spread:float=0.1, # warn below this feature spread (~1 healthy, 0 collapsed)
-                 stop:bool=False, # end training (CancelFitException) on collapse instead of only warning
+                 on_collapse:str='warn', # 'warn'; 'stop': end training (before the next step); 'lower_lr': scale the learning rate by `lr_factor`
+                 lr_factor:float=0.5, # with 'lower_lr': `learn.lr_scale` is multiplied by this at every collapsed measurement
                  warmup_steps:int=0, # record but do not warn (or stop) before this training step
                  output_dir:str|Path|None=None, # write `collapse_metrics.csv` there (main process only)
                 ):
         if every < 1: raise ValueError(f"CollapseMonitor: every must be >= 1, got {every}")
         if buffer_size < 2: raise ValueError(f"CollapseMonitor: buffer_size must be >= 2, got {buffer_size}")
+        if on_collapse not in ON_COLLAPSE: raise ValueError(f"train.on_collapse must be one of {', '.join(ON_COLLAPSE)}, got {on_collapse!r}")
+        if not 0 < lr_factor <= 1: raise ValueError(f"train.collapse_lr_factor must be in (0, 1], got {lr_factor}")
         self.every, self.module, self.key, self.features_fn, self.buffer_size = every, module, key, features, buffer_size
-        self.min_effective_rank, self.min_spread, self.stop, self.warmup_steps = min_effective_rank, min_spread, stop, warmup_steps
+        self.min_effective_rank, self.min_spread, self.warmup_steps = min_effective_rank, min_spread, warmup_steps
+        self.on_collapse, self.lr_factor, self.stop_reason = on_collapse, lr_factor, None
         self.output_dir = None if output_dir is None else Path(output_dir)
         self.history, self._hook = [], None
 
@@ -85,8 +96,14 @@ class CollapseMonitor(Callback):
         value = output if self.key is None else output[self.key]
         self._latest = value.detach()
 
+    @property
+    def lr_scale(self) -> float:
+        "The factor on the schedule's learning rate (`learn.lr_scale`; a checkpoint keeps it)"
+        return float(getattr(self.learn, 'lr_scale', 1.0))
+
     def before_fit(self):
-        self._buffer, self._latest, self.n_steps, self.opened = [], None, 0, False
+        self._buffer, self._latest, self.n_steps, self.opened, self.stop_reason = [], None, 0, False, None
+        self._entropy_sum, self._entropy_count = 0.0, 0
         if self.features_fn is not None: return
         target = self.learn.model
         for name in self.module.split('.'):
@@ -97,6 +114,9 @@ class CollapseMonitor(Callback):
 
     def before_epoch(self):
         if not self.opened: self._open()
+
+    def before_batch(self):
+        if self.training and self.stop_reason is not None: raise CancelFitException()   # after the measured step is counted and logged
 
     def _open(self):
         "Drop the rows measured from the step this fit starts at on; after `CheckpointCallback` has resumed"
@@ -111,6 +131,8 @@ class CollapseMonitor(Callback):
         if not self.training: return
         value = self.features_fn(self.learn) if self.features_fn is not None else self._latest
         self._latest = None
+        entropy = (getattr(self.learn.model, 'stats', None) or {}).get('teacher_entropy')   # `SSLModel`'s, of this step
+        if entropy is not None: self._entropy_sum, self._entropy_count = self._entropy_sum + entropy.detach().float(), self._entropy_count + 1
         if value is not None:
             self._buffer.append(value.detach().float().flatten(0, -2))       # kept on its device until measured
             while sum(len(b) for b in self._buffer) - len(self._buffer[0]) >= self.buffer_size: self._buffer.pop(0)
@@ -118,27 +140,39 @@ class CollapseMonitor(Callback):
         self.n_steps += 1
         if (step + 1) % self.every == 0 and self._buffer: self.measure(step)
 
+    def _mean_entropy(self) -> float:
+        "The teacher entropy (nats) averaged over the steps since the last measurement, and over processes"
+        if not self._entropy_count: return float('nan')
+        mean = torch.as_tensor(self._entropy_sum / self._entropy_count, dtype=torch.float32).reshape(1)
+        if is_distributed(): mean = all_reduce_(mean) / dist.get_world_size()
+        self._entropy_sum, self._entropy_count = 0.0, 0
+        return float(mean)
+
     def measure(self, step:int|None=None, # the training step recorded (default: the current one)
                ) -> dict: # the row written
-        "Measure the pooled features now, record, write and warn"
+        "Measure the pooled features now, record, write, warn, and act as `on_collapse` says"
         pooled = torch.cat(self._buffer)[-self.buffer_size:]
         features = pooled.cpu()
         features = features[torch.isfinite(features).all(1)]                 # rows of a skipped non-finite batch
         enough = len(features) >= 2
         row = dict(step=self._step() if step is None else int(step), n_features=len(features),
                    effective_rank=effective_rank(features) if enough else float('nan'),
-                   spread=feature_spread(features) if enough else float('nan'))
+                   spread=feature_spread(features) if enough else float('nan'), teacher_entropy=self._mean_entropy())
         collapsed = bool(row['effective_rank'] < self.min_effective_rank or row['spread'] < self.min_spread)
         if is_distributed(): collapsed = bool(all_reduce_(torch.tensor([float(collapsed)], device=pooled.device), 'max') > 0)
         row['collapsed'] = collapsed                                         # on any process
+        acting = collapsed and row['step'] >= self.warmup_steps
+        if acting and self.on_collapse == 'lower_lr': self.learn.lr_scale = self.lr_scale * self.lr_factor   # from the next step on
+        row['lr_scale'] = self.lr_scale
         self.history.append(row)
         self._write(row)
-        if collapsed and row['step'] >= self.warmup_steps:
-            if self._main:
-                warnings.warn(f"CollapseMonitor: teacher features look collapsed at step {row['step']}: effective rank "
-                              f"{row['effective_rank']:.2f} (warn below {self.min_effective_rank}), spread {row['spread']:.3f} "
-                              f"(warn below {self.min_spread}) over {row['n_features']} features", RuntimeWarning)
-            if self.stop: raise CancelFitException()
+        if not acting: return row
+        what = (f"teacher features look collapsed at step {row['step']}: effective rank {row['effective_rank']:.2f} (warn below "
+                f"{self.min_effective_rank}), spread {row['spread']:.3f} (warn below {self.min_spread}) over {row['n_features']} features")
+        action = {'warn': '', 'stop': '; stopping (train.on_collapse stop)',
+                  'lower_lr': f"; learning rate now x{row['lr_scale']:.4g} of its schedule (train.on_collapse lower_lr)"}[self.on_collapse]
+        if self._main: warnings.warn(f"CollapseMonitor: {what}{action}", RuntimeWarning)
+        if self.on_collapse == 'stop': self.stop_reason = what
         return row
 
     def _write(self, row:dict):
@@ -163,6 +197,7 @@ def collapse_monitor(cfg, # the experiment config (`train.collapse_*`)
     if every < 0: raise ValueError(f"train.collapse_every must be >= 0 (0: off), got {every}")
     if every == 0 or not isinstance(model, SSLModel): return None
     return CollapseMonitor(every, min_effective_rank=float(train['collapse_min_effective_rank']),
-                           min_spread=float(train['collapse_min_spread']), stop=bool(train['collapse_stop']),
-                           warmup_steps=int(train['collapse_warmup_steps']), output_dir=output_dir)
+                           min_spread=float(train['collapse_min_spread']), on_collapse=str(train['on_collapse']),
+                           lr_factor=float(train['collapse_lr_factor']), warmup_steps=int(train['collapse_warmup_steps']),
+                           output_dir=output_dir)
 

@@ -22,6 +22,7 @@ from .files import atomic_write_text
 
 from .augment import INTENSITY_AUGS, crop_size_problems
 from .callbacks import NAN_POLICIES
+from .collapse import ON_COLLAPSE
 from .ct import CT_WINDOW_PER
 from .datasets import AXES, DATA_KINDS, RESTRICTS
 from .jepa import JEPA_LOSSES, OBJECTIVES
@@ -50,6 +51,7 @@ CHOICES = {   # the values a key takes (each is also checked where it is used)
     'train.centering': CENTERINGS,                                     # mri_dino.losses.DINOLoss
     'train.mixed_precision': (None, 'no', 'bf16', 'fp16'),
     'train.nan_policy': NAN_POLICIES,                                  # mri_dino.callbacks
+    'train.on_collapse': ON_COLLAPSE,                                  # mri_dino.collapse.CollapseMonitor
     'train.objective': OBJECTIVES,
     'ct.per': CT_WINDOW_PER,                                          # mri_dino.ct
     'jepa.loss': tuple(JEPA_LOSSES),                                   # mri_dino.jepa.JEPAModel
@@ -76,6 +78,7 @@ UNIT = ('crops.global_crops_scale', 'crops.local_crops_scale', 'crops.crop_from_
         'ibot.mask_ratio_min_max', 'optim.layerwise_decay', 'optim.adamw_beta1', 'optim.adamw_beta2', 'train.foreground_threshold',
         'train.min_foreground', 'train.patch_drop_rate', 'jepa.predictor_drop_path_rate', 'jepa.ema_beta', 'jepa.target_scale',
         'jepa.context_scale', 'jepa.foreground_threshold', 'jepa.min_foreground', 'jepa.patch_drop_rate', 'ct.ct_window_probs')
+POSITIVE, UNIT = (*POSITIVE, 'train.collapse_lr_factor'), (*UNIT, 'train.collapse_lr_factor')   # in (0, 1]
 RANGES = {'> 0': (POSITIVE, lambda x: x > 0), '>= 0': (NON_NEGATIVE, lambda x: x >= 0), 'in [0, 1]': (UNIT, lambda x: 0 <= x <= 1)}
 
 PAIRS = ('crops.global_crops_scale', 'crops.local_crops_scale', 'augment.gamma_range', 'ibot.mask_ratio_min_max', 'jepa.ema_beta',
@@ -263,6 +266,7 @@ SEED_KEYS = {   # a key of a system our users come from -> ours (see tutorials/m
     'loader.collate_fn.remove_background': 'train.remove_background', 'loader.collate_fn.patch_drop_rate': 'train.patch_drop_rate',
     'loader.use_study_sampler': 'data.study_sampler', 'loader.batch_size': 'train.batch_size_per_gpu',
     'loader.num_workers': 'train.num_workers', 'trainer_params.precision': 'train.mixed_precision',
+    'train.collapse_stop': 'train.on_collapse',                                                          # mri_dino before on_collapse
     'data_dir': 'data.root', 'output_dir': 'train.output_dir', 'arch': 'student.arch', 'patch_size': 'student.patch_size',   # 3DMedDINO flags
     'batch_size_per_gpu': 'train.batch_size_per_gpu', 'epochs': 'optim.epochs', 'lr': 'optim.base_lr', 'num_workers': 'train.num_workers',
     'csv_path': 'data.root', 'results_dir': 'train.output_dir',                                          # 3D DINO downstream

@@ -110,12 +110,14 @@ def torch_param_groups(opt, # fastai's `OptimWrapper` (or a PyTorch optimiser)
     return getattr(opt, 'opt', opt).param_groups
 
 class ScheduleCallback(Callback):
-    "Set the optimiser's learning rates and weight decays and the teacher temperature from `Schedules` at `learn.step`"
+    "Set the optimiser's learning rates (times `learn.lr_scale`, 1 unless lowered) and weight decays and the teacher temperature from `Schedules` at `learn.step`"
     order, run_valid = -5, False
     def __init__(self, schedules:Schedules, # the values of every step
                 ): self.schedules = schedules
     def before_batch(self):
         values = self.schedules(self.learn.step)
+        scale = getattr(self.learn, 'lr_scale', 1.0)                # lowered by `CollapseMonitor` (`train.on_collapse: lower_lr`)
+        values['lr'], values['last_layer_lr'] = values['lr'] * scale, values['last_layer_lr'] * scale
         for group in torch_param_groups(self.learn.opt):
             lr = values['last_layer_lr'] if group.get('is_last_layer') else values['lr']
             group['lr'] = lr * group.get('lr_multiplier', 1.0)

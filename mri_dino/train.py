@@ -45,7 +45,7 @@ from .ct import ct_preprocess_options, ct_views
 from .model_input import input_recipe, write_input_recipe
 from .datasets import PatchDataset3D, SliceDataset
 from .files import DiskFullError, atomic_write, atomic_write_text
-from .collapse import CollapseMonitor
+from .collapse import CollapseMonitor, CollapseStopped
 from .learner import EpochBatchSampler, SSLDataLoaders, ssl_learner, fit_ssl
 from .callbacks import NonFiniteLossError
 from .ssl_model import SSLModel
@@ -343,6 +343,11 @@ def train(cfg:DictConfig, # the resolved experiment config
         teacher = load_backbone(output_dir / 'teacher_backbone.safetensors') if is_sharded(model) else model.teacher.backbone
         attention_picture(teacher, cfg, cache_dir, output_dir / 'attention.png')
     accelerator.wait_for_everyone()
+    monitor = getattr(learn, 'collapse_monitor', None)
+    if monitor is not None and monitor.stop_reason is not None:   # train.on_collapse stop: every process stopped at the same step
+        raise CollapseStopped(f"{monitor.stop_reason}; stopped after step {learn.step - 1} with its checkpoint in {output_dir} "
+                              f"(train.on_collapse stop): lower optim.base_lr, raise teacher.momentum_teacher or start from a "
+                              f"small_compute preset, or set train.on_collapse=lower_lr; rerunning continues from the checkpoint")
     return learn
 
 def wanted_precision(cfg:DictConfig, # the experiment config (`train.mixed_precision`)
