@@ -136,6 +136,7 @@ def type_problem(key:str, # 'section.key'
         kind = NULLABLE.get(key)
         if value is None or kind is None or fits(value, kind): return None
         return f"{key}: {shown(value)} is not {KIND_NAMES[kind]} (or null)"
+    if value is None and None in CHOICES.get(key, ()): return None              # null is one of its choices (e.g. data.restrict)
     kind = value_kind(default)
     if key in INT_OR_LIST and fits(value, list) and all(fits(v, int) for v in value): return None
     if key in NUMBER_OR_LIST and fits(value, list) and value and all(fits(v, float) for v in value): return None
