@@ -30,9 +30,8 @@ With 1 study the probes see one class and answer a constant (AUC 0.5 by construc
 attention-MIL fine-tune of the frozen backbone (`finetune_cache`) for 2D classification, the first fold only: slow on a
 CPU.
 
-## Measured (2 shared CPU cores, no GPU; 40 + 40 phantom studies, 4 folds, 5 draws per size)
-
-See bench/label_efficiency.md for the table, the command and the reading.
+The measured table, the wall times and what was checked to find out why pretraining does not help on this task are in
+bench/label_efficiency.md.
 """
 import argparse
 import contextlib
