@@ -221,7 +221,7 @@ def main(args):
                 rows.append(dict(dims=f'{dims}D', metric='AUC', probe='MIL fine-tune', studies='all' if size is None else size,
                                  pretrained=f"{np.nanmean(p):.3f} ± {np.nanstd(p):.3f}", random=f"{np.nanmean(r):.3f} ± {np.nanstd(r):.3f}",
                                  difference=f"{np.nanmean(p) - np.nanmean(r):+.3f}", pretrained_folds=p.round(3).tolist(), random_folds=r.round(3).tolist()))
-                print(f"{dims}D AUC MIL fine-tune {str(size):>3} studies: pretrained {rows[-1]['pretrained']}, random {rows[-1]['random']} "
+                print(f"{dims}D AUC MIL fine-tune {rows[-1]['studies']:>3} studies: pretrained {rows[-1]['pretrained']}, random {rows[-1]['random']} "
                       f"({time.perf_counter() - start:.0f} s)", flush=True)
     frame = pd.DataFrame(rows)
     print(f"\nlesion (isointense, textured) on {len(ids)} labelled phantom studies ({len(lesion_ids)} with a lesion), each of the "
