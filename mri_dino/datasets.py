@@ -104,7 +104,7 @@ class CacheDataset(Dataset):
         size = int(self.shapes[study, axis])
         box = None if self.restrict is None else self._box(study, 'roi_or_foreground' if self.restrict == 'roi' else 'foreground')
         if box is None: return 0, size
-        widen = math.ceil(self.margin / self.spacings[study, axis] - 1e-9) if self.margin > 0 else 0
+        widen = math.ceil(round(self.margin / self.spacings[study, axis], 6)) if self.margin > 0 else 0   # 6 mm over 2.9999999 mm: 2 slices
         return max(0, box[axis] - widen), min(size, box[axis + 3] + widen)
 
     def _array(self, study:int) -> np.ndarray:
