@@ -59,6 +59,7 @@ from .jepa import build_ssl_model, resolve_ema_beta
 from .layers import as_size_tuple
 from .backbones import build_backbone
 from .attention import attention_figure, attention_maps, save_png
+from .online_probe import online_probe
 
 # %% auto #0
 __all__ = ['TRAIN_EXAMPLES', 'mri_dino_train', 'preprocess_options', 'cache_folders', 'prepare_cache', 'view_recipe',
@@ -308,11 +309,12 @@ def train(cfg:DictConfig, # the resolved experiment config
     seed = int(cfg.train.seed)
     seed_everything(seed)
     cache_dir = prepare_cache(cfg, accelerator)
+    probe = online_probe(cfg, cache_dir)                            # evaluation.online_probe_*: its labelled set checked here, on every process
     model = build_model(cfg)                                        # same initial weights on every process
     seed_everything(seed + 1000 * accelerator.process_index)        # different drop paths per process (the data: `batch_seed`)
     train_dataset, valid_dataset = build_datasets(cfg, cache_dir)
     dls = build_dataloaders(cfg, train_dataset, valid_dataset, accelerator)
-    callbacks = list(extra_cbs)
+    callbacks = list(extra_cbs) + ([probe] if probe is not None else [])
     if cfg.crops.batch_intensity: callbacks.append(BatchIntensityCallback(view_recipe(cfg)))
     learn = ssl_learner(cfg, model, dls, output_dir, accelerator, config_text, callbacks)
     if accelerator.is_main_process:
