@@ -247,7 +247,7 @@ class MetricsLogger(Callback):
     def after_batch(self):
         if not self.training: return self._accumulate_validation()
         learn = self.learn
-        step_time = time.perf_counter() - self.batch_start
+        step_time = time.perf_counter() - self.batch_start - learn.extra_metrics.get('probe_time_s', 0.0)   # an online probe's time is its own column
         self.last_end = time.perf_counter()
         if learn.step % self.every: return
         names = list(learn.loss_terms)
