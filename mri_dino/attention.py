@@ -1,4 +1,4 @@
-"""Where the backbone looks: last-layer CLS attention per head, upsampled and overlaid on each modality, and PCA of the patch features as RGB (as in DINOv2's figures), for 2D slices and 3D volumes (orthogonal planes), with a console script that writes the PNGs.
+"""Where the backbone looks: last-layer CLS attention per head, upsampled and overlaid on each modality, and PCA of the patch features as RGB (as in DINOv2's figures), for 2D slices and 3D volumes (orthogonal planes), with a console script that writes the PNGs, and the maps of a whole study as NIfTI on its own grid.
 
 Docs: https://mri-dino.github.io/mri_dino/attention.html.md"""
 
