@@ -1,4 +1,4 @@
-"""Where the backbone looks: last-layer CLS attention per head, upsampled and overlaid on each modality, and PCA of the patch features as RGB (as in DINOv2's figures), for 2D slices and 3D volumes (orthogonal planes), with a console script that writes the PNGs.
+"""Where the backbone looks: last-layer CLS attention per head, upsampled and overlaid on each modality, and PCA of the patch features as RGB (as in DINOv2's figures), for 2D slices and 3D volumes (orthogonal planes), with a console script that writes the PNGs, and the maps of a whole study as NIfTI on its own grid.
 
 Docs: https://mri-dino.github.io/mri_dino/attention.html.md"""
 
@@ -8,6 +8,7 @@ Docs: https://mri-dino.github.io/mri_dino/attention.html.md"""
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -25,9 +26,10 @@ from .loading import with_backbone_options
 from .files import atomic_write
 
 # %% auto #0
-__all__ = ['PLANES', 'cls_attention', 'upsample_maps', 'keep_attention_mass', 'patch_foreground', 'pca_foreground', 'pca_rgb',
-           'attention_maps', 'plane_slice', 'attention_figure', 'pca_figure', 'save_png', 'save_attention_pngs',
-           'load_study_image', 'study_attention_pngs', 'mri_dino_attention']
+__all__ = ['PLANES', 'NIFTI_MAPS', 'cls_attention', 'upsample_maps', 'keep_attention_mass', 'patch_foreground', 'pca_foreground',
+           'pca_rgb', 'backbone_input', 'attention_maps', 'plane_slice', 'attention_figure', 'pca_figure', 'save_png',
+           'save_attention_pngs', 'volume_maps', 'nifti_image', 'save_volume_maps', 'load_study_image',
+           'study_attention_pngs', 'study_attention_niftis', 'mri_dino_attention']
 
 # %% ../nbs/13_attention.ipynb #83058b75
 def _grid(backbone:nn.Module, x:Tensor) -> tuple[int, ...]:
@@ -135,6 +137,21 @@ def pca_rgb(patch_tokens:Tensor, # (B, N, D) patch features (`x_norm_patchtokens
     return rgb.reshape(B, *grid, 3)
 
 # %% ../nbs/13_attention.ipynb #06589321
+def backbone_input(backbone:nn.Module, # backbone with the `mri_dino.vit` interface
+                   images:Tensor, # (B, C, *spatial) intensities in [0, 1]
+                   masks:Tensor, # (B, C) bool, True where present
+                   image_size:int|Sequence[int]|None=None, # resize to this (multiples of the patch size); None: nearest multiple
+                   recipe:dict|None=None, # the run's input recipe; None: the defaults
+                   kind:str|None=None, # the study's kind: 'ct' goes through the recipe's CT window
+                  ) -> tuple[Tensor, Tensor]: # the resized images in [0, 1] as the network sees them before normalisation, the model input
+    "A batch resized to whole patches and made model input as in training (`recipe_input`, in two steps), on the backbone's device"
+    device = next(backbone.parameters()).device
+    resized = fit_image(images.float(), backbone.patch_size, image_size).clamp(0, 1).to(device)
+    masks = masks.to(device)
+    recipe = recipe if recipe is not None else input_recipe()
+    shown = recipe_input(resized, torch.ones_like(masks), dict(recipe, normalize_mean=0.0, normalize_std=1.0), kind)
+    return shown, model_input(shown, masks, recipe['normalize_mean'], recipe['normalize_std'])
+
 @torch.no_grad()
 def attention_maps(backbone:nn.Module, # backbone with the `mri_dino.vit` interface, in eval mode
                    image:Tensor|np.ndarray, # (C, H, W) or (C, D, H, W), intensities in [0, 1]
@@ -152,12 +169,9 @@ def attention_maps(backbone:nn.Module, # backbone with the `mri_dino.vit` interf
     image = torch.as_tensor(np.asarray(image) if not isinstance(image, Tensor) else image).float()
     if image.ndim not in (3, 4): raise ValueError(f"image must be (C, H, W) or (C, D, H, W), got {list(image.shape)}")
     mask = torch.ones(image.shape[0], dtype=torch.bool) if modality_mask is None else torch.as_tensor(modality_mask).bool()
-    device = next(backbone.parameters()).device
-    resized = fit_image(image[None], backbone.patch_size, image_size).clamp(0, 1).to(device)
-    mask = mask[None].to(device)
     recipe = recipe if recipe is not None else dict(input_recipe(), normalize_mean=normalize_mean, normalize_std=normalize_std)
-    resized = recipe_input(resized, torch.ones_like(mask), dict(recipe, normalize_mean=0.0, normalize_std=1.0), kind)   # as the network sees it, before normalisation
-    x = model_input(resized, mask, recipe['normalize_mean'], recipe['normalize_std'])                  # `recipe_input`, in two steps
+    resized, x = backbone_input(backbone, image[None], mask[None], image_size, recipe, kind)   # before and after normalisation
+    mask = mask[None].to(x.device)
     grid = _grid(backbone, x)
     attention = cls_attention(backbone, x, mask)[0]                                      # (heads, M, *grid)
     tokens = backbone.forward_features(x, modality_mask=mask)['x_norm_patchtokens']
@@ -288,10 +302,75 @@ def save_attention_pngs(maps:dict, # from `attention_maps`
     written.append(save_png(pca_figure(maps, modalities, point, spacing, title=prefix), out / f'{name}_pca.png'))
     return written
 
+# %% ../nbs/13_attention.ipynb #788bdcac
+@torch.no_grad()
+def volume_maps(backbone:nn.Module, # backbone with the `mri_dino.vit` interface, in eval mode
+                image:Tensor|np.ndarray, # (C, D, H, W) a study's cached volume, intensities in [0, 1]
+                modality_mask:Sequence[bool]|Tensor|None=None, # (C,) True where present (default: all)
+                axis:str='axial', # 2D backbones: the slicing axis, each slice a forward pass
+                image_size:int|Sequence[int]|None=None, # each slice (3D: the volume) is resized to this for the backbone; None: nearest multiple of the patch size
+                recipe:dict|None=None, # the run's input recipe (`mri_dino.loading.run_input_recipe`)
+                kind:str|None=None, # the study's kind: 'ct' goes through the recipe's CT window
+                upsample:str='linear', # attention from the patch grid to the voxels: 'linear' or 'nearest' (PCA colours: always nearest)
+                foreground_threshold:float=0.1, # PCA foreground: patch mean intensity above this
+                batch_size:int=16, # 2D: slices per forward pass
+               ) -> dict: # attention (heads, D, H, W), pca (D, H, W, 3) in [0, 1]: the study's own voxels
+    "CLS attention per head (modalities' maps averaged) and PCA colours of a whole volume, on its own voxel grid: slice by slice for 2D backbones, one pass for 3D ones; one PCA over every slice"
+    image = torch.as_tensor(np.asarray(image) if not isinstance(image, Tensor) else image).float()
+    if image.ndim != 4: raise ValueError(f"image must be a volume (C, D, H, W), got {list(image.shape)}")
+    if axis not in PLANES: raise ValueError(f"axis must be one of {PLANES}, got {axis!r}")
+    mask = torch.ones(image.shape[0], dtype=torch.bool) if modality_mask is None else torch.as_tensor(np.asarray(modality_mask)).bool()
+    number = PLANES.index(axis)
+    volumetric = getattr(backbone, 'spatial_dims', 2) == 3
+    items = image[None] if volumetric else image.movedim(1 + number, 0)                 # (1, C, D, H, W) or (slices, C, a, b)
+    attention, tokens, foreground = [], [], []
+    for chunk in items.split(batch_size):
+        masks = mask[None].expand(len(chunk), -1)
+        shown, x = backbone_input(backbone, chunk, masks, image_size, recipe, kind)
+        grid = _grid(backbone, x)
+        attention.append(cls_attention(backbone, x, masks.to(x.device)).mean(2).cpu())   # (B, heads, *grid)
+        tokens.append(backbone.forward_features(x, modality_mask=masks.to(x.device))['x_norm_patchtokens'].float().cpu())
+        foreground.append(patch_foreground(shown, grid, masks.to(x.device), foreground_threshold).cpu())
+    colours = pca_rgb(torch.cat(tokens), grid, torch.cat(foreground))                    # (B, *grid, 3), one PCA for the volume
+    spatial = items.shape[2:]
+    attention = upsample_maps(torch.cat(attention), spatial, upsample)                    # (B, heads, *spatial)
+    colours = upsample_maps(colours.movedim(-1, 1), spatial, 'nearest')                   # (B, 3, *spatial)
+    if volumetric: return dict(attention=attention[0], pca=colours[0].movedim(0, -1))
+    back = lambda maps: maps.movedim(1, 0).movedim(1, 1 + number)                        # (slices, k, a, b) -> (k, D, H, W)
+    return dict(attention=back(attention), pca=back(colours).movedim(0, -1))
+
+def nifti_image(data:np.ndarray, # (D, H, W, ...) on the study's grid
+                affine:np.ndarray, # (4, 4) voxel (d, h, w) -> world (RAS+ mm): the cache's
+               ):
+    "A NIfTI image whose qform and sform are both the grid's affine (scanner coordinates), so that every viewer places it alike"
+    import nibabel as nib
+    image = nib.Nifti1Image(data, affine)
+    image.set_qform(affine, code='scanner'); image.set_sform(affine, code='scanner')
+    return image
+
+NIFTI_MAPS = ('attention_mean', 'attention_heads', 'pca_rgb')
+
+def save_volume_maps(maps:dict, # from `volume_maps`
+                     affine, # (4, 4) voxel (d, h, w) -> world (RAS+ mm) of the study's grid (the cached study's `affine`)
+                     out:str|Path, # output folder (created)
+                     prefix:str='study', # file name prefix (e.g. the study id; made a safe file name)
+                    ) -> list[Path]: # `<prefix>_attention_mean.nii.gz`, `<prefix>_attention_heads.nii.gz`, `<prefix>_pca_rgb.nii.gz`
+    "The maps as NIfTI on the study's grid: mean attention (D, H, W), attention per head (D, H, W, heads), PCA colours (RGB24)"
+    affine = np.asarray(affine, dtype=np.float64)
+    if affine.shape != (4, 4): raise ValueError(f"affine must be a (4, 4) matrix, got shape {affine.shape}")
+    heads = maps['attention'].float().numpy()                                             # (heads, D, H, W)
+    rgb = (maps['pca'].clamp(0, 1).numpy() * 255).round().astype(np.uint8)                # (D, H, W, 3)
+    colours = np.zeros(rgb.shape[:3], dtype=[('R', 'u1'), ('G', 'u1'), ('B', 'u1')])
+    for index, channel in enumerate('RGB'): colours[channel] = rgb[..., index]
+    arrays = dict(attention_mean=heads.mean(0), attention_heads=np.moveaxis(heads, 0, -1), pca_rgb=colours)
+    out, name = Path(out), study_file_name(prefix)
+    return [atomic_write(out / f'{name}_{key}.nii.gz', lambda path, key=key: nifti_image(arrays[key], affine).to_filename(path), to='path')
+            for key in NIFTI_MAPS]
+
 # %% ../nbs/13_attention.ipynb #2d6bdec6
 def load_study_image(study:str|Path, # a cached study .json, a cache folder, or a .npy array (C, D, H, W) in [0, 1]
                      study_id:str|None=None, # with a cache folder: which study (default: the first)
-                    ) -> dict: # image (C, D, H, W) float32, modality_mask, roi_box, modalities, spacing, study_id
+                    ) -> dict: # image (C, D, H, W) float32, modality_mask, roi_box, modalities, spacing, study_id, affine (None for .npy)
     "One study's volume for the attention pictures"
     from mri_dino.cache import CachedStudy, load_cached_study, read_index
     from mri_dino.resample import dequantize
@@ -301,7 +380,8 @@ def load_study_image(study:str|Path, # a cached study .json, a cache folder, or 
         except (OSError, ValueError, TypeError) as error: raise ValueError(f"{study}: not a numeric .npy array ({first_line(error)})") from None
         if image.ndim == 3: image = image[:, None]
         if image.ndim != 4: raise ValueError(f"{study}: expected an array (C, D, H, W), got shape {image.shape}")
-        return dict(image=image, modality_mask=np.ones(len(image), bool), roi_box=None, modalities=None, spacing=None, study_id=study.stem)
+        return dict(image=image, modality_mask=np.ones(len(image), bool), roi_box=None, modalities=None, spacing=None, study_id=study.stem,
+                    affine=None)
     if study.is_dir():
         index = read_index(study)
         if len(index) == 0: raise ValueError(f"{study}: the cache holds no study")
@@ -312,7 +392,7 @@ def load_study_image(study:str|Path, # a cached study .json, a cache folder, or 
     else: raise ValueError(f"{study}: not a cached study (.json), a cache folder or a .npy array")
     return dict(image=dequantize(np.asarray(cached.image)), modality_mask=cached.present, roi_box=cached.meta.get('roi_box'),
                 modalities=cached.meta.get('modalities'), spacing=cached.spacing, study_id=cached.study_id,
-                kind=(cached.meta.get('labels') or {}).get('kind'))
+                kind=(cached.meta.get('labels') or {}).get('kind'), affine=cached.affine)
 
 def _centre(roi_box, shape) -> list[int]:
     if roi_box is None: return [s // 2 for s in shape]
@@ -351,6 +431,20 @@ def study_attention_pngs(backbone:nn.Module, # from `load_backbone`
     maps = attention_maps(backbone, image.select(1 + number, position), mask, size, **norm)
     return save_attention_pngs(maps, out, f'{prefix}_{axis}{position}', modalities, keep_mass=keep_mass)
 
+def study_attention_niftis(backbone:nn.Module, # from `load_backbone`
+                           study:dict, # from `load_study_image` of a cached study (with its `affine`)
+                           out:str|Path, # output folder
+                           axis:str='axial', # 2D backbones: slicing axis
+                           image_size:int|Sequence[int]|None=None, # default: the run's global crop size
+                          ) -> list[Path]: # the NIfTI files (`save_volume_maps`)
+    "The attention and PCA maps of a whole study as NIfTI on its cached grid and affine (`volume_maps`), to open over the scan in a viewer"
+    from mri_dino.loading import input_settings, run_input_recipe
+    if study.get('affine') is None:
+        raise ValueError(f"study {study.get('study_id')}: no affine (a .npy array has no place in the world): NIfTI maps need a cached study")
+    size = image_size if image_size is not None else input_settings(backbone)['image_size']
+    maps = volume_maps(backbone, study['image'], study['modality_mask'], axis, size, recipe=run_input_recipe(backbone), kind=study.get('kind'))
+    return save_volume_maps(maps, study['affine'], out, str(study.get('study_id') or 'study'))
+
 @command(examples=['mri_dino_attention runs/vits14 cache/prostate --study-id patient_001           # PNGs in runs/vits14/attention',
                    'mri_dino_attention runs/vits14/model_0001000.pth cache/prostate/studies/patient_007.json --axis coronal --keep-mass 0.6',
                    'mri_dino_attention dinov2_vits14_pretrain.pth study.npy --arch vit_small --patch-size 14 --out pictures',
@@ -369,7 +463,7 @@ def mri_dino_attention(run:str, # training output folder, checkpoint, backbone f
                        device:str=None, # cpu, cuda, cuda:1, ... (default: CUDA when the machine has it)
                        **backbone, # the description of weights that carry none (`mri_dino.eval.backbone_options`)
                       ):
-    "Write CLS-attention and PCA-feature PNGs of one study for a pretrained backbone"
+    "Write CLS-attention and PCA-feature PNGs of one study for a pretrained backbone, and the maps of the whole study as NIfTI on its grid"
     from mri_dino.loading import cli_backbone, default_out
     from mri_dino.features import AXES
     choice_option('--axis', axis, AXES)
@@ -380,5 +474,8 @@ def mri_dino_attention(run:str, # training output folder, checkpoint, backbone f
     if not Path(study).exists(): raise FileNotFoundError(f"{study}: no such study file or cache folder")
     backbone = cli_backbone(run, which, device, **backbone)
     out = Path(out) if out else default_out(run, 'attention')
-    for file in study_attention_pngs(backbone, load_study_image(study, study_id), out, axis, slice, size, keep_mass, context=context):
-        print(file)
+    chosen = load_study_image(study, study_id)
+    for file in study_attention_pngs(backbone, chosen, out, axis, slice, size, keep_mass, context=context): print(file)
+    if chosen['affine'] is None: print(f"{study}: a .npy array has no affine: no NIfTI maps (give a cached study for them)", file=sys.stderr)
+    else:
+        for file in study_attention_niftis(backbone, chosen, out, axis, size): print(file)

@@ -32,8 +32,8 @@ from .scaling import fsdp_requested, fsdp_shard, is_sharded
 
 # %% auto #0
 __all__ = ['NAN_POLICIES', 'TeacherEMACallback', 'GradientClipCallback', 'NonFiniteLossError', 'NonFiniteGuard',
-           'AccelerateCallback', 'keep_whole_rows', 'append_row', 'MetricsLogger', 'weights_digest', 'gather_objects',
-           'training_studies', 'RunSummaryCallback']
+           'AccelerateCallback', 'keep_whole_rows', 'append_row', 'widen_csv', 'MetricsLogger', 'weights_digest',
+           'gather_objects', 'training_studies', 'RunSummaryCallback']
 
 # %% ../nbs/10b_callbacks.ipynb #193eacda
 class TeacherEMACallback(Callback):
@@ -190,6 +190,16 @@ def _csv_line(values:Sequence) -> str:
     csv.writer(buffer).writerow(values)
     return buffer.getvalue()
 
+def widen_csv(path:Path, # a CSV with a header row (it may not exist yet)
+              columns:list, # the header's columns, then new ones
+             ) -> list: # `columns`
+    "Rewrite a CSV (atomically) under a header with more columns, its rows' new fields empty"
+    if not path.exists(): return columns
+    with open(path, newline='', encoding='utf-8') as file: rows = list(csv.reader(file))
+    body = [row + [''] * (len(columns) - len(row)) for row in rows[1:]]
+    atomic_write_text(path, ''.join(_csv_line(row) for row in [columns] + body))
+    return columns
+
 class MetricsLogger(Callback):
     "Per-step metrics to `training_metrics.csv`, `training_metrics.json` (JSON lines) and TensorBoard, and a printed line now and then"
     order = 20
@@ -238,7 +248,7 @@ class MetricsLogger(Callback):
     def after_batch(self):
         if not self.training: return self._accumulate_validation()
         learn = self.learn
-        step_time = time.perf_counter() - self.batch_start
+        step_time = time.perf_counter() - self.batch_start - learn.extra_metrics.get('probe_time_s', 0.0)   # an online probe's time is its own column
         self.last_end = time.perf_counter()
         if learn.step % self.every: return
         names = list(learn.loss_terms)
@@ -254,6 +264,7 @@ class MetricsLogger(Callback):
                    **{k: learn.hyper.get(k) for k in ('lr', 'last_layer_lr', 'wd', 'momentum', 'teacher_temp')},
                    grad_norm=getattr(learn, 'grad_norm', float('nan')), skipped=int(getattr(learn, 'step_skipped', False)),
                    step_time_s=step_time, data_time_s=self.data_time, samples_per_s=samples / step_time)
+        row.update(learn.extra_metrics); learn.extra_metrics.clear()                  # another callback's (the online probe's), once
         self._write(row)
 
     def _accumulate_validation(self):
@@ -282,12 +293,14 @@ class MetricsLogger(Callback):
 
     def _write(self, row:dict):
         if self.columns is None: self.columns = list(row)
+        new = [c for c in row if c not in self.columns]
+        if new: self.columns = widen_csv(self.csv_path, self.columns + new)      # a column first seen now (a probe's, a resumed run's)
         append_row(self.csv_path, _csv_line([row.get(c, '') for c in self.columns]), header=_csv_line(self.columns))
         append_row(self.json_path, json.dumps(row) + '\n')
         if self.writer is not None:
             for key, value in row.items():
                 if key in ('iteration', 'epoch') or value is None or not math.isfinite(value): continue
-                group = 'loss' if key.endswith('loss') else 'speed' if key.endswith('_s') else 'health' if key.endswith('entropy') else 'train'
+                group = 'probe' if key.startswith('probe_') else 'loss' if key.endswith('loss') else 'speed' if key.endswith('_s') else 'health' if key.endswith('entropy') else 'train'
                 self.writer.add_scalar(f'{group}/{key}', value, row['iteration'])
         if self.print_every and row['iteration'] % self.print_every == 0:
             total = getattr(self.learn, 'total_steps', None) or '?'
@@ -343,5 +356,5 @@ class RunSummaryCallback(Callback):
         if accelerator is None or accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             summary = dict(processes=everyone, train_studies=training_studies(self.learn.dls.train),
-                           val_studies=training_studies(self.learn.dls.valid))
+                           val_studies=training_studies(self.learn.dls.valid), **self.learn.extra_summary)
             atomic_write_text(self.output_dir / 'run_summary.json', json.dumps(summary, indent=1))

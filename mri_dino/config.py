@@ -64,7 +64,7 @@ POSITIVE = ('data.stride', 'data.patch_size', 'data.spacing', 'data.patch_mm', '
             'ibot.head_n_prototypes', 'ibot.head_bottleneck_dim', 'ibot.head_nlayers', 'ibot.head_hidden_dim', 'optim.epochs',
             'optim.base_lr', 'optim.layerwise_decay', 'train.batch_size_per_gpu', 'train.OFFICIAL_EPOCH_LENGTH', 'train.log_every_steps',
             'jepa.predictor_dim', 'jepa.predictor_depth', 'jepa.predictor_heads', 'jepa.predictor_mlp_ratio', 'jepa.n_targets',
-            'jepa.target_aspect')
+            'jepa.target_aspect', 'evaluation.online_probe_stride')
 NON_NEGATIVE = ('data.margin', 'data.preprocess_workers', 'crops.local_crops_number', 'crops.random_rotate_deg',
                 'augment.max_blur_radius', 'student.num_register_tokens', 'teacher.warmup_teacher_temp_epochs', 'dino.loss_weight',
                 'dino.koleo_loss_weight', 'ibot.loss_weight', 'optim.warmup_epochs', 'optim.min_lr', 'optim.weight_decay',
@@ -72,7 +72,8 @@ NON_NEGATIVE = ('data.margin', 'data.preprocess_workers', 'crops.local_crops_num
                 'optim.backbone_lr_mult', 'optim.frozen_backbone_epochs',
                 'train.num_workers', 'train.checkpoint_every_steps', 'train.keep_checkpoints', 'train.max_nonfinite_skips',
                 'train.print_every_steps', 'train.collapse_every', 'train.collapse_min_effective_rank', 'train.collapse_min_spread',
-                'train.collapse_warmup_steps', 'jepa.loss_weight', 'evaluation.eval_period_iterations')
+                'train.collapse_warmup_steps', 'jepa.loss_weight', 'evaluation.eval_period_iterations',
+                'evaluation.online_probe_every')
 UNIT = ('crops.global_crops_scale', 'crops.local_crops_scale', 'crops.crop_from_tumor_foreground', 'augment.modality_dropout_prob',
         'student.drop_path_rate', 'teacher.momentum_teacher', 'teacher.final_momentum_teacher', 'ibot.mask_sample_probability',
         'ibot.mask_ratio_min_max', 'optim.layerwise_decay', 'optim.adamw_beta1', 'optim.adamw_beta2', 'train.foreground_threshold',
@@ -86,7 +87,8 @@ PAIRS = ('crops.global_crops_scale', 'crops.local_crops_scale', 'augment.gamma_r
 LENGTHS = {'data.patch_size': 3, 'data.spacing': 3, 'data.patch_mm': 3}     # one value per axis d, h, w
 NULLABLE = {'data.root': str, 'data.cache_dir': str, 'data.spacing': list, 'data.patch_mm': list, 'data.study_sampler': str,
             'data.max_series_per_study': int, 'student.layerscale': float, 'train.OFFICIAL_EPOCH_LENGTH': int,
-            'jepa.ema_beta': list, 'ct.ct_window_probs': list, 'student.pretrained_weights': str}   # keys whose default is null: what else they take
+            'jepa.ema_beta': list, 'ct.ct_window_probs': list, 'student.pretrained_weights': str,
+            'evaluation.online_probe_labels': str, 'evaluation.online_probe_split_column': str}   # keys whose default is null: what else they take
 INT_OR_LIST = ('crops.global_crops_size', 'crops.local_crops_size', 'student.patch_size')   # one size, or one per axis
 NUMBER_OR_LIST = ('augment.normalize_mean', 'augment.normalize_std')   # one number, or one per modality of data.modalities
 

@@ -123,6 +123,7 @@ class SSLLearner(Learner):
                                              for g in param_groups(m.student, layerwise_decay, patch_embed_lr_mult, backbone_lr_mult)],
                          opt_func=lambda groups, lr: OptimWrapper(groups, torch.optim.AdamW, lr=lr, betas=tuple(betas)))
         self.step, self.teacher_temp, self.accelerator, self.loss_terms, self.hyper = 0, 0.04, None, {}, {}
+        self.extra_metrics, self.extra_summary = {}, {}   # a callback's metrics for MetricsLogger's next row, its entries of run_summary.json
         self.recorder.valid_metrics = dls.valid is not None
 
     @property

@@ -62,6 +62,8 @@ from .backbones import build_backbone
 from .loading import load_backbone
 from .scaling import is_sharded
 from .attention import attention_figure, attention_maps, save_png
+from .online_probe import online_probe
+
 
 # %% auto #0
 __all__ = ['TRAIN_EXAMPLES', 'mri_dino_train', 'preprocess_options', 'cache_folders', 'prepare_cache', 'view_recipe',
@@ -322,11 +324,12 @@ def train(cfg:DictConfig, # the resolved experiment config
     seed = int(cfg.train.seed)
     seed_everything(seed)
     cache_dir = prepare_cache(cfg, accelerator)
+    probe = online_probe(cfg, cache_dir)                            # evaluation.online_probe_*: its labelled set checked here, on every process
     model = build_model(cfg)                                        # same initial weights on every process
     seed_everything(seed + 1000 * accelerator.process_index)        # different drop paths per process (the data: `batch_seed`)
     train_dataset, valid_dataset = build_datasets(cfg, cache_dir)
     dls = build_dataloaders(cfg, train_dataset, valid_dataset, accelerator)
-    callbacks = list(extra_cbs)
+    callbacks = list(extra_cbs) + ([probe] if probe is not None else [])
     if cfg.crops.batch_intensity: callbacks.append(BatchIntensityCallback(view_recipe(cfg)))
     if cfg.crops.on_device: callbacks.append(DeviceViewsCallback(DeviceViews(view_recipe(cfg), cfg.ibot.mask_per_channel)))
     learn = ssl_learner(cfg, model, dls, output_dir, accelerator, config_text, callbacks)

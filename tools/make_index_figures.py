@@ -1,6 +1,6 @@
 """Draw the pictures of the index page (and README) from a real pretraining run.
 
-Without `--run`, this runs the README's main job, `mri_dino_train` with no arguments (this
+Without `--run`, this runs the README's main job, `mri_dino_train evaluation.online_probe_every=25` (this
 checkout's code, `python -m mri_dino.train`), in a temporary folder with its phantom studies and
 cache there too (a few minutes on a laptop CPU), then draws from what the run left:
 
@@ -8,7 +8,9 @@ cache there too (a few minutes on a laptop CPU), then draws from what the run le
   crops with their iBOT masks, four local crops), from the run's `crops`/`augment`/`ibot` config;
 - `attention.png`: the trained teacher's CLS attention (every head and the mean) on the middle
   slice of the first study, with the 60 % attention-mass outline;
-- `loss_curve.png`: the loss terms per step from the run's `training_metrics.csv`.
+- `loss_curve.png`: the loss terms per step from the run's `training_metrics.csv`;
+- `online_probe.png`: the online probe's kNN and linear-probe scores of the teacher on the phantom's
+  `lesion` label every 25 steps (`evaluation.online_probe_every=25`, as the README runs it).
 
 With `--run DIR` it draws from an existing run folder (its `config.yaml` must name a cache
 that still exists, or the phantom studies are written again). The pictures go to `nbs/images/`.
@@ -25,11 +27,11 @@ MAX_BYTES = 200_000
 
 
 def run_default_training(folder:Path) -> Path:
-    "Run `mri_dino_train` (no arguments) in `folder` with its cache there; returns the run folder"
+    "Run `mri_dino_train evaluation.online_probe_every=25` (the README's demo) in `folder` with its cache there; returns the run folder"
     environment = dict(os.environ, MRI_DINO_CACHE=str(folder / 'cache'),
                        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep))
     print(f'running mri_dino_train in {folder} (a few minutes)', flush=True)
-    subprocess.run([sys.executable, '-m', 'mri_dino.train'], cwd=folder, env=environment, check=True)
+    subprocess.run([sys.executable, '-m', 'mri_dino.train', 'evaluation.online_probe_every=25'], cwd=folder, env=environment, check=True)
     return folder / 'outputs' / 'pretrain'
 
 
@@ -112,6 +114,26 @@ def loss_figure(metrics_csv:Path, smooth:int=10):
     return fig
 
 
+def probe_figure(metrics_csv:Path):
+    "The online probe's balanced accuracy and AUC (kNN and linear) at the steps it ran"
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    table = pd.read_csv(metrics_csv)
+    if 'probe_knn_auc' not in table: return None
+    probed = table.dropna(subset=['probe_knn_auc'])
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3))
+    for ax, metric, title in [(axes[0], 'balanced_accuracy', 'balanced accuracy'), (axes[1], 'auc', 'AUC')]:
+        for probe in ('knn', 'linear'):
+            ax.plot(probed.iteration, probed[f'probe_{probe}_{metric}'], 'o-', label='kNN' if probe == 'knn' else 'linear probe')
+        ax.set_xlabel('step'); ax.set_ylim(0, 1.05); ax.set_title(title, fontsize=10); ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    cost = probed.probe_time_s.mean() / table.step_time_s.median()
+    fig.suptitle(f'online probe of the teacher, lesion label, out of fold: {len(probed)} probes, each about {cost:.1f} training steps',
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def make_figures(run:Path, out:Path) -> list[Path]:
     import matplotlib
     matplotlib.use('Agg')
@@ -122,7 +144,8 @@ def make_figures(run:Path, out:Path) -> list[Path]:
     sample = middle_slice(cfg, cache_dir)
     return [save_png(crops_figure(cfg, sample), out / 'crops.png'),
             save_png(attention_figure_of_run(run, sample), out / 'attention.png'),
-            save_png(loss_figure(run / 'training_metrics.csv'), out / 'loss_curve.png')]
+            save_png(loss_figure(run / 'training_metrics.csv'), out / 'loss_curve.png')] + \
+           ([save_png(probe, out / 'online_probe.png')] if (probe := probe_figure(run / 'training_metrics.csv')) else [])
 
 
 def main(argv=None):
