@@ -1,8 +1,8 @@
 """One training step of mri_dino against DINOv2's own `SSLMetaArch` step, side by side in one run, at one config.
 
-Both sides: the same ViT (patch 14, LayerScale 1e-5, DINOv2's drop path), DINO + iBOT (shared head) + KoLeo heads of
-DINOv2's sizes (65536 prototypes unless `--prototypes`), 2 global + 8 local crops, AdamW, gradient clipping at 3 and the
-teacher's EMA, on the same batch made once from the same random images (`bench/train_speed.py`'s `make_batch`: our
+Both sides: the same ViT (patch 14, LayerScale 1e-5, DINOv2's drop path: 0.3 in every block), DINO + iBOT (shared
+head) + KoLeo heads of DINOv2's sizes (65536 prototypes unless `--prototypes`), 2 global + 8 local crops, AdamW,
+gradient clipping at 3 and the teacher's EMA, on the same batch made once from the same random images (`bench/train_speed.py`'s `make_batch`: our
 multi-crop recipe and iBOT masks; DINOv2 gets the same crops and masks in its collate's keys). Ours is `SSLModel`'s
 step as `bench/train_speed.py` runs it (a plain loop, so its learner overhead is not in here: that bench prints it).
 DINOv2's is what its `train.py` does per iteration: `forward_backward`, `clip_grad_norm_` per student module,
@@ -22,16 +22,19 @@ workers needed to feed it.
 Precision: CUDA runs bf16 on both sides (ours: autocast; DINOv2: its FSDP mixed-precision policy with param_dtype
 bf16 and its reduce dtypes, grad scaler off: DINOv2's default is fp16 with a scaler, `--dinov2-fp16` keeps that).
 On CUDA DINOv2 runs as its train.py runs it even on one GPU: a 1-process NCCL group and FSDP around every student and
-teacher module (`prepare_for_distributed_training`). The CPU runs fp32, without FSDP (DINOv2's device_id is a CUDA
-rank), so three CPU shims are applied, printed loudly: the inputs' `.cuda()` returns them as they are, gradient
-clipping and the teacher EMA act on the plain modules (DINOv2's act on FSDP handles only), and, when xFormers is
-missing, each block runs every crop set separately (what xFormers' block-diagonal mask computes) and the head's
-`BlockDiagonalMask.from_tensor_list` / `split` are a concatenation and a split. With xFormers on CUDA, DINOv2 runs
-unchanged. Nothing of DINOv2 is in mri_dino: the bench imports it from the checkout given by `--dinov2`.
+teacher module (`prepare_for_distributed_training`), but only under the torch it pins (2.0): its FSDP helpers call
+internals that later torch versions renamed (`_reshard(state, handles, ...)`, `FSDP.params`). Under a later torch, and
+on the CPU (its FSDP wrapper takes a CUDA rank), DINOv2 runs unwrapped, printed loudly: gradient clipping and the
+teacher EMA act on its plain modules (its own act on FSDP modules only) and, on CUDA, autocast in bf16 (fp16 with
+`--dinov2-fp16`) stands in for the FSDP policy; on one GPU FSDP shards nothing anyway. Two more CPU shims, printed
+too: the inputs' `.cuda()` returns them as they are, and, when xFormers is missing, each block runs every crop set
+separately (what xFormers' block-diagonal mask computes) and the head's `BlockDiagonalMask.from_tensor_list` /
+`split` are a concatenation and a split. With xFormers on CUDA, DINOv2's forward_backward runs unchanged. Nothing of
+DINOv2 is in mri_dino: the bench imports it from the checkout given by `--dinov2`.
 
 Baseline requirements (beside mri_dino's): a DINOv2 checkout (`git clone https://github.com/facebookresearch/dinov2`),
 `pip install fvcore iopath omegaconf` (its training code imports them), and on CUDA `pip install xformers` matching
-the installed torch (without it the CPU shim above is used on the GPU too, and DINOv2's figures are not its own).
+the installed torch (without it the crop-set shim above is used on the GPU too, and DINOv2's figures are not its own).
 
 GPU commands (the figures of issue 18, item 4; 65536 prototypes, DINOv2's crop recipe 2 x 224 + 8 x 98, bf16):
 
@@ -109,7 +112,7 @@ def import_dinov2(path:str, quiet:bool=False):
         from dinov2.layers import block                            # decides XFORMERS_AVAILABLE before any shim exists
         shim = not block.XFORMERS_AVAILABLE
         if shim and not quiet:
-            print("!! CPU SHIM: xFormers is missing: each DINOv2 block runs the crop sets one by one (what its block-diagonal "
+            print("!! SHIM: xFormers is missing: each DINOv2 block runs the crop sets one by one (what its block-diagonal "
                   "mask computes) and the head's BlockDiagonalMask is a cat/split; DINOv2's figures here are not its own on a GPU")
         if shim:
             fmha = types.ModuleType('xformers.ops.fmha'); fmha.BlockDiagonalMask = BlockDiagonalShim
@@ -163,10 +166,18 @@ def dinov2_batch(batch:dict, cuda:bool) -> dict:
                 upperbound=max(int(batch['upperbound']), len(indices)))
 
 
+def fsdp_as_dinov2_needs() -> bool:
+    "Whether this torch's FSDP has the internals DINOv2's helpers call (torch 2.0's `_reshard(state, handles, ...)`, `.params`)"
+    import inspect
+    from torch.distributed.fsdp import _runtime_utils
+    return 'handles' in inspect.signature(_runtime_utils._reshard).parameters
+
+
 class DINOv2Step:
     "DINOv2's model, optimiser and the body of its train.py loop for one iteration"
     def __init__(self, args, dinov2):
         self.args, self.cuda = args, args.device.startswith('cuda')
+        self.fsdp = self.cuda and fsdp_as_dinov2_needs()
         self.cfg = dinov2_config(args, dinov2)
         torch.manual_seed(0)
         self.model = dinov2.SSLMetaArch(self.cfg)
@@ -176,29 +187,38 @@ class DINOv2Step:
     def start(self):
         "Onto the device (FSDP on CUDA as its train.py does), and the optimiser with its parameter groups"
         model = self.model.to(self.args.device)
-        if self.cuda:
+        if self.fsdp:
             import dinov2.distributed
             if not dinov2.distributed.is_enabled(): dinov2.distributed.enable(overwrite=True)
             model.prepare_for_distributed_training()
         else:
-            model.need_to_synchronize_fsdp_streams = False       # its stream sync is a CUDA call
-            print("!! CPU SHIM: DINOv2 without FSDP: clip_grad_norm_ and the teacher EMA act on its plain modules")
+            model.need_to_synchronize_fsdp_streams = False       # its stream sync works on FSDP modules only
+            why = (f"torch {torch.__version__} lacks the FSDP internals its helpers call (it pins torch 2.0): one GPU, "
+                   f"{self.precision()} autocast" if self.cuda else "its FSDP wrapper takes a CUDA device")
+            print(f"!! SHIM: DINOv2 without FSDP ({why}): clip_grad_norm_ and the teacher EMA act on its plain modules")
         self.optimizer = self.dinov2.build_optimizer(self.cfg, model.get_params_groups())
         self.dinov2.apply_optim_scheduler(self.optimizer, self.cfg.optim.lr, self.cfg.optim.weight_decay, self.cfg.optim.lr)
         model.train()
 
+    def precision(self) -> str: return 'fp16' if self.args.dinov2_fp16 else 'bf16'
+
+    def autocast(self):
+        "Unwrapped on CUDA, autocast stands in for the FSDP mixed-precision policy; FSDP and CPU: none"
+        dtype = torch.float16 if self.args.dinov2_fp16 else torch.bfloat16
+        return torch.autocast('cuda', dtype=dtype, enabled=self.cuda and not self.fsdp)
+
     def __call__(self, images:dict, teacher_temp:float=0.04, momentum:float=0.992) -> dict:
         model, optimizer, clip = self.model, self.optimizer, self.cfg.optim.clip_grad
         optimizer.zero_grad(set_to_none=True)
-        losses = model.forward_backward(images, teacher_temp=teacher_temp)
+        with self.autocast(): losses = model.forward_backward(images, teacher_temp=teacher_temp)
         scaler = model.fp16_scaler
         if scaler is not None: scaler.unscale_(optimizer)
         for module in model.student.values():
-            if self.cuda: module.clip_grad_norm_(clip)
+            if self.fsdp: module.clip_grad_norm_(clip)
             else: torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
         if scaler is not None: scaler.step(optimizer); scaler.update()
         else: optimizer.step()
-        if self.cuda: model.update_teacher(momentum)
+        if self.fsdp: model.update_teacher(momentum)
         else: self.plain_ema(momentum)
         return {k: float(v) for k, v in losses.items()}
 
@@ -216,6 +236,7 @@ def ours_from(args, dinov2_model):
     cfg = config(args)
     student = dinov2_model.cfg.student
     cfg.student.layerscale, cfg.student.drop_path_rate = float(student.layerscale), float(student.drop_path_rate)
+    cfg.student.drop_path_uniform = bool(student.drop_path_uniform)                # one rate in every block, as DINOv2
     model = make_model(cfg, 'cpu')
     load_dinov2_weights(model.student.backbone, dinov2_model.student.backbone.state_dict())
     names = {'last_layer.weight_g': 'last_layer.parametrizations.weight.original0',
@@ -270,7 +291,7 @@ def run_steps(step, args) -> tuple[list, list, str]:
 def dinov2_flops(step, images) -> float:
     "FLOPs of one DINOv2 step (forward_backward; the optimiser's and EMA's are negligible and left out, as for ours)"
     from torch.utils.flop_counter import FlopCounterMode
-    with FlopCounterMode(display=False) as counter: step.model.forward_backward(images, teacher_temp=0.04)
+    with FlopCounterMode(display=False) as counter, step.autocast(): step.model.forward_backward(images, teacher_temp=0.04)
     return counter.get_total_flops()
 
 # ---------------------------------------------------------------- the data loader
@@ -306,7 +327,8 @@ def run_side(args) -> dict:
     torch.manual_seed(0); random.seed(0); np.random.seed(0)
     batch = make_batch(args)
     device_batch = to_device(batch, args.device)
-    result = dict(batch_sum=batch_sum(batch), drop_path=cfg.student.drop_path_rate, layerscale=cfg.student.layerscale,
+    result = dict(batch_sum=batch_sum(batch), drop_path=cfg.student.drop_path_rate, uniform=cfg.student.drop_path_uniform,
+                  layerscale=cfg.student.layerscale,
                   lr=theirs.cfg.optim.lr)
     if args.side == 'ours':
         del theirs
@@ -349,7 +371,8 @@ def main():
     ours, theirs = side_in_process('ours'), side_in_process('dinov2')
     if ours['batch_sum'] != theirs['batch_sum']:
         raise SystemExit(f"the two processes made different batches (checksums {ours['batch_sum']} and {theirs['batch_sum']})")
-    print(f"  same batch in both (checksum {ours['batch_sum']:.6g}); student drop path {ours['drop_path']} (DINOv2's config), "
+    print(f"  same batch in both (checksum {ours['batch_sum']:.6g}); student drop path {ours['drop_path']} "
+          f"({'in every block' if ours['uniform'] else 'rising to it'}, DINOv2's config), "
           f"LayerScale {ours['layerscale']}; lr {ours['lr']:.2e} (DINOv2's sqrt_wrt_1024)")
 
     # sanity: both train, and the first step (same weights, same batch) gives DINO losses of one magnitude
