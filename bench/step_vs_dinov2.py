@@ -2,14 +2,16 @@
 
 Both sides: the same ViT (patch 14, LayerScale 1e-5, DINOv2's drop path: 0.3 in every block), DINO + iBOT (shared
 head) + KoLeo heads of DINOv2's sizes (65536 prototypes unless `--prototypes`), 2 global + 8 local crops, AdamW,
-gradient clipping at 3 and the teacher's EMA, on the same batch made once from the same random images (`bench/train_speed.py`'s `make_batch`: our
-multi-crop recipe and iBOT masks; DINOv2 gets the same crops and masks in its collate's keys). Ours is `SSLModel`'s
-step as `bench/train_speed.py` runs it (a plain loop, so its learner overhead is not in here: that bench prints it).
-DINOv2's is what its `train.py` does per iteration: `forward_backward`, `clip_grad_norm_` per student module,
-`optimizer.step` over its fused parameter groups, `update_teacher`; its model is built by `SSLMetaArch(cfg)` from its
-own `ssl_default_config.yaml` merged with the arch, crops, heads and batch given here, and its teacher starts as a copy
-of its student. Both start from the same weights (DINOv2's student loaded into ours), so the first step's losses are
-compared as a sanity row (same magnitude expected; exact parity is the job of the SSL model chapter, not of a bench).
+gradient clipping at 3 and the teacher's EMA, on the same batch of random images (`bench/train_speed.py`'s
+`make_batch`: our multi-crop recipe and iBOT masks; DINOv2 gets the same crops and masks in its collate's keys). Each
+side runs in its own process (its own allocator, its own peak memory); both make the batch from the same seed and the
+run checks that the two are equal. Ours is `SSLModel`'s step as `bench/train_speed.py` runs it (a plain loop: the
+learner's overhead is not in here, that bench prints it). DINOv2's is what its `train.py` does per iteration:
+`forward_backward`, `clip_grad_norm_` per student module, `optimizer.step` over its fused parameter groups,
+`update_teacher`; its model is built by `SSLMetaArch(cfg)` from its own `ssl_default_config.yaml` merged with the arch,
+crops, heads and batch given here, and its teacher starts as a copy of its student. Both start from the same weights
+(DINOv2's initial student loaded into ours), so the first step's losses are compared as a sanity row (same magnitude
+expected; with `--drop-path 0` they agree to float precision; exact parity is the SSL model chapter's business).
 
 Printed per side: img/s, step time (median of the timed steps), peak memory (CUDA: `max_memory_allocated`; CPU: peak
 RSS of this process during that side's steps, sampled every 5 ms, and its rise over the start), MFU on CUDA (FLOPs of
@@ -101,11 +103,16 @@ class BlockDiagonalShim:
     def split(self, x): return list(x.split(self.sizes, dim=1))
 
 
-def import_dinov2(path:str, quiet:bool=False):
-    "DINOv2's modules from the checkout; without xFormers, the CPU shim of its block-diagonal attention (printed)"
+def check_checkout(path:str):
+    "Stop with one line unless `path` is a DINOv2 checkout"
     if not (Path(path) / 'dinov2' / 'train' / 'ssl_meta_arch.py').exists():
         raise SystemExit(f"--dinov2 {path}: no dinov2/train/ssl_meta_arch.py there; give the folder of a DINOv2 checkout "
                          "(git clone https://github.com/facebookresearch/dinov2)")
+
+
+def import_dinov2(path:str, quiet:bool=False):
+    "DINOv2's modules from the checkout; without xFormers, the shim of its block-diagonal attention (printed)"
+    check_checkout(path)
     sys.path.insert(0, str(Path(path).resolve()))
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
@@ -363,6 +370,7 @@ def main():
     if args.side:
         print('RESULT ' + json.dumps(run_side(args)), flush=True)
         return
+    check_checkout(args.dinov2)
     cuda = args.device.startswith('cuda')
     name = torch.cuda.get_device_name() if cuda else f'CPU, {torch.get_num_threads()} threads'
     print(f"{args.arch}/14, batch {args.batch} (2 x {args.global_size} px + {args.local_crops} x {args.local_size} px, 3 channels), "
