@@ -45,7 +45,7 @@ GPU commands (the figures of issue 18, item 4; 65536 prototypes, DINOv2's crop r
 
 Harness check on a CPU (about a minute on 2 shared cores, most of it making the loader rows' phantom cache):
 
-    OMP_NUM_THREADS=1 nice python bench/step_vs_dinov2.py --dinov2 /tmp/dinov2 --arch vit_small --batch 2 \\
+    OMP_NUM_THREADS=1 nice python bench/step_vs_dinov2.py --dinov2 ~/src/dinov2 --arch vit_small --batch 2 \\
         --global-size 56 --local-size 28 --prototypes 1024 --steps 3 --warmup 1 --threads 1
 """
 import argparse
