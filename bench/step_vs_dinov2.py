@@ -66,7 +66,7 @@ import torch
 from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))          # the other benches, imported for their pieces
-from train_speed import PEAK_BF16_TFLOPS, autocast, config, make_batch, make_model, step_flops, synchronize, to_device
+from train_speed import PEAK_BF16_TFLOPS, config, make_batch, make_model, plain_step, step_flops, synchronize, to_device
 
 from mri_dino.backbones import load_dinov2_weights
 
@@ -255,14 +255,8 @@ def ours_from(args, dinov2_model):
 
 
 def ours_step(model, optimizer, batch, args) -> dict:
-    "Our step as bench/train_speed.py's plain loop runs it"
-    with autocast(args): terms = model(batch, teacher_temp=0.04)
-    loss = sum(terms.values())
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.student.parameters(), 3.0)
-    optimizer.step()
-    model.update_teacher(0.992)
+    "Our step as bench/train_speed.py's plain loop runs it (DINOv2's teacher momentum)"
+    _, terms = plain_step(model, optimizer, batch, args, momentum=0.992)
     return {k: float(v) for k, v in terms.items()}
 
 # ---------------------------------------------------------------- timing and memory

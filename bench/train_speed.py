@@ -12,11 +12,9 @@ counter over one step, against the GPU's dense bf16 peak).
     python bench/train_speed.py --arch vit_base --device cuda --precision bf16 --batch 64
 """
 import argparse
-import math
 import tempfile
 import time
 import warnings
-from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
@@ -87,6 +85,18 @@ def synchronize(device):
     if device.startswith('cuda'): torch.cuda.synchronize()
 
 
+def plain_step(model, optimizer, batch, args, momentum:float=0.996):
+    "One step of the bare loop: forward under autocast, backward, clipping at 3, AdamW, the teacher's EMA; (loss, loss terms)"
+    with autocast(args): terms = model(batch, teacher_temp=0.04)
+    loss = sum(terms.values())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.student.parameters(), 3.0)
+    optimizer.step()
+    model.update_teacher(momentum)
+    return loss, terms
+
+
 def plain_loop(args, cfg, batch):
     "The baseline: the same step written as a bare PyTorch loop; seconds per step"
     model = make_model(cfg, args.device).train()
@@ -94,13 +104,7 @@ def plain_loop(args, cfg, batch):
     times = []
     for step in range(args.warmup + args.steps):
         synchronize(args.device); start = time.perf_counter()
-        with autocast(args): terms = model(batch, teacher_temp=0.04)
-        loss = sum(terms.values())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.student.parameters(), 3.0)
-        optimizer.step()
-        model.update_teacher(0.996)
+        loss, _ = plain_step(model, optimizer, batch, args)
         float(loss)                                   # wait for the step, as the learner's logging does
         synchronize(args.device)
         if step >= args.warmup: times.append(time.perf_counter() - start)

@@ -24,7 +24,7 @@ from .vit import FUSIONS, VIT_SIZES, VisionTransformer, arch_name
 # %% auto #0
 __all__ = ['BACKBONE_PREFIXES', 'TOLERATED_MISSING', 'BACKBONE_NAMES', 'ADAPTED', 'SSL_STATE_FILE', 'SSL_STATE_METADATA',
            'TEACHER_EXPORT_FILE', 'CONFIG_METADATA', 'backbone_arguments', 'build_backbone', 'read_torch_file',
-           'read_safetensors_header', 'read_state_dict', 'flat_tensors', 'known_prefix', 'prefix_role',
+           'read_safetensors_header', 'read_state_dict', 'sub_state', 'flat_tensors', 'known_prefix', 'prefix_role',
            'backbone_prefix', 'backbone_weights', 'weights_misfit', 'backbone_summary', 'hf_to_dinov2_state_dict',
            'read_hf_dinov2', 'load_dinov2_weights', 'pretrained_file', 'save_backbone', 'check_backbone_shapes',
            'read_backbone']
@@ -138,6 +138,12 @@ def read_state_dict(path:str|Path, # .safetensors, or a torch file (.pth, .pt, .
 
 
 # %% ../nbs/08b_backbones.ipynb #785bae20
+def sub_state(state:dict, # a state dict
+              prefix:str, # e.g. 'teacher.backbone.'
+             ) -> dict:
+    "The entries under `prefix`, named without it (a submodule's state dict)"
+    return {name[len(prefix):]: value for name, value in state.items() if name.startswith(prefix)}
+
 BACKBONE_PREFIXES = {   # a key prefix in front of a ViT backbone's weights -> whose checkpoints put it there
     'teacher.': "the teacher of a DINO or DINOv2 checkpoint (DINOv2's `model` entry, DINO's `teacher` entry, read as dotted names)",
     'student.': "the student of the same checkpoints",
@@ -197,7 +203,7 @@ def backbone_weights(state:Mapping, # a state dict or checkpoint as read (`read_
     "A file's ViT backbone under our names: nested entries read as dotted names, the known prefix removed, transformers' names and FSDP's block chunks translated"
     tensors = flat_tensors(state)
     prefix = backbone_prefix(tensors, which, source)
-    weights = {name[len(prefix):]: value for name, value in tensors.items() if name.startswith(prefix)}
+    weights = sub_state(tensors, prefix)
     if 'embeddings.cls_token' in weights: weights = hf_to_dinov2_state_dict(weights)
     return {re.sub(r'^blocks\.\d+\.(\d+)\.', r'blocks.\1.', name): value for name, value in weights.items()}
 

@@ -33,7 +33,7 @@ from .scaling import fsdp_requested, fsdp_shard, is_sharded
 # %% auto #0
 __all__ = ['NAN_POLICIES', 'TeacherEMACallback', 'GradientClipCallback', 'NonFiniteLossError', 'NonFiniteGuard',
            'AccelerateCallback', 'keep_whole_rows', 'append_row', 'widen_csv', 'MetricsLogger', 'weights_digest',
-           'gather_objects', 'training_studies', 'RunSummaryCallback']
+           'main_process', 'gather_objects', 'training_studies', 'RunSummaryCallback']
 
 # %% ../nbs/10b_callbacks.ipynb #193eacda
 class TeacherEMACallback(Callback):
@@ -213,9 +213,7 @@ class MetricsLogger(Callback):
         self.valid_path = self.output_dir / 'validation_metrics.csv'
 
     @property
-    def _main(self) -> bool:
-        accelerator = self.learn.accelerator
-        return accelerator is None or accelerator.is_main_process
+    def _main(self) -> bool: return main_process(self.learn)
 
     def before_fit(self):
         self.writer, self.columns, self.world_size = None, None, getattr(self.learn.accelerator, 'num_processes', 1)
@@ -322,6 +320,12 @@ def weights_digest(module:nn.Module, # any module
         digest.update(name.encode()); digest.update(str(tuple(tensor.shape)).encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+def main_process(learn, # a learner, with `accelerator` in distributed runs
+                ) -> bool:
+    "Whether this process is the one that writes: the main process of a distributed run, or the only one"
+    accelerator = getattr(learn, 'accelerator', None)
+    return accelerator is None or accelerator.is_main_process
 
 def gather_objects(obj) -> list:
     "`obj` of every process, in rank order (just `[obj]` without a process group)"

@@ -21,10 +21,10 @@ from fastai.callback.core import Callback
 from .files import atomic_write, atomic_write_text, temporary_owner
 from .losses import is_distributed
 from .backbones import read_torch_file, save_backbone
-from .callbacks import gather_objects
-from .backbones import SSL_STATE_FILE
+from .callbacks import gather_objects, main_process
+from .backbones import SSL_STATE_FILE, sub_state
 from .ssl_model import SSLModel, save_ssl_state
-from .scaling import load_model_state, load_optimizer_state, model_state, optimizer_state, sub_state
+from .scaling import load_model_state, load_optimizer_state, model_state, optimizer_state
 
 
 # %% auto #0
@@ -154,9 +154,7 @@ class CheckpointCallback(Callback):
         self.resumed_from = None
 
     @property
-    def _main(self) -> bool:
-        accelerator = self.learn.accelerator
-        return accelerator is None or accelerator.is_main_process
+    def _main(self) -> bool: return main_process(self.learn)
 
     def before_fit(self):
         self.last_saved = None

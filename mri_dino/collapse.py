@@ -20,7 +20,7 @@ from fastai.callback.core import Callback, CancelFitException
 import torch.distributed as dist
 from .losses import all_reduce_, is_distributed
 from .ssl_model import with_defaults, SSLModel
-from .callbacks import keep_whole_rows, append_row
+from .callbacks import keep_whole_rows, append_row, main_process
 
 # %% auto #0
 __all__ = ['COLLAPSE_COLUMNS', 'ON_COLLAPSE', 'effective_rank', 'feature_spread', 'CollapseStopped', 'CollapseMonitor',
@@ -83,9 +83,7 @@ class CollapseMonitor(Callback):
         return None if self.output_dir is None else self.output_dir / 'collapse_metrics.csv'
 
     @property
-    def _main(self) -> bool:
-        accelerator = getattr(self.learn, 'accelerator', None)
-        return accelerator is None or accelerator.is_main_process
+    def _main(self) -> bool: return main_process(self.learn)
 
     def _step(self) -> int:
         "This training step: the learner's `step` (counted across restarts), else the training batches of this fit"

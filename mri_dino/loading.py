@@ -29,7 +29,7 @@ from .checkpoints import checkpoint_candidates, verify_checkpoint
 from .model_input import NORMALIZE_MEAN, NORMALIZE_STD, input_recipe, read_input_recipe
 # where the backbone is in a file: shared with `student.pretrained_weights`, so defined below, in `mri_dino.backbones`
 from .backbones import (BACKBONE_PREFIXES, TOLERATED_MISSING, BACKBONE_NAMES, ADAPTED, flat_tensors, known_prefix, prefix_role,
-    backbone_prefix, backbone_weights, weights_misfit, backbone_summary)
+    backbone_prefix, backbone_weights, weights_misfit, backbone_summary, sub_state)
 # in `__all__` too, so that `from mri_dino.loading import *` gives them as before
 _all_ = ['BACKBONE_PREFIXES', 'TOLERATED_MISSING', 'BACKBONE_NAMES', 'ADAPTED', 'flat_tensors', 'known_prefix', 'prefix_role',
          'backbone_prefix', 'backbone_weights', 'weights_misfit', 'backbone_summary']
@@ -188,8 +188,7 @@ def load_backbone(path:str|Path, # output folder, checkpoint (.pth), backbone fi
             carries_own(path)
             verify_checkpoint(state, path)                                  # our training checkpoint: its checksum
             config = read_yaml(state.get('config') or '') or config
-            prefix = f'{which}.backbone.'
-            weights = {k[len(prefix):]: v for k, v in state['model'].items() if k.startswith(prefix)}
+            weights = sub_state(state['model'], f'{which}.backbone.')
             backbone = _load_state(_backbone_from_config(config, path, _shapes(weights)), weights, path)
         else:                                                              # a plain state dict: DINOv2's, another system's, or save_backbone's .pth
             config = run_config if run_config is not None else config              # the caller's description wins over a config.yaml beside the file

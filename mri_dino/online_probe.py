@@ -20,6 +20,7 @@ from .studies import read_csv
 from .model_input import input_recipe
 from .features import AXES, StudySlices, cache_loader, evaluation_table, extract_features
 from .probes import METRICS, held_out_split, probe_features, study_labels
+from .callbacks import main_process
 
 # %% auto #0
 __all__ = ['PROBE_METRICS', 'probe_label_problem', 'online_probe_table', 'OnlineProbe', 'online_probe']
@@ -79,9 +80,7 @@ class OnlineProbe(Callback):
         self.history = []
 
     @property
-    def _main(self) -> bool:
-        accelerator = getattr(self.learn, 'accelerator', None)
-        return accelerator is None or accelerator.is_main_process
+    def _main(self) -> bool: return main_process(self.learn)
 
     def before_fit(self):
         self.n_steps, self.probe_time, self.items = 0, 0.0, None

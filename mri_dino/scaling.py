@@ -19,7 +19,7 @@ from .ssl_model import SSLModel, Student, with_defaults
 __all__ = ['FSDP_PRECISIONS', 'set_activation_checkpointing', 'compile_problem', 'compile_blocks', 'memory_savers',
            'fsdp_requested', 'reshard_after_forward', 'precision_policies', 'shard_student', 'is_sharded',
            'torch_optimizer', 'shard_ssl_model', 'fsdp_shard', 'model_state', 'load_model_state', 'optimizer_state',
-           'load_optimizer_state', 'sub_state']
+           'load_optimizer_state']
 
 # %% ../nbs/09c_scaling.ipynb #67d7b014
 def set_activation_checkpointing(backbone:nn.Module, # a `mri_dino.vit.VisionTransformer`
@@ -181,9 +181,3 @@ def load_optimizer_state(model:nn.Module, # the model whose parameters the optim
     if not is_sharded(model): return optimizer.load_state_dict(state)
     from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
     set_optimizer_state_dict(model, torch_optimizer(optimizer), state, options=_full_options())
-
-def sub_state(state:dict, # a state dict
-              prefix:str, # e.g. 'teacher.backbone.'
-             ) -> dict:
-    "The entries under `prefix`, named without it (a submodule's state dict)"
-    return {name[len(prefix):]: value for name, value in state.items() if name.startswith(prefix)}
